@@ -1,0 +1,60 @@
+"""The batch of one engine iteration, as fixed-size slot arrays with a mask."""
+
+from typing import Any, NamedTuple
+
+
+class BatchSlots(NamedTuple):
+    """Per-slot description of one iteration's batch (all arrays of shape [B]).
+
+    q_tokens: int, tokens computed for the sequence this iteration (query length).
+    ctx_tokens: int, tokens already in the sequence's KV cache before this iteration.
+    is_decode: bool, the sequence is decoding (one new token on top of its context).
+    samples: bool, the sequence emits a token at the end of this iteration.
+    mask: bool, the slot holds a scheduled sequence.
+    """
+
+    q_tokens: Any
+    ctx_tokens: Any
+    is_decode: Any
+    samples: Any
+    mask: Any
+
+
+class BatchTotals(NamedTuple):
+    """Sums over a batch used by the roofline model (float64 scalars, exact integers).
+
+    num_seqs: scheduled sequences; num_tokens: query tokens of all sequences;
+    prefill_tokens / decode_seqs: split by kind; prefill_attn_pairs: causal
+    query-key pairs of prefill chunks, sum q * (c + (q + 1) / 2); prefill_kv_tokens:
+    KV tokens read by prefill chunks, sum (c + q); decode_kv_tokens: sum (c + 1) over
+    decodes; num_sampled: sequences that emit a token (LM head rows).
+    """
+
+    num_seqs: Any
+    num_tokens: Any
+    prefill_tokens: Any
+    decode_seqs: Any
+    prefill_attn_pairs: Any
+    prefill_kv_tokens: Any
+    decode_kv_tokens: Any
+    num_sampled: Any
+
+
+def batch_totals(b: BatchSlots, xp: Any) -> BatchTotals:
+    """Reduce slot arrays to the sums the roofline needs (float64, order-independent)."""
+    f = xp.float64
+    m = b.mask
+    q = xp.where(m, b.q_tokens, 0).astype(f)
+    c = xp.where(m, b.ctx_tokens, 0).astype(f)
+    dec = m & b.is_decode
+    pre = m & ~b.is_decode
+    return BatchTotals(
+        num_seqs=xp.sum(m.astype(f)),
+        num_tokens=xp.sum(q),
+        prefill_tokens=xp.sum(xp.where(pre, q, 0.0)),
+        decode_seqs=xp.sum(dec.astype(f)),
+        prefill_attn_pairs=xp.sum(xp.where(pre, q * (c + (q + 1.0) * 0.5), 0.0)),
+        prefill_kv_tokens=xp.sum(xp.where(pre, c + q, 0.0)),
+        decode_kv_tokens=xp.sum(xp.where(dec, c + 1.0, 0.0)),
+        num_sampled=xp.sum((m & b.samples).astype(f)),
+    )

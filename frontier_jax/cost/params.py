@@ -1,0 +1,86 @@
+"""Cost-model parameters: a pytree of float64 scalars that vmap can sweep.
+
+Only primary quantities are stored (model dimensions, parallel degrees, hardware
+specs, efficiencies); everything per-GPU is derived inside the cost functions so a
+swept leaf (e.g. ``tp``) never leaves a stale derived value behind.
+"""
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class CostParams(NamedTuple):
+    """Roofline cost parameters (each a float64 scalar, or [C] when vmapped).
+
+    Model: hidden, q_heads, kv_heads, head_dim, ffn (dense intermediate size), vocab,
+    layers, dtype_bytes, gated (1.0 gated MLP else 0.0), num_experts (0 dense), top_k,
+    moe_ffn, shared_ffn. Parallelism: tp, pp. Hardware: peak_flops (FLOP/s),
+    hbm_bw (bytes/s), nvlink_bw / net_bw (bytes/s per direction), nvlink_lat_s /
+    net_lat_s (s), gpus_per_node. Efficiencies (fractions of peak): gemm_eff,
+    attn_eff, mem_eff. Host overhead per iteration: cpu_s + cpu_per_seq_s * seqs.
+    """
+
+    hidden: Any
+    q_heads: Any
+    kv_heads: Any
+    head_dim: Any
+    ffn: Any
+    vocab: Any
+    layers: Any
+    dtype_bytes: Any
+    gated: Any
+    num_experts: Any
+    top_k: Any
+    moe_ffn: Any
+    shared_ffn: Any
+    tp: Any
+    pp: Any
+    peak_flops: Any
+    hbm_bw: Any
+    nvlink_bw: Any
+    nvlink_lat_s: Any
+    net_bw: Any
+    net_lat_s: Any
+    gpus_per_node: Any
+    gemm_eff: Any
+    attn_eff: Any
+    mem_eff: Any
+    cpu_s: Any
+    cpu_per_seq_s: Any
+
+
+def cost_params_from_scenario(s: Any) -> CostParams:
+    """Build :class:`CostParams` (numpy float64 scalars) from a validated Scenario."""
+    m, h, c = s.model, s.hardware, s.cost
+    moe_ffn = (m.moe_intermediate_size or m.intermediate_size) if m.num_experts else 0
+    vals = dict(
+        hidden=m.hidden_size,
+        q_heads=m.num_attention_heads,
+        kv_heads=m.num_key_value_heads,
+        head_dim=m.head_dim,
+        ffn=m.intermediate_size,
+        vocab=m.vocab_size,
+        layers=m.num_hidden_layers,
+        dtype_bytes=m.dtype_bytes,
+        gated=1.0 if m.gated_mlp else 0.0,
+        num_experts=m.num_experts,
+        top_k=m.num_experts_per_tok,
+        moe_ffn=moe_ffn,
+        shared_ffn=m.shared_expert_intermediate_size,
+        tp=s.parallel.tp,
+        pp=s.parallel.pp,
+        peak_flops=h.peak_flops,
+        hbm_bw=h.hbm_bw,
+        nvlink_bw=h.nvlink_bw,
+        nvlink_lat_s=h.nvlink_latency_s,
+        net_bw=h.net_bw,
+        net_lat_s=h.net_latency_s,
+        gpus_per_node=h.gpus_per_node,
+        gemm_eff=c.gemm_efficiency,
+        attn_eff=c.attention_efficiency,
+        mem_eff=c.memory_efficiency,
+        cpu_s=c.cpu_overhead_s,
+        cpu_per_seq_s=c.cpu_overhead_per_seq_s,
+    )
+    return CostParams(**{k: np.float64(v) for k, v in vals.items()})

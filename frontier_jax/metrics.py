@@ -1,0 +1,111 @@
+"""Per-request and per-run metrics, shared by both simulators (host, numpy).
+
+Units: seconds for times, tokens for counts, requests/s and tokens/s for rates.
+"""
+
+from typing import Any
+
+import numpy as np
+
+from frontier_jax.sim.types import REJECTED
+
+PERCENTILES = (50, 90, 99)
+
+
+def request_table(result: Any, arrival_s, prompt, output) -> dict[str, np.ndarray]:
+    """Per-request columns: arrival_s, prompt/output tokens, replica, ttft_s, tpot_s, e2e_s,
+    queue_s (arrival to first scheduled), preemptions, finished, rejected.
+
+    TPOT is the mean inter-token time after the first token, (finish - first token) /
+    (output - 1); NaN for one-token outputs and unfinished requests.
+    """
+    arrival_s = np.asarray(arrival_s, np.float64)
+    output = np.asarray(output, np.int64)
+    first = np.asarray(result.first_token_s, np.float64)
+    finish = np.asarray(result.finish_s, np.float64)
+    finished = np.isfinite(finish)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(finished & (output > 1), (finish - first) / (output - 1), np.nan)
+    nan_if = lambda ok, x: np.where(ok, x, np.nan)  # noqa: E731
+    return {
+        "arrival_s": arrival_s,
+        "prompt_tokens": np.asarray(prompt, np.int64),
+        "output_tokens": output,
+        "replica": np.asarray(result.replica, np.int64),
+        "ttft_s": nan_if(np.isfinite(first), first - arrival_s),
+        "tpot_s": tpot,
+        "e2e_s": nan_if(finished, finish - arrival_s),
+        "queue_s": nan_if(
+            np.isfinite(result.first_sched_s), np.asarray(result.first_sched_s) - arrival_s
+        ),
+        "preemptions": np.asarray(result.preemptions, np.int64),
+        "generated_tokens": np.asarray(result.generated, np.int64),
+        "finished": finished,
+        "rejected": np.asarray(result.replica) == REJECTED,
+    }
+
+
+def _pcts(x: np.ndarray, name: str) -> dict[str, float]:
+    x = x[np.isfinite(x)]
+    out = {f"{name}_mean": float(np.mean(x)) if x.size else float("nan")}
+    for q in PERCENTILES:
+        out[f"{name}_p{q}"] = float(np.percentile(x, q)) if x.size else float("nan")
+    return out
+
+
+def run_metrics(
+    table: dict[str, np.ndarray],
+    result: Any,
+    num_replicas: int,
+    gpus_per_replica: int,
+    slo_ttft_s: float | None = None,
+    slo_tpot_s: float | None = None,
+) -> dict[str, Any]:
+    """Summary of one run: counts, throughput, latency percentiles, SLO attainment, goodput,
+    per-replica busy fraction and KV occupancy.
+
+    The run's duration is first arrival to last finish (makespan); throughput rates
+    divide by it. A request meets the SLO when finished with TTFT <= slo_ttft_s and
+    TPOT <= slo_tpot_s (a one-token request has no TPOT and meets that part);
+    attainment is over all requests, rejected ones counting as misses.
+    """
+    fin = table["finished"]
+    n = len(fin)
+    arrival = table["arrival_s"]
+    end = float(np.max(np.where(fin, arrival + table["e2e_s"], -np.inf))) if fin.any() else 0.0
+    start = float(arrival.min()) if n else 0.0
+    duration = max(end - start, 1e-12)
+    out_tok = float(table["generated_tokens"][fin].sum())
+    in_tok = float(table["prompt_tokens"][fin].sum())
+    gpus = num_replicas * gpus_per_replica
+    m: dict[str, Any] = {
+        "n_requests": n,
+        "n_finished": int(fin.sum()),
+        "n_rejected": int(table["rejected"].sum()),
+        "duration_s": duration,
+        "throughput_rps": fin.sum() / duration,
+        "output_tok_s": out_tok / duration,
+        "total_tok_s": (out_tok + in_tok) / duration,
+        "output_tok_s_per_gpu": out_tok / duration / gpus,
+        "total_tok_s_per_gpu": (out_tok + in_tok) / duration / gpus,
+        "gpus": gpus,
+        "preemptions": int(table["preemptions"].sum()),
+        "steps": int(result.steps),
+        "incomplete": bool(result.incomplete),
+    }
+    for col in ("ttft_s", "tpot_s", "e2e_s", "queue_s"):
+        m.update(_pcts(table[col], col[:-2]))
+    ok = fin.copy()
+    if slo_ttft_s is not None:
+        ok &= table["ttft_s"] <= slo_ttft_s
+    if slo_tpot_s is not None:
+        ok &= ~(table["tpot_s"] > slo_tpot_s)
+    if slo_ttft_s is not None or slo_tpot_s is not None:
+        m["slo_attainment"] = float(ok.sum() / max(n, 1))
+        m["goodput_rps"] = float(ok.sum() / duration)
+    busy = np.asarray(result.busy_s)[:num_replicas]
+    blocks = np.asarray(result.block_s)[:num_replicas]
+    m["replica_busy_frac"] = [float(x) for x in busy / duration]
+    m["replica_kv_occupancy"] = [float(x) for x in blocks / (float(result.kv_blocks) * duration)]
+    m["replica_iterations"] = [int(x) for x in np.asarray(result.iterations)[:num_replicas]]
+    return m

@@ -1,0 +1,45 @@
+"""Small array helpers shared by the simulator stages (jax.numpy, fixed shapes)."""
+
+import jax.numpy as jnp
+
+I32 = jnp.int32
+
+
+def ceil_div(a, b):
+    """Integer ceil(a / b) for non-negative a and positive b."""
+    return (a + b - 1) // b
+
+
+def excl_cumsum(x):
+    """Exclusive prefix sum along the last axis."""
+    return jnp.cumsum(x) - x
+
+
+def compact(keep, *arrays, fill=-1):
+    """Move the entries where ``keep`` is true to the front, in order; pad with ``fill``.
+
+    Returns (count, compacted arrays...). O(B) scatter, no sort.
+    """
+    pos = jnp.where(keep, jnp.cumsum(keep) - 1, keep.shape[0])
+    out = tuple(jnp.full_like(a, fill).at[pos].set(a, mode="drop") for a in arrays)
+    return (jnp.sum(keep, dtype=I32),) + out
+
+
+def prefix_true(ok):
+    """True for the leading run of ``ok`` (the greedy loop's ``break``)."""
+    return jnp.cumsum(~ok) == 0
+
+
+def put_row(arr, r, row, active):
+    """arr[r] = row where ``active``, else unchanged (an O(row) update)."""
+    return arr.at[r].set(jnp.where(active, row, arr[r]).astype(arr.dtype))
+
+
+def put(arr, r, value, active):
+    """arr[r] = value where ``active``."""
+    return arr.at[r].set(jnp.where(active, value, arr[r]).astype(arr.dtype))
+
+
+def scatter(arr, idx, values, valid):
+    """arr[idx] = values for valid entries (invalid ones dropped); O(len(idx))."""
+    return arr.at[jnp.where(valid, idx, arr.shape[0])].set(values.astype(arr.dtype), mode="drop")

@@ -1,0 +1,84 @@
+"""Build static shapes and params pytrees from validated scenarios (host side)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from frontier_jax.cost import cost_params_from_scenario
+from frontier_jax.sim.types import ROUTERS, EngineParams, SimParams, SimShape, WorkloadArrays
+
+INT32_MAX = 2**31 - 1
+
+
+def engine_params(s: Any, kv_blocks: int | None = None) -> EngineParams:
+    """Engine knobs of scenario ``s`` as numpy scalars; KV capacity from the spec unless given."""
+    from frontier_jax.spec import kv_capacity_blocks
+
+    sc = s.scheduler
+    return EngineParams(
+        num_replicas=np.int32(s.cluster.replicas),
+        router=np.int32(ROUTERS[s.cluster.router]),
+        max_num_seqs=np.int32(sc.max_num_seqs),
+        max_batched_tokens=np.int32(sc.max_num_batched_tokens),
+        chunked_prefill=np.bool_(sc.chunked_prefill),
+        block_size=np.int32(sc.block_size),
+        kv_blocks=np.int32(kv_capacity_blocks(s) if kv_blocks is None else kv_blocks),
+    )
+
+
+def workload_arrays(wl: Any) -> WorkloadArrays:
+    """Arrival-sorted request arrays (float64 seconds, int32 tokens)."""
+    return WorkloadArrays(
+        arrival_s=np.asarray(wl.arrival_s, np.float64),
+        prompt=np.asarray(wl.prompt_tokens, np.int32),
+        output=np.asarray(wl.output_tokens, np.int32),
+    )
+
+
+def sim_params(s: Any, wl: Any, kv_blocks: int | None = None) -> SimParams:
+    """The params pytree of one configuration (numpy leaves, no batch axis)."""
+    return SimParams(engine_params(s, kv_blocks), cost_params_from_scenario(s), workload_arrays(wl))
+
+
+def default_max_steps(params: SimParams) -> int:
+    """An event budget no valid run reaches: arrivals plus 4x every token processed.
+
+    Each iteration processes at least one token, so iterations <= prompt + output
+    tokens plus recomputation; 4x leaves room for heavy preemption.
+    """
+    wl = params.workload
+    n = int(np.asarray(wl.arrival_s).shape[-1])
+    p, o = np.asarray(wl.prompt, np.int64), np.asarray(wl.output, np.int64)
+    per_config = int(np.max(p.sum(axis=-1) + o.sum(axis=-1)))
+    return int(min(INT32_MAX - 1, 2 * n + 4 * per_config + 16))
+
+
+def sim_shape(
+    params: SimParams,
+    max_replicas: int | None = None,
+    max_batch: int | None = None,
+    queue_capacity: int | None = None,
+    max_steps: int | None = None,
+) -> SimShape:
+    """The smallest static shape that fits ``params`` (single or stacked configurations)."""
+    e = params.engine
+    n = int(np.asarray(params.workload.arrival_s).shape[-1])
+    return SimShape(
+        num_requests=n,
+        max_replicas=int(max_replicas or np.max(e.num_replicas)),
+        max_batch=int(max_batch or np.max(e.max_num_seqs)),
+        queue_capacity=int(queue_capacity or n),
+        max_steps=int(max_steps or default_max_steps(params)),
+    )
+
+
+def stack(configs: Sequence[SimParams]) -> SimParams:
+    """Stack configurations along a new leading axis (for ``simulate_batch``)."""
+    return jax.tree.map(lambda *xs: np.stack(xs), *configs)
+
+
+def unstack(tree: Any, i: int) -> Any:
+    """Configuration ``i`` of a stacked pytree (numpy leaves)."""
+    return jax.tree.map(lambda x: np.asarray(x)[i], tree)

@@ -1,0 +1,230 @@
+"""Stage: one replica's event (vLLM-v1-like engine step), as a pipeline of small stages.
+
+At its clock the replica (1) completes the in-flight iteration: KV grows by the
+scheduled tokens, sequences whose known tokens are all computed emit a token, and
+finished ones free their KV blocks; (2) schedules running requests in admission
+order under the token budget, preempting the newest (recompute) when KV blocks run
+out; (3) if nobody was preempted, admits waiting requests FIFO (preempted ones
+first) while the sequence cap, token budget and KV blocks allow; (4) prices the
+batch with the cost model and sets its clock to the end of the new iteration.
+Every write is masked by ``active`` so the step is branch-free under vmap.
+"""
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+from frontier_jax.cost import BatchSlots
+from frontier_jax.sim._ops import (
+    I32,
+    ceil_div,
+    compact,
+    excl_cumsum,
+    prefix_true,
+    put,
+    put_row,
+    scatter,
+)
+from frontier_jax.sim.types import SimParams, SimShape, SimState
+
+
+class Running(NamedTuple):
+    """The replica's running requests after completion, compacted ([B] each)."""
+
+    n: Any
+    ids: Any
+    computed: Any
+    generated: Any
+    prompt: Any
+
+
+def complete(shape: SimShape, p: SimParams, s: SimState, r, t, active):
+    """Apply the end of replica ``r``'s in-flight iteration at time ``t``.
+
+    Returns (state, running requests still unfinished, KV blocks freed).
+    """
+    wl, bs = p.workload, p.engine.block_size
+    slot = jnp.arange(shape.max_batch)
+    ids = s.run_ids[r]
+    in_run = slot < s.n_run[r]
+    safe = jnp.where(in_run, ids, 0)
+    prompt, out = wl.prompt[safe], wl.output[safe]
+    gen = s.generated[safe]
+    sched = jnp.where(in_run, s.sched[r], 0)
+    comp = s.computed[safe] + sched
+    ran = in_run & (sched > 0) & active
+    sampled = ran & (comp == prompt + gen)
+    gen1 = gen + sampled.astype(I32)
+    first = sampled & (gen == 0)
+    done = sampled & (gen1 == out)
+    freed = jnp.sum(jnp.where(done, ceil_div(comp, bs), 0), dtype=I32)
+    tt = jnp.full(ids.shape, t)
+    s = s._replace(
+        computed=scatter(s.computed, ids, comp, ran),
+        generated=scatter(s.generated, ids, gen1, ran),
+        first_token_s=scatter(s.first_token_s, ids, tt, first),
+        finish_s=scatter(s.finish_s, ids, tt, done),
+        outstanding=put(s.outstanding, r, s.outstanding[r] - jnp.sum(done, dtype=I32), active),
+    )
+    n, *cols = compact(in_run & ~done, ids, comp, gen1, prompt)
+    return s, Running(n, *cols), freed
+
+
+class RunPlan(NamedTuple):
+    """How the running requests fare this iteration ([B] arrays over running slots)."""
+
+    kept: Any  # requests that stay running (a prefix); the rest are preempted
+    alloc: Any  # tokens scheduled per slot (0 if not scheduled)
+    preempted: Any  # bool per slot
+    free_after: Any  # free KV blocks after allocation and preemption
+    budget_left: Any  # token budget left for admissions
+
+
+def schedule_running(p: SimParams, run: Running, free0) -> RunPlan:
+    """vLLM v1's running loop, closed form.
+
+    Sequentially each running request takes min(need, budget left) tokens; when its
+    new KV blocks do not fit, the newest running request is preempted (its blocks
+    freed) until they fit or it preempts itself. With held blocks h_j and cumulative
+    new blocks n_i, request i fits after popping everything from index m on iff
+    n_i <= free0 + sum_{j >= m} h_j; the largest such m is non-increasing in i, so the
+    whole loop is a prefix sum plus a search.
+    """
+    bs, budget = p.engine.block_size, p.engine.max_batched_tokens
+    slot = jnp.arange(run.ids.shape[0])
+    live = slot < run.n
+    need = jnp.where(live, run.prompt + run.generated - run.computed, 0)
+    alloc = jnp.clip(budget - excl_cumsum(need), 0, need)
+    visited = alloc > 0
+    held = jnp.where(live, ceil_div(run.computed, bs), 0)
+    new_blocks = jnp.where(visited, ceil_div(run.computed + alloc, bs) - held, 0)
+    suffix_held = jnp.concatenate([jnp.cumsum(held[::-1])[::-1], jnp.zeros(1, held.dtype)])
+    short = jnp.cumsum(new_blocks) - free0
+    fits_upto = jnp.searchsorted(-suffix_held, -short, side="right") - 1
+    thr = jnp.minimum(fits_upto, run.n)
+    stop = visited & (thr <= slot)
+    kept = jnp.where(
+        jnp.any(stop), jnp.argmax(stop), jnp.min(jnp.where(visited, thr, run.n))
+    ).astype(I32)
+    scheduled = visited & (slot < kept)
+    preempted = live & (slot >= kept)
+    free_after = (
+        free0
+        + jnp.sum(jnp.where(preempted, held, 0))
+        - jnp.sum(jnp.where(scheduled, new_blocks, 0))
+    )
+    alloc = jnp.where(scheduled, alloc, 0)
+    return RunPlan(kept, alloc, preempted, free_after.astype(I32), budget - jnp.sum(alloc))
+
+
+class Admission(NamedTuple):
+    """Waiting requests admitted this iteration ([B] arrays over candidates)."""
+
+    count: Any
+    ids: Any
+    alloc: Any
+    generated: Any
+    prompt: Any
+    from_pre: Any  # admitted from the preempted deque (rest from the ring)
+    blocks: Any  # KV blocks they take
+
+
+def admit(shape: SimShape, p: SimParams, s: SimState, r, plan: RunPlan, allowed) -> Admission:
+    """FIFO admission from the waiting queue (preempted deque, then the arrival ring)."""
+    e, wl = p.engine, p.workload
+    B, Q = shape.max_batch, shape.queue_capacity
+    j = jnp.arange(B)
+    n_pre = s.n_pre[r]
+    k = j - n_pre
+    ring_ids = s.queue[r, (s.q_head[r] + jnp.maximum(k, 0)) % Q]
+    ids = jnp.where(j < n_pre, s.pre_ids[r], ring_ids)
+    valid = (j < n_pre) | (k < s.q_len[r])
+    safe = jnp.where(valid, ids, 0)
+    gen = s.generated[safe]
+    prompt = wl.prompt[safe]
+    need = jnp.where(valid, prompt + gen, 0)
+    left = plan.budget_left
+    chunked = jnp.clip(left - excl_cumsum(need), 0, need)
+    alloc = jnp.where(e.chunked_prefill, chunked, need)
+    ok_tokens = jnp.where(e.chunked_prefill, chunked > 0, jnp.cumsum(need) <= left)
+    blocks = ceil_div(alloc, e.block_size)
+    ok = (
+        valid
+        & (j < e.max_num_seqs - plan.kept)
+        & ok_tokens
+        & (jnp.cumsum(blocks) <= plan.free_after)
+        & allowed
+    )
+    adm = prefix_true(ok)
+    return Admission(
+        jnp.sum(adm, dtype=I32),
+        ids,
+        jnp.where(adm, alloc, 0),
+        gen,
+        prompt,
+        adm & (j < n_pre),
+        jnp.where(adm, blocks, 0),
+    )
+
+
+def replica_step(shape: SimShape, p: SimParams, s: SimState, r, t, active, cost_fn) -> SimState:
+    """Process replica ``r``'s event at time ``t`` when ``active`` (else a no-op)."""
+    B = shape.max_batch
+    slot = jnp.arange(B)
+    s, run, freed = complete(shape, p, s, r, t, active)
+    plan = schedule_running(p, run, s.free_blocks[r] + freed)
+    n_preempted = run.n - plan.kept
+    adm = admit(shape, p, s, r, plan, n_preempted == 0)
+
+    # New running row: kept prefix, then the admitted requests.
+    off = jnp.clip(slot - plan.kept, 0, B - 1)
+    is_new = (slot >= plan.kept) & (slot < plan.kept + adm.count)
+    is_old = slot < plan.kept
+    ids = jnp.where(is_old, run.ids, jnp.where(is_new, adm.ids[off], -1))
+    q = jnp.where(is_old, plan.alloc, jnp.where(is_new, adm.alloc[off], 0))
+    ctx = jnp.where(is_old, run.computed, 0)
+    gen = jnp.where(is_old, run.generated, adm.generated[off])
+    prompt = jnp.where(is_old, run.prompt, adm.prompt[off])
+    mask = q > 0
+    batch = BatchSlots(
+        q_tokens=q,
+        ctx_tokens=ctx,
+        is_decode=(gen > 0) & (prompt + gen - ctx == 1),
+        samples=ctx + q == prompt + gen,
+        mask=mask,
+    )
+    dur = cost_fn(batch, p.cost)
+    busy = jnp.any(mask)
+    free = plan.free_after - jnp.sum(adm.blocks, dtype=I32)
+    used = p.engine.kv_blocks - free
+
+    # Preempted requests go to the front of the waiting queue, in running order.
+    pre_pos = jnp.where(plan.preempted, slot - plan.kept, B)
+    old_pre = s.pre_ids[r]
+    n_pop_pre = jnp.sum(adm.from_pre, dtype=I32)
+    shifted = old_pre[jnp.clip(slot + n_pop_pre, 0, B - 1)]
+    n_pre_left = s.n_pre[r] - n_pop_pre
+    pre_row = jnp.where(slot < n_pre_left, shifted, -1)
+    pre_row = jnp.where(slot >= n_preempted, jnp.roll(pre_row, n_preempted), -1)
+    pre_row = pre_row.at[pre_pos].set(run.ids, mode="drop")
+    n_pop_ring = adm.count - n_pop_pre
+    tt = jnp.full((B,), t)
+    first_sched = s.first_sched_s[jnp.where(adm.ids >= 0, adm.ids, 0)]
+    fresh = (jnp.arange(B) < adm.count) & jnp.isinf(first_sched)
+    return s._replace(
+        computed=scatter(s.computed, run.ids, jnp.zeros_like(run.ids), plan.preempted & active),
+        preemptions=s.preemptions.at[jnp.where(plan.preempted & active, run.ids, shape.num_requests)].add(1, mode="drop"),
+        first_sched_s=scatter(s.first_sched_s, adm.ids, tt, fresh & active),
+        run_ids=put_row(s.run_ids, r, ids, active),
+        n_run=put(s.n_run, r, plan.kept + adm.count, active),
+        sched=put_row(s.sched, r, q, active),
+        pre_ids=put_row(s.pre_ids, r, pre_row, active),
+        n_pre=put(s.n_pre, r, n_pre_left + n_preempted, active),
+        q_head=put(s.q_head, r, (s.q_head[r] + n_pop_ring) % shape.queue_capacity, active),
+        q_len=put(s.q_len, r, s.q_len[r] - n_pop_ring, active),
+        free_blocks=put(s.free_blocks, r, free, active),
+        clock=put(s.clock, r, jnp.where(busy, t + dur, jnp.inf), active),
+        busy_s=put(s.busy_s, r, s.busy_s[r] + dur, active),
+        block_s=put(s.block_s, r, s.block_s[r] + used * dur, active),
+        iterations=put(s.iterations, r, s.iterations[r] + busy.astype(I32), active),
+    )
