@@ -19,6 +19,7 @@ from frontier_jax.sim._ops import (
     I32,
     ceil_div,
     compact,
+    cumsum,
     excl_cumsum,
     prefix_true,
     put,
@@ -85,27 +86,30 @@ def schedule_running(p: SimParams, run: Running, free0) -> RunPlan:
 
     Sequentially each running request takes min(need, budget left) tokens; when its
     new KV blocks do not fit, the newest running request is preempted (its blocks
-    freed) until they fit or it preempts itself. With held blocks h_j and cumulative
-    new blocks n_i, request i fits after popping everything from index m on iff
-    n_i <= free0 + sum_{j >= m} h_j; the largest such m is non-increasing in i, so the
-    whole loop is a prefix sum plus a search.
+    freed) until they fit or it preempts itself. The requests visited (budget left
+    > 0) are a prefix [0, V). Keeping the first m requests is consistent when the
+    visited ones among them fit in the free blocks plus the blocks held by requests
+    m.., i.e. new_blocks(0..min(m, V) - 1) <= free0 + held(m..). The left side grows
+    with m and the right side shrinks, so the consistent m form a prefix [0, m*], and
+    the greedy loop keeps exactly m* requests: one O(B) pass, no loop, no search.
     """
     bs, budget = p.engine.block_size, p.engine.max_batched_tokens
-    slot = jnp.arange(run.ids.shape[0])
+    B = run.ids.shape[0]
+    slot = jnp.arange(B)
     live = slot < run.n
     need = jnp.where(live, run.prompt + run.generated - run.computed, 0)
     alloc = jnp.clip(budget - excl_cumsum(need), 0, need)
     visited = alloc > 0
     held = jnp.where(live, ceil_div(run.computed, bs), 0)
     new_blocks = jnp.where(visited, ceil_div(run.computed + alloc, bs) - held, 0)
-    suffix_held = jnp.concatenate([jnp.cumsum(held[::-1])[::-1], jnp.zeros(1, held.dtype)])
-    short = jnp.cumsum(new_blocks) - free0
-    fits_upto = jnp.searchsorted(-suffix_held, -short, side="right") - 1
-    thr = jnp.minimum(fits_upto, run.n)
-    stop = visited & (thr <= slot)
-    kept = jnp.where(
-        jnp.any(stop), jnp.argmax(stop), jnp.min(jnp.where(visited, thr, run.n))
-    ).astype(I32)
+    # m = 0..B: blocks needed by the visited requests among the first m, and blocks
+    # held from m on.
+    zero = jnp.zeros(1, held.dtype)
+    need_upto = jnp.concatenate([zero, cumsum(new_blocks)])
+    held_from = jnp.concatenate([cumsum(held[::-1])[::-1], zero])
+    m = jnp.arange(B + 1)
+    consistent = (need_upto <= free0 + held_from) & (m <= run.n)
+    kept = (jnp.sum(consistent) - 1).astype(I32)
     scheduled = visited & (slot < kept)
     preempted = live & (slot >= kept)
     free_after = (
@@ -146,13 +150,13 @@ def admit(shape: SimShape, p: SimParams, s: SimState, r, plan: RunPlan, allowed)
     left = plan.budget_left
     chunked = jnp.clip(left - excl_cumsum(need), 0, need)
     alloc = jnp.where(e.chunked_prefill, chunked, need)
-    ok_tokens = jnp.where(e.chunked_prefill, chunked > 0, jnp.cumsum(need) <= left)
+    ok_tokens = jnp.where(e.chunked_prefill, chunked > 0, cumsum(need) <= left)
     blocks = ceil_div(alloc, e.block_size)
     ok = (
         valid
         & (j < e.max_num_seqs - plan.kept)
         & ok_tokens
-        & (jnp.cumsum(blocks) <= plan.free_after)
+        & (cumsum(blocks) <= plan.free_after)
         & allowed
     )
     adm = prefix_true(ok)

@@ -90,17 +90,7 @@ def has_work(shape: SimShape, p: SimParams, s: SimState):
     return (s.next_arrival < shape.num_requests) | jnp.any(live & jnp.isfinite(s.clock))
 
 
-def _simulate(shape: SimShape, params: SimParams, cost_fn=roofline_cost) -> SimResult:
-    """Run one configuration to completion (or until ``shape.max_steps`` events).
-
-    ``jax.vmap(simulate, in_axes=(None, 0))`` runs a batch of configurations; use
-    :func:`simulate_batch` for the jitted batched version.
-    """
-    s = jax.lax.while_loop(
-        lambda s: has_work(shape, params, s) & (s.steps < shape.max_steps),
-        lambda s: step(shape, params, s, cost_fn),
-        init_state(shape, params),
-    )
+def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
     return SimResult(
         first_sched_s=s.first_sched_s,
         first_token_s=s.first_token_s,
@@ -120,10 +110,38 @@ def _simulate(shape: SimShape, params: SimParams, cost_fn=roofline_cost) -> SimR
     )
 
 
+def _simulate(shape: SimShape, params: SimParams, cost_fn=roofline_cost) -> SimResult:
+    s = jax.lax.while_loop(
+        lambda s: has_work(shape, params, s) & (s.steps < shape.max_steps),
+        lambda s: step(shape, params, s, cost_fn),
+        init_state(shape, params),
+    )
+    return _result(shape, params, s)
+
+
+def _simulate_batch(shape: SimShape, params: SimParams, cost_fn=roofline_cost) -> SimResult:
+    # The loop stays outside vmap: a batched while-loop predicate would make XLA select
+    # between old and new state for every leaf each step, an O(N) copy per step. Here
+    # the predicate is one scalar and finished configurations step as no-ops.
+    vstep = jax.vmap(lambda p, s: step(shape, p, s, cost_fn))
+    vwork = jax.vmap(lambda p, s: has_work(shape, p, s) & (s.steps < shape.max_steps))
+    s = jax.lax.while_loop(
+        lambda s: jnp.any(vwork(params, s)),
+        lambda s: vstep(params, s),
+        jax.vmap(lambda p: init_state(shape, p))(params),
+    )
+    return jax.vmap(lambda p, s: _result(shape, p, s))(params, s)
+
+
 simulate = jax.jit(_simulate, static_argnums=(0, 2))
+simulate.__doc__ = """Run one configuration to completion (or until ``shape.max_steps`` events).
 
+Returns a :class:`SimResult`. ``shape`` and ``cost_fn`` are static; a second call with
+new params values of the same shapes does not recompile.
+"""
 
-@partial(jax.jit, static_argnums=(0, 2))
-def simulate_batch(shape: SimShape, params: SimParams, cost_fn=roofline_cost) -> SimResult:
-    """Run a batch of configurations (every params leaf has a leading [C] axis) in one call."""
-    return jax.vmap(lambda p: _simulate(shape, p, cost_fn))(params)
+simulate_batch = jax.jit(_simulate_batch, static_argnums=(0, 2))
+simulate_batch.__doc__ = """Run a batch of configurations (params leaves with a leading [C] axis) in one call.
+
+Returns a :class:`SimResult` whose leaves have a leading [C] axis.
+"""
