@@ -1,0 +1,157 @@
+"""`SpecError` and the small checks that raise it.
+
+Every spec problem is reported on one line:
+``{source}: {field}: got {value!r}; {allowed}``, where `source` is the file the value came from
+(or a placeholder in angle brackets such as ``<dict>`` or ``<ParallelSpec>``) and `field` is the
+dotted TOML path of the value (``scheduler.max_num_seqs``).
+
+The spec dataclasses validate themselves in ``__post_init__`` with the ``check_*`` helpers below,
+naming their own fields; loaders then move the error to the file and table it came from with
+`SpecError.at`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+class SpecError(ValueError):
+    """A scenario, model, hardware or workload value that is missing, of the wrong type or out of
+    range. The message is one line: ``{source}: {field}: got {value!r}; {allowed}``."""
+
+    def __init__(self, source: str, field: str, value: object, allowed: str) -> None:
+        self.source = str(source)
+        self.field = field
+        self.value = value
+        self.allowed = " ".join(str(allowed).split())
+        super().__init__(f"{self.source}: {field}: got {value!r}; {self.allowed}")
+
+    def __reduce__(self) -> tuple[type[SpecError], tuple[str, str, object, str]]:
+        return (type(self), (self.source, self.field, self.value, self.allowed))
+
+    def at(self, source: str, prefix: str = "") -> SpecError:
+        """Returns this error moved to `source` with `prefix` + "." prepended to its field, when it
+        still carries a placeholder source (``<...>``); an error already tied to a file (such as
+        a model's config.json) is returned unchanged."""
+        if not self.source.startswith("<"):
+            return self
+        field = f"{prefix}.{self.field}" if prefix else self.field
+        return SpecError(source, field, self.value, self.allowed)
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Returns ' (did you mean 'x'?)' for the closest of `choices` to `name`, or '' if none is
+    close."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def one_of(choices: Sequence[str]) -> str:
+    """Returns 'expected one of 'a', 'b'' for an error's `allowed` part."""
+    return "expected one of " + ", ".join(repr(c) for c in choices)
+
+
+def check_keys(
+    table: Mapping[str, Any],
+    allowed: Sequence[str],
+    source: str,
+    prefix: str,
+    required: Sequence[str] = (),
+) -> None:
+    """Returns None; raises SpecError for a key of `table` not in `allowed` (with a "did you
+    mean") or a key of `required` that is missing. `prefix` is the table's dotted path."""
+
+    def dotted(key: str) -> str:
+        return f"{prefix}.{key}" if prefix else key
+
+    for key in table:
+        if key not in allowed:
+            raise SpecError(
+                source, dotted(key), table[key],
+                f"unknown key{did_you_mean(key, allowed)}; {one_of(allowed)}",
+            )
+    for key in required:
+        if key not in table:
+            raise SpecError(source, dotted(key), None, "required key is missing")
+
+
+def check_choice(obj: object, name: str, choices: Sequence[str]) -> None:
+    """Returns None; raises SpecError unless field `name` of dataclass `obj` is one of
+    `choices`."""
+    value = getattr(obj, name)
+    if value not in choices:
+        raise SpecError(_placeholder(obj), name, value, one_of(choices) + did_you_mean(value, choices))
+
+
+def check_int(obj: object, name: str, minimum: int | None = None, optional: bool = False) -> None:
+    """Returns None; checks that field `name` of frozen dataclass `obj` is an integer (an
+    integral float is converted) >= `minimum`, or None when `optional`, and raises SpecError
+    otherwise."""
+    value = getattr(obj, name)
+    if value is None and optional:
+        return
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        converted = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        converted = int(value)
+    else:
+        raise SpecError(_placeholder(obj), name, value, "expected an integer" + _or_none(optional))
+    if minimum is not None and converted < minimum:
+        raise SpecError(_placeholder(obj), name, value, f"expected an integer >= {minimum}")
+    object.__setattr__(obj, name, converted)
+
+
+def check_float(
+    obj: object,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    optional: bool = False,
+) -> None:
+    """Returns None; checks that field `name` of frozen dataclass `obj` is a finite number in
+    [low, high] (or (low, high] when `low_open`), or None when `optional`, stores it as a float
+    and raises SpecError otherwise."""
+    value = getattr(obj, name)
+    if value is None and optional:
+        return
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        raise SpecError(_placeholder(obj), name, value, "expected a finite number" + _or_none(optional))
+    converted = float(value)
+    too_low = low is not None and (converted <= low if low_open else converted < low)
+    too_high = high is not None and converted > high
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf)" if high is None else f"{high:g}]"
+        raise SpecError(_placeholder(obj), name, value, f"expected a number in {left}{lo}, {hi}")
+    object.__setattr__(obj, name, converted)
+
+
+def check_bool(obj: object, name: str) -> None:
+    """Returns None; raises SpecError unless field `name` of dataclass `obj` is true or false."""
+    value = getattr(obj, name)
+    if not isinstance(value, bool):
+        raise SpecError(_placeholder(obj), name, value, "expected true or false")
+
+
+def check_str(obj: object, name: str, optional: bool = False) -> None:
+    """Returns None; raises SpecError unless field `name` of dataclass `obj` is a non-empty
+    string (or None when `optional`)."""
+    value = getattr(obj, name)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise SpecError(_placeholder(obj), name, value, "expected a non-empty string" + _or_none(optional))
+
+
+def _placeholder(obj: object) -> str:
+    return f"<{type(obj).__name__}>"
+
+
+def _or_none(optional: bool) -> str:
+    return " or nothing" if optional else ""

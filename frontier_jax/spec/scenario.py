@@ -1,0 +1,556 @@
+"""Scenario specs: one serving layout + workload + cost model, loaded from TOML and validated.
+
+TOML layout (every table but `model`, `hardware` and `workload` may be left out)::
+
+    name = "demo"                 # default: the file's stem
+    seed = 0
+    [model]      preset = "llama-3-8b" | config = "path/config.json" (relative to the TOML file)
+                 | every ModelSpec field inline; ModelSpec fields next to preset/config override it
+    [hardware]   preset = "H100-SXM" plus any HardwareSpec field as an override
+                 | every HardwareSpec field inline
+    [parallel]   tp, pp
+    [scheduler]  max_num_seqs, max_num_batched_tokens, chunked_prefill, block_size,
+                 gpu_memory_utilization
+    [cluster]    replicas, router
+    [workload]   num_requests, trace (CSV path, relative to the TOML file)
+    [workload.arrival]  process, rate (requests/s), cv
+    [workload.prompt] / [workload.output]  dist + its parameters, scale, min, max (tokens)
+    [slo]        ttft_s, tpot_s
+    [cost]       kind, gemm_efficiency, attention_efficiency, memory_efficiency,
+                 cpu_overhead_s, cpu_overhead_per_seq_s, predictor
+    [sim]        max_steps, queue_capacity
+
+Every problem raises `SpecError` naming the file and the dotted field.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from frontier_jax.spec.errors import (
+    SpecError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_keys,
+    check_str,
+    did_you_mean,
+    one_of,
+)
+from frontier_jax.spec.hardware import HARDWARE_FIELDS, HARDWARE_PRESETS, HardwareSpec, get_hardware
+from frontier_jax.spec.model import MODEL_PRESETS, ModelSpec, load_model_config
+
+ROUTERS = ("round_robin", "least_outstanding")
+ARRIVAL_PROCESSES = ("poisson", "gamma", "trace")
+LENGTH_DISTS = ("fixed", "uniform", "lognormal", "zipf", "trace")
+COST_KINDS = ("roofline", "forest", "surrogate")
+
+# The parameters each length distribution needs; the others must be left out.
+_LENGTH_PARAMS: dict[str, tuple[str, ...]] = {
+    "fixed": ("value",),
+    "uniform": ("low", "high"),
+    "lognormal": ("median", "sigma"),
+    "zipf": ("alpha", "low", "high"),
+    "trace": (),
+}
+_ALL_LENGTH_PARAMS = ("value", "low", "high", "median", "sigma", "alpha")
+
+
+@dataclass(frozen=True)
+class ParallelSpec:
+    """Tensor-parallel (`tp`) and pipeline-parallel (`pp`) degrees of one replica."""
+
+    tp: int = 1
+    pp: int = 1
+
+    def __post_init__(self) -> None:
+        check_int(self, "tp", minimum=1)
+        check_int(self, "pp", minimum=1)
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """vLLM-style continuous-batching limits per replica: at most `max_num_seqs` sequences and
+    `max_num_batched_tokens` tokens per iteration, KV blocks of `block_size` tokens, and the
+    share `gpu_memory_utilization` of each GPU's memory given to weights + KV cache."""
+
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    chunked_prefill: bool = True
+    block_size: int = 16
+    gpu_memory_utilization: float = 0.9
+
+    def __post_init__(self) -> None:
+        check_int(self, "max_num_seqs", minimum=1)
+        check_int(self, "max_num_batched_tokens", minimum=1)
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise SpecError("<SchedulerSpec>", "max_num_batched_tokens",
+                            self.max_num_batched_tokens,
+                            f"must be >= max_num_seqs = {self.max_num_seqs} (one decode token each)")
+        check_bool(self, "chunked_prefill")
+        check_int(self, "block_size", minimum=1)
+        check_float(self, "gpu_memory_utilization", low=0.0, high=1.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """`replicas` identical co-located replicas behind a global `router`."""
+
+    replicas: int = 1
+    router: str = "round_robin"
+
+    def __post_init__(self) -> None:
+        check_int(self, "replicas", minimum=1)
+        check_choice(self, "router", ROUTERS)
+
+
+@dataclass(frozen=True)
+class LengthSpec:
+    """A token-length distribution. `dist` picks the parameters it needs:
+    fixed: `value`; uniform: `low`..`high` (inclusive); lognormal: `median` and `sigma` of the
+    underlying normal (log tokens); zipf: P(k) ~ k^-`alpha` over `low`..`high`; trace: lengths
+    drawn from the workload's trace file. Every sample is multiplied by `scale`, rounded and
+    clipped to [`min`, `max`]."""
+
+    dist: str
+    value: int | None = None
+    low: int | None = None
+    high: int | None = None
+    median: float | None = None
+    sigma: float | None = None
+    alpha: float | None = None
+    scale: float = 1.0
+    min: int = 1
+    max: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice(self, "dist", LENGTH_DISTS)
+        needed = _LENGTH_PARAMS[self.dist]
+        for name in _ALL_LENGTH_PARAMS:
+            value = getattr(self, name)
+            if name in needed and value is None:
+                raise SpecError("<LengthSpec>", name, None, f"required by dist {self.dist!r}")
+            if name not in needed and value is not None:
+                raise SpecError("<LengthSpec>", name, value,
+                                f"not used by dist {self.dist!r}, which takes {list(needed)}")
+        check_int(self, "value", minimum=1, optional=True)
+        check_int(self, "low", minimum=1, optional=True)
+        check_int(self, "high", minimum=1, optional=True)
+        if self.high is not None and self.high < self.low:
+            raise SpecError("<LengthSpec>", "high", self.high, f"must be >= low = {self.low}")
+        check_float(self, "median", low=0.0, low_open=True, optional=True)
+        check_float(self, "sigma", low=0.0, optional=True)
+        check_float(self, "alpha", low=0.0, low_open=True, optional=True)
+        check_float(self, "scale", low=0.0, low_open=True)
+        check_int(self, "min", minimum=1)
+        check_int(self, "max", minimum=1, optional=True)
+        if self.max is not None and self.max < self.min:
+            raise SpecError("<LengthSpec>", "max", self.max, f"must be >= min = {self.min}")
+
+
+@dataclass(frozen=True)
+class ArrivalSpec:
+    """Request arrivals: "poisson" (exponential gaps at `rate` requests/s), "gamma" (gamma gaps
+    with mean 1/`rate` s and coefficient of variation `cv`) or "trace" (the trace file's
+    arrival column)."""
+
+    process: str = "poisson"
+    rate: float | None = None
+    cv: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_choice(self, "process", ARRIVAL_PROCESSES)
+        if self.process == "trace":
+            if self.rate is not None:
+                raise SpecError("<ArrivalSpec>", "rate", self.rate,
+                                "not used by process 'trace' (arrivals come from the trace)")
+        elif self.rate is None:
+            raise SpecError("<ArrivalSpec>", "rate", None, f"required by process {self.process!r}")
+        check_float(self, "rate", low=0.0, low_open=True, optional=True)
+        check_float(self, "cv", low=0.0, low_open=True)
+        if self.process != "gamma" and self.cv != 1.0:
+            raise SpecError("<ArrivalSpec>", "cv", self.cv, "only used by process 'gamma'")
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """`num_requests` requests with `arrival` times and `prompt` / `output` token lengths;
+    `trace` is the CSV file (an absolute path once loaded from TOML) used by any part that is
+    "trace"."""
+
+    num_requests: int
+    arrival: ArrivalSpec
+    prompt: LengthSpec
+    output: LengthSpec
+    trace: str | None = None
+
+    def __post_init__(self) -> None:
+        check_int(self, "num_requests", minimum=1)
+        _check_type(self, "arrival", ArrivalSpec)
+        _check_type(self, "prompt", LengthSpec)
+        _check_type(self, "output", LengthSpec)
+        check_str(self, "trace", optional=True)
+        users = [name for name, uses in (("arrival.process", self.arrival.process == "trace"),
+                                         ("prompt.dist", self.prompt.dist == "trace"),
+                                         ("output.dist", self.output.dist == "trace")) if uses]
+        if users and self.trace is None:
+            raise SpecError("<WorkloadSpec>", users[0], "trace",
+                            "needs workload.trace, the path of a trace CSV file")
+        if self.trace is not None and not users:
+            raise SpecError("<WorkloadSpec>", "trace", self.trace,
+                            "not used: no arrival process or length dist is 'trace'")
+
+
+@dataclass(frozen=True)
+class SLOSpec:
+    """Latency targets in seconds: time to first token and time per output token (None: no
+    target)."""
+
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+
+    def __post_init__(self) -> None:
+        check_float(self, "ttft_s", low=0.0, low_open=True, optional=True)
+        check_float(self, "tpot_s", low=0.0, low_open=True, optional=True)
+
+
+@dataclass(frozen=True)
+class CostSpec:
+    """The iteration cost model: `kind` "roofline" scaled by the efficiencies (shares of peak
+    FLOP/s and HBM bandwidth reached), or a trained `predictor` ("forest" / "surrogate"); plus a
+    CPU overhead per iteration (`cpu_overhead_s`) and per scheduled sequence
+    (`cpu_overhead_per_seq_s`), in seconds."""
+
+    kind: str = "roofline"
+    gemm_efficiency: float = 0.7
+    attention_efficiency: float = 0.5
+    memory_efficiency: float = 0.8
+    cpu_overhead_s: float = 1e-3
+    cpu_overhead_per_seq_s: float = 5e-6
+    predictor: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice(self, "kind", COST_KINDS)
+        for name in ("gemm_efficiency", "attention_efficiency", "memory_efficiency"):
+            check_float(self, name, low=0.0, high=1.0, low_open=True)
+        check_float(self, "cpu_overhead_s", low=0.0)
+        check_float(self, "cpu_overhead_per_seq_s", low=0.0)
+        check_str(self, "predictor", optional=True)
+        if self.kind == "roofline" and self.predictor is not None:
+            raise SpecError("<CostSpec>", "predictor", self.predictor,
+                            "not used by kind 'roofline'")
+        if self.kind != "roofline" and self.predictor is None:
+            raise SpecError("<CostSpec>", "predictor", None, f"required by kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """Simulator limits: `max_steps` engine iterations and `queue_capacity` waiting requests per
+    replica (None: left to the simulator)."""
+
+    max_steps: int | None = None
+    queue_capacity: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int(self, "max_steps", minimum=1, optional=True)
+        check_int(self, "queue_capacity", minimum=1, optional=True)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One complete simulation input. `source` is the TOML file it came from (or "<dict>");
+    it prefixes every error about it."""
+
+    name: str
+    model: ModelSpec
+    hardware: HardwareSpec
+    parallel: ParallelSpec
+    scheduler: SchedulerSpec
+    cluster: ClusterSpec
+    workload: WorkloadSpec
+    slo: SLOSpec
+    cost: CostSpec
+    sim: SimSpec
+    seed: int = 0
+    source: str = "<dict>"
+
+    def __post_init__(self) -> None:
+        try:
+            self._validate()
+        except SpecError as exc:
+            raise exc.at(self.source) from None
+
+    def _validate(self) -> None:
+        check_str(self, "name")
+        check_int(self, "seed", minimum=0)
+        for name, cls in (("model", ModelSpec), ("hardware", HardwareSpec),
+                          ("parallel", ParallelSpec), ("scheduler", SchedulerSpec),
+                          ("cluster", ClusterSpec), ("workload", WorkloadSpec), ("slo", SLOSpec),
+                          ("cost", CostSpec), ("sim", SimSpec)):
+            _check_type(self, name, cls)
+        heads = self.model.num_attention_heads
+        if heads % self.parallel.tp:
+            raise SpecError("<Scenario>", "parallel.tp", self.parallel.tp,
+                            f"must divide {self.model.name}'s num_attention_heads = {heads}")
+        layers = self.model.num_hidden_layers
+        if self.parallel.pp > layers:
+            raise SpecError("<Scenario>", "parallel.pp", self.parallel.pp,
+                            f"must be <= {self.model.name}'s num_hidden_layers = {layers}")
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """Returns the GPUs one replica uses (tp x pp)."""
+        return self.parallel.tp * self.parallel.pp
+
+    @property
+    def num_gpus(self) -> int:
+        """Returns the GPUs of the whole cluster (replicas x tp x pp)."""
+        return self.cluster.replicas * self.gpus_per_replica
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Returns the validated Scenario in the TOML file at `path`; relative paths inside it are
+    read from the file's folder. Raises SpecError for an unreadable file or any invalid value."""
+    path = Path(path)
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(source, "<file>", source, "file not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(source, "<file>", str(exc), "expected a TOML scenario file") from None
+    return scenario_from_dict(data, source=source, base_dir=path.parent)
+
+
+def scenario_from_dict(
+    d: Mapping[str, Any], source: str = "<dict>", base_dir: str | Path | None = None
+) -> Scenario:
+    """Returns the validated Scenario described by `d` (the TOML layout as nested dicts).
+    `source` names `d` in errors; relative file paths are read from `base_dir` (default: the
+    current directory)."""
+    if not isinstance(d, Mapping):
+        raise SpecError(source, "<root>", d, "expected a table")
+    check_keys(d, _TOP_KEYS, source, "", required=("model", "hardware", "workload"))
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    default_name = "scenario" if source.startswith("<") else Path(source).stem
+    tables = {key: _build(cls, _table(d, key, source), source, key)
+              for key, cls in _PLAIN_TABLES.items()}
+    return Scenario(
+        name=d.get("name", default_name),
+        model=_model_from_table(_table(d, "model", source), source, base),
+        hardware=_hardware_from_table(_table(d, "hardware", source), source),
+        workload=_workload_from_table(_table(d, "workload", source), source, base),
+        seed=d.get("seed", 0),
+        source=source,
+        **tables,
+    )
+
+
+def scenario_to_dict(s: Scenario) -> dict[str, Any]:
+    """Returns `s` in the TOML layout as nested dicts (None values left out; a preset model or
+    GPU as its preset name plus the fields that differ), such that
+    `scenario_from_dict(scenario_to_dict(s), s.source) == s`."""
+    workload = s.workload
+    return {
+        "name": s.name,
+        "seed": s.seed,
+        "model": _preset_dict(s.model, MODEL_PRESETS.get(s.model.name)),
+        "hardware": _preset_dict(s.hardware, HARDWARE_PRESETS.get(s.hardware.name)),
+        **{key: _fields_dict(getattr(s, key)) for key in _PLAIN_TABLES},
+        "workload": {
+            **({"trace": workload.trace} if workload.trace is not None else {}),
+            "num_requests": workload.num_requests,
+            "arrival": _fields_dict(workload.arrival),
+            "prompt": _fields_dict(workload.prompt),
+            "output": _fields_dict(workload.output),
+        },
+    }
+
+
+def with_overrides(s: Scenario, overrides: Mapping[str, Any]) -> Scenario:
+    """Returns a new validated Scenario: `s` with each dotted key of `overrides` (such as
+    "scheduler.max_num_seqs" or "workload.prompt" with a whole table) set to its value.
+    "model.preset", "model.config" and "hardware.preset" replace the whole table (other keys of
+    that table in `overrides` then apply on top). Raises SpecError like `scenario_from_dict`."""
+    d = scenario_to_dict(s)
+    for key in sorted(overrides, key=lambda k: k not in _TABLE_RESETS):
+        value = overrides[key]
+        *parents, leaf = key.split(".")
+        if key in _TABLE_RESETS:
+            d[parents[0]] = {leaf: value}
+            continue
+        node = d
+        for i, part in enumerate(parents):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SpecError(s.source, ".".join(parents[: i + 1]), node,
+                                f"is not a table, so {key!r} cannot be set")
+        node[leaf] = value
+    base_dir = None if s.source.startswith("<") else Path(s.source).parent
+    return scenario_from_dict(d, source=s.source, base_dir=base_dir)
+
+
+def kv_bytes_per_token_per_gpu(s: Scenario) -> int:
+    """Returns the KV-cache bytes one token takes on one GPU of a replica:
+    2 x ceil(layers / pp) x ceil(kv_heads / tp) x head_dim x dtype_bytes (KV heads are
+    replicated when tp > kv_heads)."""
+    m, par = s.model, s.parallel
+    return (2 * math.ceil(m.num_hidden_layers / par.pp)
+            * math.ceil(m.num_key_value_heads / par.tp) * m.head_dim * m.dtype_bytes)
+
+
+def kv_capacity_blocks(s: Scenario) -> int:
+    """Returns the KV-cache blocks of one replica (each `block_size` tokens; every GPU of the
+    replica holds its share of every block):
+    floor((hbm_bytes x gpu_memory_utilization - weight_bytes / (tp x pp))
+          / (block_size x kv_bytes_per_token_per_gpu)), and 0 when the weights leave no room."""
+    free_bytes = _usable_bytes(s) - _weight_bytes_per_gpu(s)
+    block_bytes = s.scheduler.block_size * kv_bytes_per_token_per_gpu(s)
+    return max(0, math.floor(free_bytes / block_bytes))
+
+
+def check_feasible(s: Scenario) -> None:
+    """Returns None when each GPU of a replica holds its share of the weights and at least one KV
+    block within hbm_bytes x gpu_memory_utilization; raises SpecError saying how many GB are
+    missing otherwise."""
+    usable, weights = _usable_bytes(s), _weight_bytes_per_gpu(s)
+    where = (f"{s.hardware.name} x {s.gpus_per_replica} (tp={s.parallel.tp}, pp={s.parallel.pp}) "
+             f"with gpu_memory_utilization={s.scheduler.gpu_memory_utilization:g}")
+    if weights > usable:
+        raise SpecError(s.source, "model", s.model.name,
+                        f"weights need {weights / 1e9:.1f} GB per GPU but {where} leaves "
+                        f"{usable / 1e9:.1f} GB: {(weights - usable) / 1e9:.1f} GB missing")
+    if kv_capacity_blocks(s) < 1:
+        block_gb = s.scheduler.block_size * kv_bytes_per_token_per_gpu(s) / 1e9
+        raise SpecError(s.source, "scheduler.gpu_memory_utilization",
+                        s.scheduler.gpu_memory_utilization,
+                        f"no room for one KV block ({block_gb:.4f} GB) after the weights on {where}")
+
+
+_PLAIN_TABLES: dict[str, type] = {
+    "parallel": ParallelSpec,
+    "scheduler": SchedulerSpec,
+    "cluster": ClusterSpec,
+    "slo": SLOSpec,
+    "cost": CostSpec,
+    "sim": SimSpec,
+}
+_TOP_KEYS = ("name", "seed", "model", "hardware", "workload", *_PLAIN_TABLES)
+_MODEL_FIELDS = tuple(f.name for f in fields(ModelSpec))
+_TABLE_RESETS = ("model.preset", "model.config", "hardware.preset")
+
+
+def _usable_bytes(s: Scenario) -> float:
+    return s.hardware.hbm_bytes * s.scheduler.gpu_memory_utilization
+
+
+def _weight_bytes_per_gpu(s: Scenario) -> float:
+    return s.model.weight_bytes() / s.gpus_per_replica
+
+
+def _check_type(obj: object, name: str, cls: type) -> None:
+    value = getattr(obj, name)
+    if not isinstance(value, cls):
+        raise SpecError(f"<{type(obj).__name__}>", name, value, f"expected a {cls.__name__}")
+
+
+def _required(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls)
+                 if f.default is MISSING and f.default_factory is MISSING)
+
+
+def _table(parent: Mapping[str, Any], key: str, source: str, prefix: str = "") -> Mapping[str, Any]:
+    value = parent.get(key, {})
+    if not isinstance(value, Mapping):
+        dotted = f"{prefix}.{key}" if prefix else key
+        raise SpecError(source, dotted, value, "expected a table")
+    return value
+
+
+def _build(cls: type, table: Mapping[str, Any], source: str, prefix: str) -> Any:
+    check_keys(table, [f.name for f in fields(cls)], source, prefix, required=_required(cls))
+    try:
+        return cls(**table)
+    except SpecError as exc:
+        raise exc.at(source, prefix) from None
+
+
+def _resolve_file(value: Any, base: Path, source: str, field: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise SpecError(source, field, value, "expected a file path")
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise SpecError(source, field, value, f"file not found (looked for {path})")
+    return path.resolve()
+
+
+def _model_from_table(table: Mapping[str, Any], source: str, base: Path) -> ModelSpec:
+    check_keys(table, ("preset", "config", *_MODEL_FIELDS), source, "model")
+    given = {k: v for k, v in table.items() if k not in ("preset", "config")}
+    if "preset" in table and "config" in table:
+        raise SpecError(source, "model.config", table["config"], "give preset or config, not both")
+    if "preset" in table:
+        name = table["preset"]
+        key = name.lower() if isinstance(name, str) else name
+        if key not in MODEL_PRESETS:
+            presets = sorted(MODEL_PRESETS)
+            raise SpecError(source, "model.preset", name,
+                            f"unknown model{did_you_mean(str(key), presets)}; {one_of(presets)}")
+        start: ModelSpec | None = MODEL_PRESETS[key]
+    elif "config" in table:
+        start = load_model_config(_resolve_file(table["config"], base, source, "model.config"))
+    else:
+        check_keys(given, _MODEL_FIELDS, source, "model", required=_required(ModelSpec))
+        start = None
+    try:
+        return ModelSpec(**given) if start is None else replace(start, **given)
+    except SpecError as exc:
+        raise exc.at(source, "model") from None
+
+
+def _hardware_from_table(table: Mapping[str, Any], source: str) -> HardwareSpec:
+    check_keys(table, ("preset", *HARDWARE_FIELDS), source, "hardware")
+    if "preset" not in table:
+        return _build(HardwareSpec, table, source, "hardware")
+    overrides = {k: v for k, v in table.items() if k != "preset"}
+    try:
+        return get_hardware(table["preset"], overrides)
+    except SpecError as exc:
+        raise exc.at(source, "hardware") from None
+
+
+def _workload_from_table(table: Mapping[str, Any], source: str, base: Path) -> WorkloadSpec:
+    check_keys(table, [f.name for f in fields(WorkloadSpec)], source, "workload",
+               required=_required(WorkloadSpec))
+    parts = {key: _build(cls, _table(table, key, source, "workload"), source, f"workload.{key}")
+             for key, cls in (("arrival", ArrivalSpec), ("prompt", LengthSpec),
+                              ("output", LengthSpec))}
+    trace = table.get("trace")
+    if trace is not None:
+        trace = str(_resolve_file(trace, base, source, "workload.trace"))
+    try:
+        return WorkloadSpec(num_requests=table["num_requests"], trace=trace, **parts)
+    except SpecError as exc:
+        raise exc.at(source, "workload") from None
+
+
+def _fields_dict(obj: object) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)
+            if getattr(obj, f.name) is not None}
+
+
+def _preset_dict(
+    obj: ModelSpec | HardwareSpec, preset: ModelSpec | HardwareSpec | None
+) -> dict[str, Any]:
+    if preset is None:
+        return _fields_dict(obj)
+    changed = {f.name: getattr(obj, f.name) for f in fields(obj)
+               if getattr(obj, f.name) != getattr(preset, f.name)}
+    return {"preset": preset.name, **changed}
