@@ -37,9 +37,7 @@ def prepare(s: Scenario) -> Prepared:
     """Check feasibility, draw the workload and build params and shape for scenario ``s``."""
     check_feasible(s)
     params = sim_params(s, make_workload(s.workload, s.seed))
-    shape = sim_shape(
-        params, queue_capacity=s.sim.queue_capacity, max_steps=s.sim.max_steps
-    )
+    shape = sim_shape(params, queue_capacity=s.sim.queue_capacity, max_steps=s.sim.max_steps)
     return Prepared(s, params, shape)
 
 
@@ -70,9 +68,10 @@ def run_reference(prep: Prepared) -> RunOutput:
 
 def _max_rel(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    both_inf = np.isinf(a) & np.isinf(b) & (np.sign(a) == np.sign(b))
-    diff = np.where(both_inf, 0.0, np.abs(a - b) / np.maximum(np.abs(b), 1e-12))
-    return float(np.max(diff, initial=0.0))
+    same = a == b  # covers matching infinities
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(a - b) / np.maximum(np.abs(b), 1e-12)
+    return float(np.max(np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf)), initial=0.0))
 
 
 def compare(vec: SimResult, ref: SimResult) -> dict[str, Any]:

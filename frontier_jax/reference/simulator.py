@@ -43,11 +43,14 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def simulate_reference(params: SimParams, max_replicas: int, max_steps: int, cost_fn=None) -> SimResult:
+def simulate_reference(
+    params: SimParams, max_replicas: int, max_steps: int, cost_fn=None, on_iteration=None
+) -> SimResult:
     """Run one configuration event by event; returns a :class:`SimResult` of numpy arrays.
 
     ``params`` holds scalars (not batched). ``cost_fn(batch, cost_params)`` prices an
-    iteration in seconds; default: the roofline with numpy.
+    iteration in seconds; default: the roofline with numpy. ``on_iteration(replica,
+    start_s, dur_s, batch, free_blocks)``, if given, is called for every iteration.
     """
     if cost_fn is None:
 
@@ -175,6 +178,8 @@ def simulate_reference(params: SimParams, max_replicas: int, max_steps: int, cos
             mask=np.ones(len(rows), bool),
         )
         dur = cost_fn(batch, params.cost)
+        if on_iteration is not None:
+            on_iteration(idx, t, dur, batch, rep.free_blocks)
         rep.busy_s += dur
         rep.block_s += (kv_blocks - rep.free_blocks) * dur
         rep.iterations += 1

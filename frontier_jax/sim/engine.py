@@ -217,7 +217,9 @@ def replica_step(shape: SimShape, p: SimParams, s: SimState, r, t, active, cost_
     fresh = (jnp.arange(B) < adm.count) & jnp.isinf(first_sched)
     return s._replace(
         computed=scatter(s.computed, run.ids, jnp.zeros_like(run.ids), plan.preempted & active),
-        preemptions=s.preemptions.at[jnp.where(plan.preempted & active, run.ids, shape.num_requests)].add(1, mode="drop"),
+        preemptions=s.preemptions.at[
+            jnp.where(plan.preempted & active, run.ids, shape.num_requests)
+        ].add(1, mode="drop"),
         first_sched_s=scatter(s.first_sched_s, adm.ids, tt, fresh & active),
         run_ids=put_row(s.run_ids, r, ids, active),
         n_run=put(s.n_run, r, plan.kept + adm.count, active),

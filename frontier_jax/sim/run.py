@@ -1,7 +1,5 @@
 """The event loop: init, step (route or replica event), simulate under jit/vmap."""
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 

@@ -1,0 +1,124 @@
+"""Command line: ``frontier-jax simulate | compare-reference | predictors``."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from frontier_jax.spec import SpecError, load_scenario
+
+
+class _Group(click.Group):
+    """Turns input errors into one line and a non-zero exit, unless --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (SpecError, FileNotFoundError, ValueError) as err:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+def main(debug: bool) -> None:
+    """frontier-jax: simulate LLM serving layouts, thousands at once."""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def summary_table(m: dict[str, Any]) -> str:
+    """The run metrics as aligned 'name  value' lines."""
+    width = max(len(k) for k in m)
+    return "\n".join(f"{k:<{width}}  {_fmt(v)}" for k, v in m.items())
+
+
+def _jsonable(m: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in m.items()}
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--reference", is_flag=True, help="Use the exact reference simulator.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [results/<name>].")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--trace", is_flag=True, help="Also write trace.json (Chrome/Perfetto).")
+def simulate(scenario: str, reference: bool, out: str | None, as_json: bool, trace: bool) -> None:
+    """Simulate SCENARIO.toml; write metrics.json and requests.parquet."""
+    import pandas as pd
+
+    from frontier_jax.runner import prepare, run_reference, run_vectorized
+
+    s = load_scenario(scenario)
+    prep = prepare(s)
+    run = (run_reference if reference else run_vectorized)(prep)
+    run.metrics["simulator"] = "reference" if reference else "vectorized"
+    out_dir = Path(out or Path("results") / s.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(_jsonable(run.metrics), indent=2))
+    pd.DataFrame(run.table).to_parquet(out_dir / "requests.parquet", index=False)
+    if trace:
+        from frontier_jax.trace import iteration_trace, write_trace
+
+        write_trace(
+            out_dir / "trace.json",
+            iteration_trace(prep.params, prep.shape.max_replicas, prep.shape.max_steps),
+        )
+    if run.metrics["incomplete"]:
+        raise click.ClickException(
+            f"{s.name}: the event budget of {prep.shape.max_steps} steps ran out; "
+            "results are incomplete (raise [sim] max_steps)"
+        )
+    if as_json:
+        click.echo(json.dumps(_jsonable(run.metrics), indent=2))
+    else:
+        click.echo(
+            f"{s.name}: {s.model.name} on {s.hardware.name}, {s.cluster.replicas} x "
+            f"(TP{s.parallel.tp} PP{s.parallel.pp}), {len(run.table['arrival_s'])} requests"
+        )
+        click.echo(summary_table(run.metrics))
+        click.echo(
+            f"wrote {out_dir}/metrics.json, {out_dir}/requests.parquet"
+            + (f", {out_dir}/trace.json" if trace else "")
+        )
+
+
+@main.command("compare-reference")
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compare_reference(scenario: str, as_json: bool) -> None:
+    """Run SCENARIO.toml with both simulators and report request-by-request agreement."""
+    from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
+
+    prep = prepare(load_scenario(scenario))
+    vec, ref = run_vectorized(prep), run_reference(prep)
+    report = compare(vec.result, ref.result)
+    report.update(
+        scenario=prep.scenario.name, vectorized_wall_s=vec.wall_s, reference_wall_s=ref.wall_s
+    )
+    click.echo(json.dumps(report, indent=2) if as_json else summary_table(report))
+
+
+def _register_optional() -> None:
+    try:
+        from frontier_jax.predict.cli import register_cli
+    except ImportError:
+        return
+    register_cli(main)
+
+
+_register_optional()
+
+if __name__ == "__main__":
+    main()

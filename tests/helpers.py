@@ -1,0 +1,74 @@
+"""Small hand-made configurations for simulator tests (no TOML needed)."""
+
+import numpy as np
+
+from frontier_jax.cost import CostParams
+from frontier_jax.sim import EngineParams, SimParams, WorkloadArrays
+from frontier_jax.sim.types import ROUTERS
+
+
+def llama8b_h100_cost(tp: float = 1.0) -> CostParams:
+    """Roofline params of Llama-3-8B on an H100-SXM (numpy float64 scalars)."""
+    vals = dict(
+        hidden=4096,
+        q_heads=32,
+        kv_heads=8,
+        head_dim=128,
+        ffn=14336,
+        vocab=128256,
+        layers=32,
+        dtype_bytes=2,
+        gated=1,
+        num_experts=0,
+        top_k=0,
+        moe_ffn=0,
+        shared_ffn=0,
+        tp=tp,
+        pp=1,
+        peak_flops=989e12,
+        hbm_bw=3.35e12,
+        nvlink_bw=450e9,
+        nvlink_lat_s=5e-6,
+        net_bw=50e9,
+        net_lat_s=1e-5,
+        gpus_per_node=8,
+        gemm_eff=0.7,
+        attn_eff=0.5,
+        mem_eff=0.8,
+        cpu_s=1e-3,
+        cpu_per_seq_s=5e-6,
+    )
+    return CostParams(**{k: np.float64(v) for k, v in vals.items()})
+
+
+def make_params(
+    n: int = 64,
+    rate: float = 20.0,
+    replicas: int = 1,
+    router: str = "round_robin",
+    max_num_seqs: int = 16,
+    max_batched_tokens: int = 512,
+    chunked: bool = True,
+    block_size: int = 16,
+    kv_blocks: int = 2000,
+    prompt: tuple[int, int] = (8, 400),
+    output: tuple[int, int] = (1, 60),
+    seed: int = 0,
+) -> SimParams:
+    """One configuration with Poisson arrivals and uniform lengths."""
+    rng = np.random.default_rng(seed)
+    wl = WorkloadArrays(
+        arrival_s=np.cumsum(rng.exponential(1.0 / rate, n)),
+        prompt=rng.integers(prompt[0], prompt[1] + 1, n).astype(np.int32),
+        output=rng.integers(output[0], output[1] + 1, n).astype(np.int32),
+    )
+    ep = EngineParams(
+        num_replicas=np.int32(replicas),
+        router=np.int32(ROUTERS[router]),
+        max_num_seqs=np.int32(max_num_seqs),
+        max_batched_tokens=np.int32(max_batched_tokens),
+        chunked_prefill=np.bool_(chunked),
+        block_size=np.int32(block_size),
+        kv_blocks=np.int32(kv_blocks),
+    )
+    return SimParams(ep, llama8b_h100_cost(), wl)

@@ -1,0 +1,63 @@
+"""The vectorized simulator agrees with the exact reference, request by request."""
+
+import jax
+import numpy as np
+import pytest
+from conftest import SCENARIOS
+from helpers import make_params
+
+from frontier_jax.reference import simulate_reference
+from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
+from frontier_jax.sim import sim_shape, simulate
+from frontier_jax.spec import load_scenario
+
+SHIPPED = ["light", "saturation", "kv_pressure", "four_replicas"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_scenarios_agree(name):
+    prep = prepare(load_scenario(SCENARIOS / f"{name}.toml"))
+    assert prep.shape.num_requests == 2000
+    vec, ref = run_vectorized(prep), run_reference(prep)
+    c = compare(vec.result, ref.result)
+    assert c["finished"] == 2000
+    assert c["max_rel_err_finish"] <= 1e-6
+    assert c["max_rel_err_ttft"] <= 1e-6
+    assert c["preemptions_equal"] and c["replicas_equal"] and c["iterations_equal"]
+    assert not vec.metrics["incomplete"] and not ref.metrics["incomplete"]
+    if name == "kv_pressure":
+        assert c["preemptions_total"] > 0, "this scenario must exercise preemption"
+    if name == "four_replicas":
+        assert len(set(np.asarray(ref.result.replica).tolist())) == 4
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(chunked=False, max_batched_tokens=1024, prompt=(8, 300)),
+        dict(kv_blocks=30, rate=50.0, prompt=(8, 600)),  # heavy preemption, rejections
+        dict(replicas=3, router="least_outstanding", rate=80.0),
+        dict(replicas=3, router="round_robin", rate=80.0, max_num_seqs=4),
+        dict(block_size=1, kv_blocks=900, max_batched_tokens=64),
+    ],
+)
+def test_policy_corners_agree(kw):
+    p = make_params(n=150, **kw)
+    shape = sim_shape(p, max_replicas=4)
+    vec = jax.device_get(simulate(shape, p))
+    ref = simulate_reference(p, 4, shape.max_steps)
+    c = compare(vec, ref)
+    assert c["max_rel_err_finish"] <= 1e-9 and c["max_rel_err_ttft"] <= 1e-9
+    assert c["preemptions_equal"] and c["replicas_equal"] and c["generated_equal"]
+    assert int(vec.steps) == int(ref.steps)
+
+
+def test_preemption_and_rejection_happen_under_tiny_kv():
+    p = make_params(n=150, kv_blocks=30, rate=50.0, prompt=(8, 600))
+    shape = sim_shape(p)
+    res = jax.device_get(simulate(shape, p))
+    assert res.preemptions.sum() > 0
+    rejected = res.replica == -2
+    assert rejected.any()
+    too_big = -(-(p.workload.prompt + p.workload.output) // 16) > 30
+    np.testing.assert_array_equal(rejected, too_big)
