@@ -6,12 +6,41 @@ reference simulator) or ``jax.numpy`` (the vectorized simulator). The same
 expressions run in both, so the two simulators see identical costs.
 """
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 from frontier_jax.cost.batch import BatchSlots, batch_totals
 from frontier_jax.cost.params import CostParams, cost_params_from_scenario
-from frontier_jax.cost.roofline import iteration_time, layer_time, op_times
+from frontier_jax.cost.roofline import (
+    decode_window_times,
+    iteration_time,
+    layer_time,
+    op_times,
+    totals_time,
+)
+
+
+class CostModel(NamedTuple):
+    """One cost-model tier: pure functions of (batch, params, xp).
+
+    iteration_time(batch, params, xp) -> seconds of one iteration;
+    decode_window_times(batch, params, xp, k) -> [k] seconds of k successive
+    iterations of a decode-only batch whose contexts grow by one token each.
+    Hashable, so it can be a static argument of jit.
+    """
+
+    iteration_time: Callable
+    decode_window_times: Callable
+
+
+ROOFLINE = CostModel(iteration_time, decode_window_times)
 
 __all__ = [
+    "ROOFLINE",
     "BatchSlots",
+    "CostModel",
+    "decode_window_times",
+    "totals_time",
     "CostParams",
     "batch_totals",
     "cost_params_from_scenario",

@@ -78,14 +78,14 @@ def layer_time(t: BatchTotals, p: CostParams, xp: Any):
     return total
 
 
-def iteration_time(batch: BatchSlots, p: CostParams, xp: Any):
-    """Seconds for one engine iteration over ``batch`` (0 when the batch is empty).
+def totals_time(t: BatchTotals, p: CostParams, xp: Any):
+    """Seconds for one engine iteration with batch totals ``t`` (0 for an empty batch).
 
-    All pipeline stages run the batch in turn (no micro-batching): layers x layer time
-    plus (pp - 1) activation sends, the LM head on sampled rows, the embedding lookup
-    and the host overhead cpu_s + cpu_per_seq_s x sequences.
+    Elementwise in the totals, so totals with a trailing axis price many batches at
+    once. All pipeline stages run the batch in turn (no micro-batching): layers x
+    layer time plus (pp - 1) activation sends, the LM head on sampled rows, the
+    embedding lookup and the host overhead cpu_s + cpu_per_seq_s x sequences.
     """
-    t = batch_totals(batch, xp)
     T, h, b = t.num_tokens, p.hidden, p.dtype_bytes
     pp_bw, pp_lat = _link(p.tp * p.pp, p, xp)
     sends = (p.pp - 1.0) * (pp_lat + T * h * b / pp_bw)
@@ -94,3 +94,20 @@ def iteration_time(batch: BatchSlots, p: CostParams, xp: Any):
     host = p.cpu_s + p.cpu_per_seq_s * t.num_seqs
     total = p.layers * layer_time(t, p, xp) + sends + lm_head + embed + host
     return xp.where(t.num_seqs > 0, total, 0.0)
+
+
+def iteration_time(batch: BatchSlots, p: CostParams, xp: Any):
+    """Seconds for one engine iteration over ``batch`` (0 when the batch is empty)."""
+    return totals_time(batch_totals(batch, xp), p, xp)
+
+
+def decode_window_times(batch: BatchSlots, p: CostParams, xp: Any, k: int):
+    """Seconds of ``k`` successive iterations of a decode-only ``batch`` ([k] array).
+
+    Iteration j sees every context grown by j tokens; only the decode KV reads change.
+    """
+    t = batch_totals(batch, xp)
+    j = xp.arange(k, dtype=xp.float64)
+    tj = t._replace(decode_kv_tokens=t.decode_kv_tokens + j * t.decode_seqs)
+    tj = BatchTotals(*[xp.broadcast_to(x, (k,)) for x in tj])
+    return totals_time(tj, p, xp)

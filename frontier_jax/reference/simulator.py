@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from frontier_jax.cost import BatchSlots, iteration_time
+from frontier_jax.cost import ROOFLINE, BatchSlots, CostModel
 from frontier_jax.sim.types import (
     REJECTED,
     ROUND_ROBIN,
@@ -44,19 +44,18 @@ def _cdiv(a: int, b: int) -> int:
 
 
 def simulate_reference(
-    params: SimParams, max_replicas: int, max_steps: int, cost_fn=None, on_iteration=None
+    params: SimParams,
+    max_replicas: int,
+    max_steps: int,
+    cost: CostModel = ROOFLINE,
+    on_iteration=None,
 ) -> SimResult:
     """Run one configuration event by event; returns a :class:`SimResult` of numpy arrays.
 
-    ``params`` holds scalars (not batched). ``cost_fn(batch, cost_params)`` prices an
-    iteration in seconds; default: the roofline with numpy. ``on_iteration(replica,
+    ``params`` holds scalars (not batched). ``cost`` prices each iteration with numpy
+    (default: the roofline tier). ``on_iteration(replica,
     start_s, dur_s, batch, free_blocks)``, if given, is called for every iteration.
     """
-    if cost_fn is None:
-
-        def cost_fn(batch, cp):
-            return float(iteration_time(batch, cp, np))
-
     e, wl = params.engine, params.workload
     n_rep, router = int(e.num_replicas), int(e.router)
     max_seqs, max_tokens = int(e.max_num_seqs), int(e.max_batched_tokens)
@@ -177,7 +176,7 @@ def simulate_reference(
             samples=ctx + q == pr + gen,
             mask=np.ones(len(rows), bool),
         )
-        dur = cost_fn(batch, params.cost)
+        dur = float(cost.iteration_time(batch, params.cost, np))
         if on_iteration is not None:
             on_iteration(idx, t, dur, batch, rep.free_blocks)
         rep.busy_s += dur

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from frontier_jax.cost import BatchSlots
+from frontier_jax.cost import BatchSlots, CostModel
 from frontier_jax.sim._ops import (
     I32,
     ceil_div,
@@ -26,6 +26,7 @@ from frontier_jax.sim._ops import (
     put_row,
     scatter,
 )
+from frontier_jax.sim.fast_forward import decode_window
 from frontier_jax.sim.types import SimParams, SimShape, SimState
 
 
@@ -37,6 +38,7 @@ class Running(NamedTuple):
     computed: Any
     generated: Any
     prompt: Any
+    output: Any
 
 
 def complete(shape: SimShape, p: SimParams, s: SimState, r, t, active):
@@ -67,7 +69,7 @@ def complete(shape: SimShape, p: SimParams, s: SimState, r, t, active):
         finish_s=scatter(s.finish_s, ids, tt, done),
         outstanding=put(s.outstanding, r, s.outstanding[r] - jnp.sum(done, dtype=I32), active),
     )
-    n, *cols = compact(in_run & ~done, ids, comp, gen1, prompt)
+    n, *cols = compact(in_run & ~done, ids, comp, gen1, prompt, out)
     return s, Running(n, *cols), freed
 
 
@@ -171,7 +173,9 @@ def admit(shape: SimShape, p: SimParams, s: SimState, r, plan: RunPlan, allowed)
     )
 
 
-def replica_step(shape: SimShape, p: SimParams, s: SimState, r, t, active, cost_fn) -> SimState:
+def replica_step(
+    shape: SimShape, p: SimParams, s: SimState, r, t, active, cost: CostModel
+) -> SimState:
     """Process replica ``r``'s event at time ``t`` when ``active`` (else a no-op)."""
     B = shape.max_batch
     slot = jnp.arange(B)
@@ -197,7 +201,7 @@ def replica_step(shape: SimShape, p: SimParams, s: SimState, r, t, active, cost_
         samples=ctx + q == prompt + gen,
         mask=mask,
     )
-    dur = cost_fn(batch, p.cost)
+    dur = cost.iteration_time(batch, p.cost, jnp)
     busy = jnp.any(mask)
     free = plan.free_after - jnp.sum(adm.blocks, dtype=I32)
     used = p.engine.kv_blocks - free
@@ -212,11 +216,31 @@ def replica_step(shape: SimShape, p: SimParams, s: SimState, r, t, active, cost_
     pre_row = jnp.where(slot >= n_preempted, jnp.roll(pre_row, n_preempted), -1)
     pre_row = pre_row.at[pre_pos].set(run.ids, mode="drop")
     n_pop_ring = adm.count - n_pop_pre
+    n_waiting = n_pre_left + n_preempted + s.q_len[r] - n_pop_ring
+    N = shape.num_requests
+    t_arrival = jnp.where(
+        s.next_arrival < N, p.workload.arrival_s[jnp.minimum(s.next_arrival, N - 1)], jnp.inf
+    )
+    eligible = (
+        busy
+        & (n_waiting == 0)
+        & (adm.count == 0)
+        & (jnp.sum(mask) == plan.kept)
+        & jnp.all(batch.is_decode | ~mask)
+    )
+    out = jnp.where(is_old, run.output, gen + 1)  # admitted rows never fast-forward
+    win = decode_window(
+        shape, p, cost, batch, out - gen, free, used, t, dur, t_arrival, eligible
+    )
+    skip = jnp.where(mask, win.length - 1, 0)  # iterations completed inside the window
     tt = jnp.full((B,), t)
     first_sched = s.first_sched_s[jnp.where(adm.ids >= 0, adm.ids, 0)]
     fresh = (jnp.arange(B) < adm.count) & jnp.isinf(first_sched)
+    computed = scatter(s.computed, run.ids, jnp.zeros_like(run.ids), plan.preempted & active)
+    ff = active & (win.length > 1)
     return s._replace(
-        computed=scatter(s.computed, run.ids, jnp.zeros_like(run.ids), plan.preempted & active),
+        computed=scatter(computed, ids, ctx + skip, mask & ff),
+        generated=scatter(s.generated, ids, gen + skip, mask & ff),
         preemptions=s.preemptions.at[
             jnp.where(plan.preempted & active, run.ids, shape.num_requests)
         ].add(1, mode="drop"),
@@ -228,9 +252,9 @@ def replica_step(shape: SimShape, p: SimParams, s: SimState, r, t, active, cost_
         n_pre=put(s.n_pre, r, n_pre_left + n_preempted, active),
         q_head=put(s.q_head, r, (s.q_head[r] + n_pop_ring) % shape.queue_capacity, active),
         q_len=put(s.q_len, r, s.q_len[r] - n_pop_ring, active),
-        free_blocks=put(s.free_blocks, r, free, active),
-        clock=put(s.clock, r, jnp.where(busy, t + dur, jnp.inf), active),
-        busy_s=put(s.busy_s, r, s.busy_s[r] + dur, active),
-        block_s=put(s.block_s, r, s.block_s[r] + used * dur, active),
-        iterations=put(s.iterations, r, s.iterations[r] + busy.astype(I32), active),
+        free_blocks=put(s.free_blocks, r, free - win.new_blocks, active),
+        clock=put(s.clock, r, jnp.where(busy, win.end_s, jnp.inf), active),
+        busy_s=put(s.busy_s, r, s.busy_s[r] + win.busy_s, active),
+        block_s=put(s.block_s, r, s.block_s[r] + win.block_s, active),
+        iterations=put(s.iterations, r, s.iterations[r] + jnp.where(busy, win.length, 0), active),
     )

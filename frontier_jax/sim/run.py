@@ -3,16 +3,11 @@
 import jax
 import jax.numpy as jnp
 
-from frontier_jax.cost import iteration_time
+from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.sim._ops import I32
 from frontier_jax.sim.engine import replica_step
 from frontier_jax.sim.route import route
 from frontier_jax.sim.types import UNROUTED, SimParams, SimResult, SimShape, SimState
-
-
-def roofline_cost(batch, cost_params):
-    """Default cost function: the roofline tier evaluated with jax.numpy."""
-    return iteration_time(batch, cost_params, jnp)
 
 
 def init_state(shape: SimShape, p: SimParams) -> SimState:
@@ -69,12 +64,12 @@ def next_event(shape: SimShape, p: SimParams, s: SimState):
     return is_arr, is_rep, r, jnp.where(is_arr, t_arr, t_rep)
 
 
-def step(shape: SimShape, p: SimParams, s: SimState, cost_fn=roofline_cost) -> SimState:
+def step(shape: SimShape, p: SimParams, s: SimState, cost: CostModel = ROOFLINE) -> SimState:
     """Process one event: route an arrival or run one replica's engine step."""
     is_arr, is_rep, r, t = next_event(shape, p, s)
     any_event = is_arr | is_rep
     s = route(shape, p, s, is_arr)
-    s = replica_step(shape, p, s, r, t, is_rep, cost_fn)
+    s = replica_step(shape, p, s, r, t, is_rep, cost)
     return s._replace(
         steps=s.steps + any_event.astype(I32),
         backwards=s.backwards | (any_event & (t < s.last_t)),
@@ -108,20 +103,20 @@ def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
     )
 
 
-def _simulate(shape: SimShape, params: SimParams, cost_fn=roofline_cost) -> SimResult:
+def _simulate(shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE) -> SimResult:
     s = jax.lax.while_loop(
         lambda s: has_work(shape, params, s) & (s.steps < shape.max_steps),
-        lambda s: step(shape, params, s, cost_fn),
+        lambda s: step(shape, params, s, cost),
         init_state(shape, params),
     )
     return _result(shape, params, s)
 
 
-def _simulate_batch(shape: SimShape, params: SimParams, cost_fn=roofline_cost) -> SimResult:
+def _simulate_batch(shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE) -> SimResult:
     # The loop stays outside vmap: a batched while-loop predicate would make XLA select
     # between old and new state for every leaf each step, an O(N) copy per step. Here
     # the predicate is one scalar and finished configurations step as no-ops.
-    vstep = jax.vmap(lambda p, s: step(shape, p, s, cost_fn))
+    vstep = jax.vmap(lambda p, s: step(shape, p, s, cost))
     vwork = jax.vmap(lambda p, s: has_work(shape, p, s) & (s.steps < shape.max_steps))
     s = jax.lax.while_loop(
         lambda s: jnp.any(vwork(params, s)),
@@ -134,7 +129,7 @@ def _simulate_batch(shape: SimShape, params: SimParams, cost_fn=roofline_cost) -
 simulate = jax.jit(_simulate, static_argnums=(0, 2))
 simulate.__doc__ = """Run one configuration to completion (or until ``shape.max_steps`` events).
 
-Returns a :class:`SimResult`. ``shape`` and ``cost_fn`` are static; a second call with
+Returns a :class:`SimResult`. ``shape`` and ``cost`` are static; a second call with
 new params values of the same shapes does not recompile.
 """
 

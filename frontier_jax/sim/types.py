@@ -25,6 +25,8 @@ class SimShape:
     max_batch: B, running-request slots per replica (>= every max_num_seqs swept).
     queue_capacity: Q, per-replica ring buffer of routed, never-admitted requests.
     max_steps: event budget; a run that exhausts it is flagged incomplete.
+    decode_window: longest run of identical decode-only iterations jumped in one
+      event (1 = off; see :mod:`frontier_jax.sim.fast_forward`).
     """
 
     num_requests: int
@@ -32,6 +34,7 @@ class SimShape:
     max_batch: int
     queue_capacity: int
     max_steps: int
+    decode_window: int = 16
 
 
 class EngineParams(NamedTuple):

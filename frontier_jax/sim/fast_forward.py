@@ -1,0 +1,80 @@
+"""Stage: fast-forward a replica through a run of identical decode-only iterations.
+
+At low load a replica iterates once per output token with nothing else changing.
+When its batch is decode-only, every running request is scheduled and nothing
+waits, the next L iterations are the same batch with contexts one token longer
+each, until (a) a request emits its last token, (b) a request may arrive (the
+next global arrival), or (c) a sequence needs a KV block that is not free. This
+stage finds the longest such window (at most ``shape.decode_window`` and one KV
+block of growth per sequence) and jumps it in one step. The reference simulator
+runs the same iterations one by one; results agree (only the event count differs).
+"""
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+from frontier_jax.cost import BatchSlots, CostModel
+from frontier_jax.sim._ops import I32, cumsum, excl_cumsum
+from frontier_jax.sim.types import SimParams, SimShape
+
+
+class Window(NamedTuple):
+    """Outcome: iterations covered (>= 1), end time, and sums to add to the accounting."""
+
+    length: Any  # L iterations jumped (1 = an ordinary step)
+    end_s: Any  # clock after the L-th iteration (s)
+    busy_s: Any  # sum of the L iteration times (s)
+    block_s: Any  # sum of used blocks x iteration time (block-seconds)
+    new_blocks: Any  # KV blocks allocated by iterations 1..L-1
+
+
+def decode_window(
+    shape: SimShape,
+    p: SimParams,
+    cost: CostModel,
+    batch: BatchSlots,
+    remaining,
+    free,
+    used,
+    t,
+    dur,
+    t_next_arrival,
+    eligible,
+) -> Window:
+    """Longest window of identical decode iterations starting at ``t`` (see module doc).
+
+    ``remaining``: [B] tokens each scheduled request has yet to emit (>= 1);
+    ``free``/``used``: KV blocks after this iteration's allocation; ``dur``: this
+    iteration's time; ``eligible``: decode-only batch, all running scheduled,
+    nothing waiting.
+    """
+    K = shape.decode_window
+    if K <= 1:
+        return Window(jnp.ones((), I32), t + dur, dur, used * dur, jnp.zeros((), I32))
+    bs = p.engine.block_size
+    d = cost.decode_window_times(batch, p.cost, jnp, K).at[0].set(dur)
+    bounds = cumsum(jnp.concatenate([jnp.reshape(t, (1,)), d]))  # b_0 = t .. b_K
+    # A sequence with context c holds ceil((c + 1 + j) / bs) blocks in iteration j;
+    # for j < bs that is one more than in iteration 0 once j > s = bs - 1 - c mod bs.
+    s = bs - 1 - batch.ctx_tokens % bs
+    hist = jnp.zeros(K, I32).at[jnp.where(batch.mask, s, K)].add(1, mode="drop")
+    extra = excl_cumsum(hist)  # extra[j]: blocks allocated by iterations 1..j
+    L = jnp.arange(1, K + 1)
+    min_remaining = jnp.min(jnp.where(batch.mask, remaining, jnp.iinfo(I32).max))
+    ok = (L == 1) | (
+        eligible
+        & (L <= min_remaining)
+        & (L <= bs)
+        & (extra <= free)
+        & (bounds[:K] < t_next_arrival)
+    )
+    length = jnp.sum(ok, dtype=I32)  # ok is a prefix: every condition is monotone in L
+    within = L <= length
+    return Window(
+        length=length,
+        end_s=bounds[length],
+        busy_s=jnp.sum(jnp.where(within, d, 0.0)),
+        block_s=jnp.sum(jnp.where(within, (used + extra) * d, 0.0)),
+        new_blocks=extra[length - 1],
+    )
