@@ -1,7 +1,7 @@
 """Run scenarios end to end: spec -> workload -> params -> simulator -> metrics."""
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
@@ -9,7 +9,15 @@ import numpy as np
 
 from frontier_jax.metrics import request_table, run_metrics
 from frontier_jax.reference import simulate_reference
-from frontier_jax.sim import SimParams, SimResult, SimShape, sim_params, sim_shape, simulate
+from frontier_jax.sim import (
+    SimParams,
+    SimResult,
+    SimShape,
+    sim_params,
+    sim_shape,
+    simulate,
+    simulate_batch,
+)
 from frontier_jax.spec import Scenario, check_feasible
 from frontier_jax.workload import make_workload
 
@@ -33,12 +41,39 @@ class RunOutput:
     wall_s: float
 
 
+INITIAL_SLOTS = 32
+
+
 def prepare(s: Scenario) -> Prepared:
-    """Check feasibility, draw the workload and build params and shape for scenario ``s``."""
+    """Check feasibility, draw the workload and build params and shape for scenario ``s``.
+
+    The batch slots start at min(max_num_seqs, 32); :func:`simulate_sized` doubles
+    them whenever a run reports that they bound (exactness never depends on the guess).
+    """
     check_feasible(s)
     params = sim_params(s, make_workload(s.workload, s.seed))
-    shape = sim_shape(params, queue_capacity=s.sim.queue_capacity, max_steps=s.sim.max_steps)
+    shape = sim_shape(
+        params,
+        max_batch=min(s.scheduler.max_num_seqs, INITIAL_SLOTS),
+        queue_capacity=s.sim.queue_capacity,
+        max_steps=s.sim.max_steps,
+    )
     return Prepared(s, params, shape)
+
+
+def simulate_sized(shape: SimShape, params: SimParams) -> tuple[SimResult, SimShape]:
+    """Simulate, doubling the batch slots (up to max_num_seqs) while they bind.
+
+    ``params`` is one configuration, or a stack of them (leading [C] axis: all rerun
+    together). Returns the result and the shape that produced it.
+    """
+    cap = int(np.max(params.engine.max_num_seqs))
+    fn = simulate_batch if np.ndim(params.engine.max_num_seqs) else simulate
+    while True:
+        res = jax.device_get(fn(shape, params))
+        if not bool(np.any(res.slots_full)) or shape.max_batch >= cap:
+            return res, shape
+        shape = replace(shape, max_batch=min(cap, 2 * shape.max_batch))
 
 
 def summarize(prep: Prepared, result: SimResult, wall_s: float) -> RunOutput:
@@ -55,7 +90,7 @@ def summarize(prep: Prepared, result: SimResult, wall_s: float) -> RunOutput:
 def run_vectorized(prep: Prepared) -> RunOutput:
     """Simulate with the compiled JAX simulator (wall time includes compilation)."""
     t0 = time.perf_counter()
-    res = jax.device_get(simulate(prep.shape, prep.params))
+    res, _ = simulate_sized(prep.shape, prep.params)
     return summarize(prep, res, time.perf_counter() - t0)
 
 

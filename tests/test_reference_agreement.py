@@ -67,3 +67,22 @@ def test_preemption_and_rejection_happen_under_tiny_kv():
     assert rejected.any()
     too_big = -(-(p.workload.prompt + p.workload.output) // 16) > 30
     np.testing.assert_array_equal(rejected, too_big)
+
+
+def test_fewer_slots_than_max_num_seqs_is_exact_or_flagged():
+    from frontier_jax.runner import simulate_sized
+
+    p = make_params(n=200, rate=400.0, max_num_seqs=16, max_batched_tokens=4096)
+    ref = simulate_reference(p, 1, 10**7)
+    small = sim_shape(p, max_batch=4)
+    flagged = jax.device_get(simulate(small, p))
+    assert flagged.slots_full, "a saturated replica must bind 4 slots"
+    res, shape = simulate_sized(small, p)
+    assert shape.max_batch > 4 and not res.slots_full
+    c = compare(res, ref)
+    assert c["max_rel_err_finish"] <= 1e-9 and c["preemptions_equal"]
+    light = make_params(n=60, rate=0.5, max_num_seqs=32)
+    lres = jax.device_get(simulate(sim_shape(light, max_batch=4), light))
+    assert not lres.slots_full
+    lc = compare(lres, simulate_reference(light, 1, 10**7))
+    assert lc["max_rel_err_finish"] <= 1e-9

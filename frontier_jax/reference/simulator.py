@@ -201,5 +201,6 @@ def simulate_reference(
         end_s=f64(last_t),
         incomplete=bool(heap),
         overflow=False,
+        slots_full=False,
         backwards=backwards,
     )

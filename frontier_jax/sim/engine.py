@@ -126,6 +126,7 @@ def schedule_running(p: SimParams, run: Running, free0) -> RunPlan:
 class Admission(NamedTuple):
     """Waiting requests admitted this iteration ([B] arrays over candidates)."""
 
+    slots_bound: Any  # the B slots, not max_num_seqs, stopped an admission
     count: Any
     ids: Any
     alloc: Any
@@ -154,15 +155,17 @@ def admit(shape: SimShape, p: SimParams, s: SimState, r, plan: RunPlan, allowed)
     alloc = jnp.where(e.chunked_prefill, chunked, need)
     ok_tokens = jnp.where(e.chunked_prefill, chunked > 0, cumsum(need) <= left)
     blocks = ceil_div(alloc, e.block_size)
-    ok = (
-        valid
-        & (j < e.max_num_seqs - plan.kept)
-        & ok_tokens
-        & (cumsum(blocks) <= plan.free_after)
-        & allowed
+    ok = valid & (j < e.max_num_seqs - plan.kept) & ok_tokens & (cumsum(blocks) <= plan.free_after)
+    ok = ok & allowed
+    adm = prefix_true(ok & (j < B - plan.kept))
+    # Fewer slots than max_num_seqs is exact as long as the slots never bind; flag it
+    # when they do, so the caller reruns with more slots.
+    would = jnp.sum(prefix_true(ok))
+    slots_bound = (would > jnp.sum(adm)) | (
+        (would == B) & (n_pre + s.q_len[r] > B) & (e.max_num_seqs > B)
     )
-    adm = prefix_true(ok)
     return Admission(
+        slots_bound,
         jnp.sum(adm, dtype=I32),
         ids,
         jnp.where(adm, alloc, 0),
@@ -229,9 +232,7 @@ def replica_step(
         & jnp.all(batch.is_decode | ~mask)
     )
     out = jnp.where(is_old, run.output, gen + 1)  # admitted rows never fast-forward
-    win = decode_window(
-        shape, p, cost, batch, out - gen, free, used, t, dur, t_arrival, eligible
-    )
+    win = decode_window(shape, p, cost, batch, out - gen, free, used, t, dur, t_arrival, eligible)
     skip = jnp.where(mask, win.length - 1, 0)  # iterations completed inside the window
     tt = jnp.full((B,), t)
     first_sched = s.first_sched_s[jnp.where(adm.ids >= 0, adm.ids, 0)]
@@ -257,4 +258,5 @@ def replica_step(
         busy_s=put(s.busy_s, r, s.busy_s[r] + win.busy_s, active),
         block_s=put(s.block_s, r, s.block_s[r] + win.block_s, active),
         iterations=put(s.iterations, r, s.iterations[r] + jnp.where(busy, win.length, 0), active),
+        slots_full=s.slots_full | (active & adm.slots_bound),
     )

@@ -42,6 +42,7 @@ def init_state(shape: SimShape, p: SimParams) -> SimState:
         steps=jnp.zeros((), I32),
         last_t=jnp.zeros(()),
         overflow=jnp.zeros((), bool),
+        slots_full=jnp.zeros((), bool),
         backwards=jnp.zeros((), bool),
     )
 
@@ -78,6 +79,12 @@ def step(shape: SimShape, p: SimParams, s: SimState, cost: CostModel = ROOFLINE)
 
 
 def has_work(shape: SimShape, p: SimParams, s: SimState):
+    """True while an arrival is pending or a live replica has a finite clock (and the
+    batch slots have not bound: such a run stops early to be rerun with more slots)."""
+    return pending(shape, p, s) & ~s.slots_full
+
+
+def pending(shape: SimShape, p: SimParams, s: SimState):
     """True while an arrival is pending or a live replica has a finite clock."""
     live = jnp.arange(shape.max_replicas) < p.engine.num_replicas
     return (s.next_arrival < shape.num_requests) | jnp.any(live & jnp.isfinite(s.clock))
@@ -97,8 +104,9 @@ def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
         kv_blocks=params.engine.kv_blocks,
         steps=s.steps,
         end_s=s.last_t,
-        incomplete=has_work(shape, params, s),
+        incomplete=pending(shape, params, s),
         overflow=s.overflow,
+        slots_full=s.slots_full,
         backwards=s.backwards,
     )
 

@@ -22,7 +22,8 @@ class SimShape:
 
     num_requests: N, requests per configuration (arrival-sorted).
     max_replicas: R, replica slots; a configuration uses the first ``num_replicas``.
-    max_batch: B, running-request slots per replica (>= every max_num_seqs swept).
+    max_batch: B, running-request slots per replica. Exact when >= max_num_seqs; a
+      smaller B (faster) stays exact until the slots bind, which the run flags.
     queue_capacity: Q, per-replica ring buffer of routed, never-admitted requests.
     max_steps: event budget; a run that exhausts it is flagged incomplete.
     decode_window: longest run of identical decode-only iterations jumped in one
@@ -99,6 +100,7 @@ class SimState(NamedTuple):
     steps: i32 [] events processed.
     last_t: f64 [] time of the last event (s).
     overflow: bool [] a ring buffer overflowed (results invalid).
+    slots_full: bool [] the B batch slots bound an admission (rerun with more slots).
     backwards: bool [] an event went back in time (invariant violation).
     """
 
@@ -128,6 +130,7 @@ class SimState(NamedTuple):
     steps: Any
     last_t: Any
     overflow: Any
+    slots_full: Any
     backwards: Any
 
 
@@ -138,7 +141,9 @@ class SimResult(NamedTuple):
     generated (tokens), preemptions, replica (index, or REJECTED).
     Per replica [R]: busy_s, block_s (block-seconds), iterations, kv_blocks (capacity).
     Scalars: steps, end_s (time of the last event), incomplete (step budget ran out),
-    overflow (queue ring overflowed), backwards (clock went back: a bug).
+    overflow (queue ring overflowed), slots_full (max_batch < max_num_seqs bound an
+    admission: the run stopped early, rerun with more slots), backwards (clock went
+    back: a bug).
     """
 
     first_sched_s: Any
@@ -155,4 +160,5 @@ class SimResult(NamedTuple):
     end_s: Any
     incomplete: Any
     overflow: Any
+    slots_full: Any
     backwards: Any

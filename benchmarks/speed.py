@@ -1,0 +1,155 @@
+"""Speed of the vectorized simulator against the exact reference, in one run.
+
+Prints simulated requests per second (wall and CPU) for the reference simulator and
+for the vectorized one at C = 1, 64, 256 configurations of the same scenario
+(arrival rates spread around the scenario's), compile time apart from run time,
+and the time per event at N = 10k and 100k requests (it must stay flat: per-step
+cost is O(B + R), never O(N)).
+
+    python benchmarks/speed.py --json [--scenario scenarios/demo.toml] [--quick]
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from frontier_jax.reference import simulate_reference
+from frontier_jax.runner import INITIAL_SLOTS, simulate_sized
+from frontier_jax.sim import sim_params, sim_shape, simulate, simulate_batch, stack
+from frontier_jax.spec import load_scenario, with_overrides
+from frontier_jax.workload import make_workload
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _timed(fn):
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    jax.block_until_ready(jax.tree.leaves(out))
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def _configs(scenario, c: int, n: int):
+    """C variants of the scenario: arrival rate x U(0.5, 1.5), seed i."""
+    rng = np.random.default_rng(0)
+    base = scenario.workload.arrival.rate
+    out = []
+    for i in range(c):
+        s = with_overrides(
+            scenario,
+            {
+                "workload.num_requests": n,
+                "workload.arrival.rate": float(base * rng.uniform(0.5, 1.5)),
+                "seed": i,
+            },
+        )
+        out.append(sim_params(s, make_workload(s.workload, s.seed)))
+    return out
+
+
+def bench_reference(scenario, n: int, repeats: int) -> dict:
+    cfgs = _configs(scenario, repeats, n)
+    shape = sim_shape(stack(cfgs))
+    wall = cpu = 0.0
+    for p in cfgs:
+        _, w, c = _timed(lambda p=p: simulate_reference(p, shape.max_replicas, shape.max_steps))
+        wall, cpu = wall + w, cpu + c
+    return {
+        "configs": repeats,
+        "requests": n,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "req_per_s": repeats * n / wall,
+        "req_per_cpu_s": repeats * n / cpu,
+    }
+
+
+def bench_vectorized(scenario, c: int, n: int) -> dict:
+    cfgs = _configs(scenario, c, n)
+    params = stack(cfgs) if c > 1 else cfgs[0]
+    shape = sim_shape(params, max_batch=min(INITIAL_SLOTS, scenario.scheduler.max_num_seqs))
+    # Size the batch slots first (compiles, and reruns while they bind), then time.
+    (_, shape), compile_wall, _ = _timed(lambda: simulate_sized(shape, params))
+    fn = simulate_batch if c > 1 else simulate
+    res, wall, cpu = _timed(lambda: fn(shape, params))
+    steps = np.asarray(res.steps)
+    assert not np.any(res.incomplete), "event budget ran out"
+    return {
+        "configs": c,
+        "requests": n,
+        "compile_and_first_run_s": compile_wall,
+        "max_batch": shape.max_batch,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "req_per_s": c * n / wall,
+        "req_per_cpu_s": c * n / cpu,
+        "max_steps": int(steps.max()),
+        "us_per_config_step": 1e6 * wall / (c * steps.max()),
+    }
+
+
+def bench_step_scaling(scenario, sizes) -> list[dict]:
+    """Time per event for one configuration as N grows at a fixed arrival rate."""
+    rows = []
+    for n in sizes:
+        r = bench_vectorized(scenario, 1, n)
+        rows.append(
+            {
+                "requests": n,
+                "steps": r["max_steps"],
+                "wall_s": r["wall_s"],
+                "us_per_step": r["us_per_config_step"],
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", default=str(REPO / "scenarios" / "demo.toml"))
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--configs", type=int, nargs="+", default=[1, 64, 256])
+    ap.add_argument("--reference-repeats", type=int, default=3)
+    ap.add_argument("--scaling", type=int, nargs="*", default=[10_000, 100_000])
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--json", action="store_true", help="print JSON only")
+    a = ap.parse_args()
+    if a.quick:
+        a.requests, a.configs, a.reference_repeats, a.scaling = 300, [1, 8], 1, [2000, 8000]
+    scenario = load_scenario(a.scenario)
+    ref = bench_reference(scenario, a.requests, a.reference_repeats)
+    vec = [bench_vectorized(scenario, c, a.requests) for c in a.configs]
+    for v in vec:
+        v["speedup_vs_reference_per_cpu_s"] = v["req_per_cpu_s"] / ref["req_per_cpu_s"]
+        v["speedup_vs_reference_wall"] = v["req_per_s"] / ref["req_per_s"]
+    out = {
+        "scenario": scenario.name,
+        "device": jax.devices()[0].device_kind,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "reference": ref,
+        "vectorized": vec,
+        "step_scaling": bench_step_scaling(scenario, a.scaling),
+    }
+    if a.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"{scenario.name} on {out['device']}: reference {ref['req_per_cpu_s']:.0f} req/CPU-s")
+    for v in vec:
+        print(
+            f"  C={v['configs']:4d}: {v['req_per_cpu_s']:9.0f} req/CPU-s "
+            f"({v['speedup_vs_reference_per_cpu_s']:.1f}x reference), "
+            f"{v['us_per_config_step']:.2f} us/config-step, compile {v['compile_and_first_run_s']:.1f}s"
+        )
+    for r in out["step_scaling"]:
+        print(f"  N={r['requests']:7d}: {r['us_per_step']:.2f} us/step over {r['steps']} steps")
+
+
+if __name__ == "__main__":
+    main()
