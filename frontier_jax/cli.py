@@ -73,11 +73,11 @@ def simulate(scenario: str, reference: bool, out: str | None, as_json: bool, tra
 
         write_trace(
             out_dir / "trace.json",
-            iteration_trace(prep.params, prep.shape.max_replicas, prep.shape.max_steps),
+            iteration_trace(prep.params, prep.shape.max_replicas),
         )
     if run.metrics["incomplete"]:
         raise click.ClickException(
-            f"{s.name}: the event budget of {prep.shape.max_steps} steps ran out; "
+            f"{s.name}: the event budget of {int(prep.params.engine.max_steps)} steps ran out; "
             "results are incomplete (raise [sim] max_steps)"
         )
     if as_json:

@@ -56,7 +56,6 @@ def prepare(s: Scenario) -> Prepared:
         params,
         max_batch=min(s.scheduler.max_num_seqs, INITIAL_SLOTS),
         queue_capacity=s.sim.queue_capacity,
-        max_steps=s.sim.max_steps,
     )
     return Prepared(s, params, shape)
 
@@ -97,7 +96,7 @@ def run_vectorized(prep: Prepared) -> RunOutput:
 def run_reference(prep: Prepared) -> RunOutput:
     """Simulate with the exact heapq reference simulator."""
     t0 = time.perf_counter()
-    res = simulate_reference(prep.params, prep.shape.max_replicas, prep.shape.max_steps)
+    res = simulate_reference(prep.params, prep.shape.max_replicas)
     return summarize(prep, res, time.perf_counter() - t0)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from frontier_jax.reference import simulate_reference
 
 
-def iteration_trace(params: Any, max_replicas: int, max_steps: int) -> list[dict]:
+def iteration_trace(params: Any, max_replicas: int) -> list[dict]:
     """Trace events (Chrome JSON format, microseconds) of every engine iteration.
 
     The timeline comes from the exact reference simulator, which agrees with the
@@ -45,7 +45,7 @@ def iteration_trace(params: Any, max_replicas: int, max_steps: int) -> list[dict
             }
         )
 
-    simulate_reference(params, max_replicas, max_steps, on_iteration=on_iteration)
+    simulate_reference(params, max_replicas, on_iteration=on_iteration)
     return events
 
 

@@ -70,5 +70,6 @@ def make_params(
         chunked_prefill=np.bool_(chunked),
         block_size=np.int32(block_size),
         kv_blocks=np.int32(kv_blocks),
+        max_steps=np.int32(1_000_000),
     )
     return SimParams(ep, llama8b_h100_cost(), wl)

@@ -40,6 +40,6 @@ def test_256_configs_one_call_no_recompile():
     assert len({float(x) for x in res2.end_s}) > 200
     for i in (0, 17, 255):
         p = unstack(second, i)
-        ref = simulate_reference(p, 4, shape.max_steps)
+        ref = simulate_reference(p, 4)
         c = compare(unstack(res2, i), ref)
         assert c["max_rel_err_finish"] <= 1e-9 and c["preemptions_equal"] and c["replicas_equal"]

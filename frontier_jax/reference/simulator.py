@@ -46,7 +46,6 @@ def _cdiv(a: int, b: int) -> int:
 def simulate_reference(
     params: SimParams,
     max_replicas: int,
-    max_steps: int,
     cost: CostModel = ROOFLINE,
     on_iteration=None,
 ) -> SimResult:
@@ -64,6 +63,7 @@ def simulate_reference(
     prompt = [int(x) for x in np.asarray(wl.prompt)]
     output = [int(x) for x in np.asarray(wl.output)]
     N = len(arrival)
+    max_steps = int(e.max_steps)
 
     computed, generated, preempts = [0] * N, [0] * N, [0] * N
     first_sched, first_token, finish = [math.inf] * N, [math.inf] * N, [math.inf] * N

@@ -12,7 +12,7 @@ from frontier_jax.sim.types import ROUTERS, EngineParams, SimParams, SimShape, W
 INT32_MAX = 2**31 - 1
 
 
-def engine_params(s: Any, kv_blocks: int | None = None) -> EngineParams:
+def engine_params(s: Any, max_steps: int, kv_blocks: int | None = None) -> EngineParams:
     """Engine knobs of scenario ``s`` as numpy scalars; KV capacity from the spec unless given."""
     from frontier_jax.spec import kv_capacity_blocks
 
@@ -25,6 +25,7 @@ def engine_params(s: Any, kv_blocks: int | None = None) -> EngineParams:
         chunked_prefill=np.bool_(sc.chunked_prefill),
         block_size=np.int32(sc.block_size),
         kv_blocks=np.int32(kv_capacity_blocks(s) if kv_blocks is None else kv_blocks),
+        max_steps=np.int32(max_steps),
     )
 
 
@@ -38,17 +39,21 @@ def workload_arrays(wl: Any) -> WorkloadArrays:
 
 
 def sim_params(s: Any, wl: Any, kv_blocks: int | None = None) -> SimParams:
-    """The params pytree of one configuration (numpy leaves, no batch axis)."""
-    return SimParams(engine_params(s, kv_blocks), cost_params_from_scenario(s), workload_arrays(wl))
+    """The params pytree of one configuration (numpy leaves, no batch axis).
+
+    The event budget is ``[sim] max_steps`` or :func:`default_max_steps`.
+    """
+    arrays = workload_arrays(wl)
+    steps = s.sim.max_steps or default_max_steps(arrays)
+    return SimParams(engine_params(s, steps, kv_blocks), cost_params_from_scenario(s), arrays)
 
 
-def default_max_steps(params: SimParams) -> int:
+def default_max_steps(wl: WorkloadArrays) -> int:
     """An event budget no valid run reaches: arrivals plus 4x every token processed.
 
     Each iteration processes at least one token, so iterations <= prompt + output
     tokens plus recomputation; 4x leaves room for heavy preemption.
     """
-    wl = params.workload
     n = int(np.asarray(wl.arrival_s).shape[-1])
     p, o = np.asarray(wl.prompt, np.int64), np.asarray(wl.output, np.int64)
     per_config = int(np.max(p.sum(axis=-1) + o.sum(axis=-1)))
@@ -60,7 +65,6 @@ def sim_shape(
     max_replicas: int | None = None,
     max_batch: int | None = None,
     queue_capacity: int | None = None,
-    max_steps: int | None = None,
 ) -> SimShape:
     """The smallest static shape that fits ``params`` (single or stacked configurations)."""
     e = params.engine
@@ -70,7 +74,6 @@ def sim_shape(
         max_replicas=int(max_replicas or np.max(e.num_replicas)),
         max_batch=int(max_batch or np.max(e.max_num_seqs)),
         queue_capacity=int(queue_capacity or n),
-        max_steps=int(max_steps or default_max_steps(params)),
     )
 
 

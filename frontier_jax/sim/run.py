@@ -113,7 +113,7 @@ def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
 
 def _simulate(shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE) -> SimResult:
     s = jax.lax.while_loop(
-        lambda s: has_work(shape, params, s) & (s.steps < shape.max_steps),
+        lambda s: has_work(shape, params, s) & (s.steps < params.engine.max_steps),
         lambda s: step(shape, params, s, cost),
         init_state(shape, params),
     )
@@ -125,7 +125,7 @@ def _simulate_batch(shape: SimShape, params: SimParams, cost: CostModel = ROOFLI
     # between old and new state for every leaf each step, an O(N) copy per step. Here
     # the predicate is one scalar and finished configurations step as no-ops.
     vstep = jax.vmap(lambda p, s: step(shape, p, s, cost))
-    vwork = jax.vmap(lambda p, s: has_work(shape, p, s) & (s.steps < shape.max_steps))
+    vwork = jax.vmap(lambda p, s: has_work(shape, p, s) & (s.steps < p.engine.max_steps))
     s = jax.lax.while_loop(
         lambda s: jnp.any(vwork(params, s)),
         lambda s: vstep(params, s),
@@ -135,7 +135,7 @@ def _simulate_batch(shape: SimShape, params: SimParams, cost: CostModel = ROOFLI
 
 
 simulate = jax.jit(_simulate, static_argnums=(0, 2))
-simulate.__doc__ = """Run one configuration to completion (or until ``shape.max_steps`` events).
+simulate.__doc__ = """Run one configuration to completion (or until ``params.engine.max_steps`` events).
 
 Returns a :class:`SimResult`. ``shape`` and ``cost`` are static; a second call with
 new params values of the same shapes does not recompile.

@@ -25,7 +25,6 @@ class SimShape:
     max_batch: B, running-request slots per replica. Exact when >= max_num_seqs; a
       smaller B (faster) stays exact until the slots bind, which the run flags.
     queue_capacity: Q, per-replica ring buffer of routed, never-admitted requests.
-    max_steps: event budget; a run that exhausts it is flagged incomplete.
     decode_window: longest run of identical decode-only iterations jumped in one
       event (1 = off; see :mod:`frontier_jax.sim.fast_forward`).
     """
@@ -34,7 +33,6 @@ class SimShape:
     max_replicas: int
     max_batch: int
     queue_capacity: int
-    max_steps: int
     decode_window: int = 16
 
 
@@ -44,7 +42,8 @@ class EngineParams(NamedTuple):
     num_replicas: active replica slots; router: ROUND_ROBIN or LEAST_OUTSTANDING;
     max_num_seqs: running-request cap per replica; max_batched_tokens: token budget
     per iteration; chunked_prefill: split prompts to fit the budget; block_size:
-    tokens per KV block; kv_blocks: KV blocks per replica (capacity).
+    tokens per KV block; kv_blocks: KV blocks per replica (capacity); max_steps: event
+    budget, a run that exhausts it is flagged incomplete (traced, so it never recompiles).
     """
 
     num_replicas: Any
@@ -54,6 +53,7 @@ class EngineParams(NamedTuple):
     chunked_prefill: Any
     block_size: Any
     kv_blocks: Any
+    max_steps: Any
 
 
 class WorkloadArrays(NamedTuple):
