@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/frontier-jax simulate scenarios/demo.toml --out results/demo
+	$(BIN)/frontier-jax sweep sweeps/demo.toml --out results/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 tests

@@ -110,7 +110,49 @@ def compare_reference(scenario: str, as_json: bool) -> None:
     click.echo(json.dumps(report, indent=2) if as_json else summary_table(report))
 
 
+@main.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [results/<name>].")
+@click.option("--resume", is_flag=True, help="Skip chunks already written in --out.")
+@click.option("--devices", type=int, help="Local devices to shard configurations over [all].")
+@click.option("--chunk-size", type=int, help="Configurations per compiled call [spec's].")
+@click.option("--no-plot", is_flag=True, help="Do not draw the frontier plot.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(
+    spec: str,
+    out: str | None,
+    resume: bool,
+    devices: int | None,
+    chunk_size: int | None,
+    no_plot: bool,
+    quiet: bool,
+) -> None:
+    """Run the sweep SPEC.toml: results.parquet, per-chunk files, frontier plot."""
+    from frontier_jax.sweep import load_sweep, run_sweep
+
+    sp = load_sweep(spec)
+    out_dir = Path(out or Path("results") / sp.name)
+    df = run_sweep(
+        sp, out_dir, resume=resume, devices=devices, progress=not quiet, chunk_size=chunk_size
+    )
+    ok = df[df["status"] == "ok"]
+    click.echo(f"{sp.name}: {len(df)} configurations ({len(ok)} ok) -> {out_dir}/results.parquet")
+    for status, count in df.loc[df["status"] != "ok", "status"].value_counts().items():
+        click.echo(f"  {count} x {status}")
+    if not no_plot and len(ok):
+        from frontier_jax.plot import pareto_table, plot_frontier
+
+        paths = plot_frontier(
+            df, out_dir, title=f"{sp.name}: {sp.base.model.name} on {sp.base.hardware.name}"
+        )
+        click.echo(pareto_table(df))
+        click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
 def _register_optional() -> None:
+    from frontier_jax.plot import register_cli as register_plot
+
+    register_plot(main)
     try:
         from frontier_jax.predict.cli import register_cli
     except ImportError:

@@ -27,7 +27,7 @@ from frontier_jax.sim._ops import (
     scatter,
 )
 from frontier_jax.sim.fast_forward import decode_window
-from frontier_jax.sim.types import SimParams, SimShape, SimState
+from frontier_jax.sim.types import ROUND_ROBIN, SimParams, SimShape, SimState
 
 
 class Running(NamedTuple):
@@ -221,9 +221,12 @@ def replica_step(
     n_pop_ring = adm.count - n_pop_pre
     n_waiting = n_pre_left + n_preempted + s.q_len[r] - n_pop_ring
     N = shape.num_requests
-    t_arrival = jnp.where(
-        s.next_arrival < N, p.workload.arrival_s[jnp.minimum(s.next_arrival, N - 1)], jnp.inf
-    )
+    # The next arrival that may reach this replica: under round robin the router's
+    # counter says which one (a rejection in between only delays it); otherwise any.
+    e = p.engine
+    ahead = jnp.where(e.router == ROUND_ROBIN, (r - s.rr_counter) % e.num_replicas, 0)
+    nxt = s.next_arrival + ahead
+    t_arrival = jnp.where(nxt < N, p.workload.arrival_s[jnp.minimum(nxt, N - 1)], jnp.inf)
     eligible = (
         busy
         & (n_waiting == 0)
