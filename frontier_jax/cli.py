@@ -149,6 +149,49 @@ def sweep(
         click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
+@main.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--gpus", type=int, help="GPU budget: layouts use at most this many GPUs.")
+@click.option("--slo-ttft", type=float, help="TTFT SLO in seconds.")
+@click.option("--slo-tpot", type=float, help="TPOT SLO in seconds.")
+@click.option("--budget", type=int, help="Distinct layouts to evaluate [25% of the space].")
+@click.option("--popsize", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [results/<name>-opt].")
+@click.option("--top", "n_top", type=int, default=5, show_default=True)
+def optimize(
+    spec: str,
+    gpus: int | None,
+    slo_ttft: float | None,
+    slo_tpot: float | None,
+    budget: int | None,
+    popsize: int,
+    seed: int,
+    out: str | None,
+    n_top: int,
+) -> None:
+    """Search SPEC.toml's layouts (CMA-ES) for the best goodput per GPU under the SLOs."""
+    from frontier_jax.sweep import load_sweep
+    from frontier_jax.sweep.search import optimize_layouts, search_space, with_budget_and_slo
+
+    sp = with_budget_and_slo(load_sweep(spec), gpus, slo_ttft, slo_tpot)
+    size = search_space(sp).size()
+    result, table = optimize_layouts(sp, budget=budget, popsize=popsize, seed=seed, progress=True)
+    out_dir = Path(out or Path("results") / f"{sp.name}-opt")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.save(out_dir / "history.csv")
+    table.to_parquet(out_dir / "evaluated.parquet", index=False)
+    click.echo(
+        f"{sp.name}: evaluated {result.n_evaluations} of {size} layouts "
+        f"(SLO ttft={sp.base.slo.ttft_s} s, tpot={sp.base.slo.tpot_s} s, "
+        f"target {sp.maxqps.target:.0%})"
+    )
+    top = result.top(n_top)
+    click.echo(top.to_string(index=False))
+    click.echo(f"best: {result.best_layout} -> {result.best_value:.4g} req/s per GPU")
+    click.echo(f"wrote {out_dir}/history.csv, {out_dir}/evaluated.parquet")
+
+
 def _register_optional() -> None:
     from frontier_jax.plot import register_cli as register_plot
 

@@ -199,3 +199,34 @@ def test_batched_max_qps_equals_scalar_bisection(tmp_path):
     # More tensor parallelism on the same replica sustains more load here.
     assert np.all(df[df.tp == 2]["max_qps"].to_numpy() >= df[df.tp == 1]["max_qps"].to_numpy())
     assert Path(tmp_path / "results.parquet").exists()
+
+
+def test_optimizer_on_the_simulator(tmp_path):
+    from frontier_jax.sweep.search import (
+        goodput_per_gpu,
+        optimize_layouts,
+        search_space,
+        with_budget_and_slo,
+    )
+
+    d = {
+        "base": BASE,
+        "axes": {
+            "parallel.tp": [1, 2, 4],
+            "cluster.replicas": [1, 2, 4],
+            "scheduler.max_num_batched_tokens": [512, 2048],
+        },
+        "derived": {"workload.num_requests": "40"},
+        "maxqps": {"target": 0.9, "low": 0.5, "high": 400.0, "rounds": 3},
+    }
+    spec = with_budget_and_slo(sweep_from_dict(d), gpus=4, ttft_s=0.5, tpot_s=0.05)
+    space = search_space(spec)
+    assert space.size() == 12  # tp x replicas <= 4 GPUs: 6 layouts x 2 budgets
+    result, table = optimize_layouts(spec, budget=4, popsize=4, seed=0)
+    assert result.n_evaluations <= 4 and len(table) == result.n_evaluations
+    assert all(
+        lay["parallel.tp"] * lay["cluster.replicas"] <= 4
+        for lay in table[list(space.names)].to_dict("records")
+    )
+    again = goodput_per_gpu(spec, [result.best_layout], chunk_size=1)["objective"].iloc[0]
+    assert again == result.best_value == table["objective"].max()

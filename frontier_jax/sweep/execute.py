@@ -49,25 +49,27 @@ class Planned:
     status: str  # "ok" or the reason it is skipped
 
 
+def plan_config(spec, cfg: Config) -> Planned:
+    """Validate one configuration: its scenario, or the reason it cannot run."""
+    try:
+        s = with_overrides(spec.base, cfg.overrides) if cfg.overrides else spec.base
+        check_feasible(s)
+        if kv_capacity_blocks(s) < 1:
+            raise SpecError(
+                s.source,
+                "scheduler.gpu_memory_utilization",
+                s.scheduler.gpu_memory_utilization,
+                "leaves no KV memory",
+            )
+        return Planned(cfg, s, "ok")
+    except SpecError as e:
+        return Planned(cfg, None, f"infeasible: {e}")
+
+
 def plan(spec) -> tuple[list[Planned], int]:
     """Expand ``spec`` and validate every configuration; returns (plans, dropped by constraints)."""
     configs, dropped = expand(spec)
-    out = []
-    for cfg in configs:
-        try:
-            s = with_overrides(spec.base, cfg.overrides) if cfg.overrides else spec.base
-            check_feasible(s)
-            if kv_capacity_blocks(s) < 1:
-                raise SpecError(
-                    s.source,
-                    "scheduler.gpu_memory_utilization",
-                    s.scheduler.gpu_memory_utilization,
-                    "leaves no KV memory",
-                )
-            out.append(Planned(cfg, s, "ok"))
-        except SpecError as e:
-            out.append(Planned(cfg, None, f"infeasible: {e}"))
-    return out, dropped
+    return [plan_config(spec, cfg) for cfg in configs], dropped
 
 
 def family(s: Scenario) -> str:

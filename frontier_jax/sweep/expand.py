@@ -180,23 +180,31 @@ def _points(spec):
         }
 
 
+def config_for(spec, point: dict, config_id: int = 0) -> Config | None:
+    """The configuration of one point (axis name -> value) with its derived values, or None
+    when a constraint rejects it."""
+    short = expression_names(spec)
+    ns = _scenario_names(spec.base)
+    ns.update({s: point[f] for s, f in short.items() if f in point})
+    ns["gpus"] = ns["replicas"] * ns["tp"] * ns["pp"]
+    values = dict(point)
+    for key, expr in spec.derived:
+        values[key] = evaluate(expr, ns)
+        ns.update({s: values[f] for s, f in short.items() if f == key})
+        ns["gpus"] = ns["replicas"] * ns["tp"] * ns["pp"]
+    if not all(bool(evaluate(c, ns)) for c in spec.constraints):
+        return None
+    overrides = {k: v for k, v in values.items() if is_scenario_path(k)}
+    return Config(config_id, values, overrides)
+
+
 def expand(spec) -> tuple[list[Config], int]:
     """All configurations of ``spec`` that pass the constraints, and how many were dropped."""
-    short = expression_names(spec)
-    base_names = _scenario_names(spec.base)
     configs, dropped = [], 0
     for point in _points(spec):
-        ns = dict(base_names)
-        ns.update({s: point[f] for s, f in short.items() if f in point})
-        ns["gpus"] = ns["replicas"] * ns["tp"] * ns["pp"]
-        values = dict(point)
-        for key, expr in spec.derived:
-            values[key] = evaluate(expr, ns)
-            ns.update({s: values[f] for s, f in short.items() if f == key})
-            ns["gpus"] = ns["replicas"] * ns["tp"] * ns["pp"]
-        if not all(bool(evaluate(c, ns)) for c in spec.constraints):
+        cfg = config_for(spec, point, len(configs))
+        if cfg is None:
             dropped += 1
-            continue
-        overrides = {k: v for k, v in values.items() if is_scenario_path(k)}
-        configs.append(Config(len(configs), values, overrides))
+        else:
+            configs.append(cfg)
     return configs, dropped
