@@ -8,6 +8,7 @@ from typing import Any
 import click
 import numpy as np
 
+from frontier_jax.invariants import InvariantError
 from frontier_jax.spec import SpecError, load_scenario
 
 
@@ -17,7 +18,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (SpecError, FileNotFoundError, ValueError) as err:
+        except (SpecError, FileNotFoundError, ValueError, InvariantError) as err:
             if ctx.params.get("debug"):
                 raise
             click.echo(f"error: {err}", err=True)
@@ -74,11 +75,6 @@ def simulate(scenario: str, reference: bool, out: str | None, as_json: bool, tra
         write_trace(
             out_dir / "trace.json",
             iteration_trace(prep.params, prep.shape.max_replicas),
-        )
-    if run.metrics["incomplete"]:
-        raise click.ClickException(
-            f"{s.name}: the event budget of {int(prep.params.engine.max_steps)} steps ran out; "
-            "results are incomplete (raise [sim] max_steps)"
         )
     if as_json:
         click.echo(json.dumps(_jsonable(run.metrics), indent=2))

@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from frontier_jax.invariants import check
 from frontier_jax.metrics import request_table, run_metrics
 from frontier_jax.reference import simulate_reference
 from frontier_jax.sim import (
@@ -76,8 +77,9 @@ def simulate_sized(shape: SimShape, params: SimParams) -> tuple[SimResult, SimSh
 
 
 def summarize(prep: Prepared, result: SimResult, wall_s: float) -> RunOutput:
-    """Per-request table and run metrics of ``result``."""
+    """Per-request table and run metrics of ``result``; raises InvariantError if it is unsound."""
     s, wl = prep.scenario, prep.params.workload
+    check(result, wl.arrival_s, wl.output, what=f"{s.name} ({s.source})")
     table = request_table(result, wl.arrival_s, wl.prompt, wl.output)
     metrics = run_metrics(
         table, result, s.cluster.replicas, s.gpus_per_replica, s.slo.ttft_s, s.slo.tpot_s

@@ -73,7 +73,7 @@ def simulate_reference(
     heap: list = []
     if N:
         heapq.heappush(heap, (arrival[0], ARRIVAL, 0))
-    steps, last_t, backwards = 0, 0.0, False
+    steps, last_t, backwards, kv_bad = 0, 0.0, False, False
 
     while heap and steps < max_steps:
         t, kind, idx = heapq.heappop(heap)
@@ -179,6 +179,7 @@ def simulate_reference(
         dur = float(cost.iteration_time(batch, params.cost, np))
         if on_iteration is not None:
             on_iteration(idx, t, dur, batch, rep.free_blocks)
+        kv_bad |= not 0 <= rep.free_blocks <= kv_blocks
         rep.busy_s += dur
         rep.block_s += (kv_blocks - rep.free_blocks) * dur
         rep.iterations += 1
@@ -202,5 +203,6 @@ def simulate_reference(
         incomplete=bool(heap),
         overflow=False,
         slots_full=False,
+        kv_out_of_range=kv_bad,
         backwards=backwards,
     )

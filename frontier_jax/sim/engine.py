@@ -262,4 +262,6 @@ def replica_step(
         block_s=put(s.block_s, r, s.block_s[r] + win.block_s, active),
         iterations=put(s.iterations, r, s.iterations[r] + jnp.where(busy, win.length, 0), active),
         slots_full=s.slots_full | (active & adm.slots_bound),
+        kv_out_of_range=s.kv_out_of_range
+        | (active & ((free - win.new_blocks < 0) | (free - win.new_blocks > p.engine.kv_blocks))),
     )

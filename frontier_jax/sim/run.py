@@ -43,6 +43,7 @@ def init_state(shape: SimShape, p: SimParams) -> SimState:
         last_t=jnp.zeros(()),
         overflow=jnp.zeros((), bool),
         slots_full=jnp.zeros((), bool),
+        kv_out_of_range=jnp.zeros((), bool),
         backwards=jnp.zeros((), bool),
     )
 
@@ -107,6 +108,7 @@ def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
         incomplete=pending(shape, params, s),
         overflow=s.overflow,
         slots_full=s.slots_full,
+        kv_out_of_range=s.kv_out_of_range,
         backwards=s.backwards,
     )
 

@@ -101,6 +101,7 @@ class SimState(NamedTuple):
     last_t: f64 [] time of the last event (s).
     overflow: bool [] a ring buffer overflowed (results invalid).
     slots_full: bool [] the B batch slots bound an admission (rerun with more slots).
+    kv_out_of_range: bool [] a replica's free KV blocks left [0, capacity] (a bug).
     backwards: bool [] an event went back in time (invariant violation).
     """
 
@@ -131,6 +132,7 @@ class SimState(NamedTuple):
     last_t: Any
     overflow: Any
     slots_full: Any
+    kv_out_of_range: Any
     backwards: Any
 
 
@@ -142,7 +144,8 @@ class SimResult(NamedTuple):
     Per replica [R]: busy_s, block_s (block-seconds), iterations, kv_blocks (capacity).
     Scalars: steps, end_s (time of the last event), incomplete (step budget ran out),
     overflow (queue ring overflowed), slots_full (max_batch < max_num_seqs bound an
-    admission: the run stopped early, rerun with more slots), backwards (clock went
+    admission: the run stopped early, rerun with more slots), kv_out_of_range (free KV
+    blocks left [0, capacity]: a bug), backwards (clock went
     back: a bug).
     """
 
@@ -161,4 +164,5 @@ class SimResult(NamedTuple):
     incomplete: Any
     overflow: Any
     slots_full: Any
+    kv_out_of_range: Any
     backwards: Any

@@ -23,6 +23,7 @@ import jax
 import numpy as np
 import pandas as pd
 
+from frontier_jax.invariants import violations
 from frontier_jax.metrics import request_table, run_metrics
 from frontier_jax.sim import SimShape, simulate_batch, stack
 from frontier_jax.sim.build import sim_params
@@ -103,12 +104,8 @@ def metrics_row(p: Planned, res: Any, wl: Any, max_batch: int) -> dict[str, Any]
         m[k.replace("replica_", "mean_")] = float(np.mean(v))
     m["tok_s_per_user"] = 1.0 / m["tpot_mean"] if m["tpot_mean"] > 0 else float("nan")
     m["goodput_rps_per_gpu"] = m.get("goodput_rps", float("nan")) / m["gpus"]
-    bad = [k for k in ("overflow", "backwards") if bool(getattr(res, k))]
-    status = (
-        "ok"
-        if not (bad or m["incomplete"])
-        else ("invalid: " + ", ".join(bad) if bad else "incomplete: event budget ran out")
-    )
+    bad = violations(res, wl.arrival_s, wl.output)
+    status = "invalid: " + "; ".join(bad) if bad else "ok"
     return {**identity(p), **m, "max_batch": max_batch, "status": status}
 
 
