@@ -1,5 +1,6 @@
 """Sweeps: spec validation, expansion, chunked execution, determinism, resume, sharding, max-QPS."""
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -133,9 +134,12 @@ def test_small_sweep_rows_and_statuses(small_run):
 
 
 def test_chunk_size_does_not_change_results(small_run, tmp_path):
-    df, _ = small_run
+    df, out = small_run
     other = run_sweep(load_sweep(SMALL), tmp_path, progress=False, chunk_size=12)
     pd.testing.assert_frame_equal(_table(df), _table(other))
+    # Byte-identical results file: same spec and seed, different chunking.
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    assert digest(out / "results.parquet") == digest(tmp_path / "results.parquet")
 
 
 def _run_cli(args, env=None, **kw):
