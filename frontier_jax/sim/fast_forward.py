@@ -5,8 +5,8 @@ When its batch is decode-only, every running request is scheduled and nothing
 waits, the next L iterations are the same batch with contexts one token longer
 each, until (a) a request emits its last token, (b) a request may arrive (the
 next global arrival), or (c) a sequence needs a KV block that is not free. This
-stage finds the longest such window (at most ``shape.decode_window`` and one KV
-block of growth per sequence) and jumps it in one step. The reference simulator
+stage finds the longest such window (at most ``shape.decode_window`` iterations)
+and jumps it in one step. The reference simulator
 runs the same iterations one by one; results agree (only the event count differs).
 """
 
@@ -55,17 +55,20 @@ def decode_window(
     bs = p.engine.block_size
     d = cost.decode_window_times(batch, p.cost, jnp, K).at[0].set(dur)
     bounds = cumsum(jnp.concatenate([jnp.reshape(t, (1,)), d]))  # b_0 = t .. b_K
-    # A sequence with context c holds ceil((c + 1 + j) / bs) blocks in iteration j;
-    # for j < bs that is one more than in iteration 0 once j > s = bs - 1 - c mod bs.
+    # A sequence with context c = bs * m + r holds m + 1 + floor((r + j) / bs) blocks in
+    # iteration j: floor(j / bs) more than in iteration 0, plus one once j mod bs > s,
+    # with s = bs - 1 - r. Summed: extra[j] = n * floor(j / bs) + #{s < j mod bs}.
     s = bs - 1 - batch.ctx_tokens % bs
     hist = jnp.zeros(K, I32).at[jnp.where(batch.mask, s, K)].add(1, mode="drop")
-    extra = excl_cumsum(hist)  # extra[j]: blocks allocated by iterations 1..j
+    below = excl_cumsum(hist)  # below[v] = #{s < v}, v < K
+    j = jnp.arange(K)
+    n = jnp.sum(batch.mask, dtype=I32)
+    extra = n * (j // bs) + below[j % bs]  # blocks allocated by iterations 1..j
     L = jnp.arange(1, K + 1)
     min_remaining = jnp.min(jnp.where(batch.mask, remaining, jnp.iinfo(I32).max))
     ok = (L == 1) | (
         eligible
         & (L <= min_remaining)
-        & (L <= bs)
         & (extra <= free)
         & (bounds[:K] < t_next_arrival)
     )

@@ -33,7 +33,7 @@ class SimShape:
     max_replicas: int
     max_batch: int
     queue_capacity: int
-    decode_window: int = 16
+    decode_window: int = 32
 
 
 class EngineParams(NamedTuple):
