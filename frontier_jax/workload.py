@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TextIO
 
 import numpy as np
 
@@ -20,6 +21,9 @@ PROMPT_COLUMNS = ("prompt_tokens", "num_prefill_tokens", "prompt_len")
 OUTPUT_COLUMNS = ("output_tokens", "num_decode_tokens", "output_len")
 
 _INT32_MAX = np.iinfo(np.int32).max
+# Longest trace line read (characters): a file without line breaks (such as /dev/zero) is
+# refused instead of read into memory whole.
+_MAX_LINE_CHARS = 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,7 +123,12 @@ def _arrivals(spec: ArrivalSpec, n: int, rng: np.random.Generator, trace: _Trace
     else:
         shape = 1.0 / spec.cv**2
         gaps = rng.gamma(shape, 1.0 / (spec.rate * shape), size=n)
-    return np.cumsum(gaps)
+    with np.errstate(over="ignore"):
+        arrival = np.cumsum(gaps)
+    if not np.isfinite(arrival[-1]):
+        raise SpecError("<WorkloadSpec>", "arrival.rate", spec.rate,
+                        f"{n} arrivals at this rate overflow the clock: expected a larger rate")
+    return arrival
 
 
 def _lengths(
@@ -147,9 +156,11 @@ def _read_trace(path: Path, need_arrival: bool) -> _Trace:
     """Returns the columns of a trace CSV (arrival_s None when absent and not needed); raises
     SpecError naming the file, column and line of the first problem."""
     source = str(path)
+    if "\0" in source:
+        raise SpecError(source, "<file>", source, "expected a file path without NUL bytes")
     try:
-        with path.open(newline="") as f:
-            reader = csv.reader(f)
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(_bounded_lines(f, source))
             header = next(reader, None)
             if header is None or not any(h.strip() for h in header):
                 raise SpecError(source, "<file>", "", "empty file; expected a header row naming "
@@ -163,7 +174,8 @@ def _read_trace(path: Path, need_arrival: bool) -> _Trace:
                 found = [names.index(a) for a in aliases if a in names]
                 if not found:
                     raise SpecError(source, "header", header,
-                                    f"no {role} column; expected one of {', '.join(aliases)}")
+                                    f"no {role} column; expected one of {', '.join(aliases)}"
+                                    f"{_delimiter_hint(header)}")
                 index[role] = found[0]
             columns: dict[str, list[float]] = {role: [] for role in index}
             lines: list[int] = []
@@ -178,6 +190,8 @@ def _read_trace(path: Path, need_arrival: bool) -> _Trace:
         raise SpecError(source, "<file>", source, "file not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SpecError(source, "<file>", str(exc), "expected a readable CSV file") from None
+    except MemoryError:
+        raise SpecError(source, "<file>", source, "too large to read") from None
     if not columns["prompt_tokens"]:
         raise SpecError(source, "<file>", 0, "no data rows after the header")
     arrival = columns.get("arrival_s")
@@ -194,6 +208,18 @@ def _read_trace(path: Path, need_arrival: bool) -> _Trace:
     )
 
 
+def _bounded_lines(f: TextIO, source: str) -> Iterator[str]:
+    """Yields the lines of text file `f`; raises SpecError at a line over _MAX_LINE_CHARS."""
+    while True:
+        line = f.readline(_MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > _MAX_LINE_CHARS:
+            raise SpecError(source, "<file>", line[:40] + "...",
+                            f"a line over {_MAX_LINE_CHARS} characters; expected a CSV file")
+        yield line
+
+
 def _cell(row: list[str], col: int, role: str, name: str, line: int, source: str) -> float:
     """Returns one trace value: an arrival time >= 0 (s) or a token count >= 1."""
     text = row[col].strip() if col < len(row) else ""
@@ -203,7 +229,18 @@ def _cell(row: list[str], col: int, role: str, name: str, line: int, source: str
         raise SpecError(source, f"{name}[line {line}]", text, "expected a number") from None
     if role == "arrival_s":
         if not math.isfinite(value) or value < 0:
-            raise SpecError(source, f"{name}[line {line}]", text, "expected a time >= 0 in seconds")
+            raise SpecError(source, f"{name}[line {line}]", text,
+                            "expected a finite time >= 0 in seconds")
     elif not (value.is_integer() and 1 <= value <= _INT32_MAX):
-        raise SpecError(source, f"{name}[line {line}]", text, "expected a token count >= 1")
+        raise SpecError(source, f"{name}[line {line}]", text,
+                        "expected an integer token count >= 1 (at most 2**31 - 1)")
     return value
+
+
+def _delimiter_hint(header: list[str]) -> str:
+    """Returns a hint for a header that looks separated by something other than commas."""
+    if len(header) == 1:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars"), (" ", "spaces")):
+            if sep in header[0].strip():
+                return f" (the header is one column: columns must be separated by commas, not {name})"
+    return ""

@@ -151,19 +151,21 @@ def test_kill_and_resume_is_identical(small_run, tmp_path):
     df, _ = small_run
     out = tmp_path / "killed"
     proc = _run_cli(
-        ["sweep", str(SMALL), "--out", str(out), "--chunk-size", "2", "--quiet", "--no-plot"],
+        ["sweep", str(SMALL), "--out", str(out), "--chunk-size", "1", "--quiet", "--no-plot"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "chunks").glob("*.parquet"))) < 2:
-        time.sleep(0.2)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = len(list((out / "chunks").glob("*.parquet")))
-    assert 2 <= done_before < 6, "the sweep must be killed part-way"
-    resumed = run_sweep(load_sweep(SMALL), out, resume=True, progress=False, chunk_size=2)
-    assert len(list((out / "chunks").glob("*.parquet"))) == 6
+    assert 2 <= done_before < 12, "the sweep must be killed part-way"
+    with pytest.raises(SpecError, match="chunk-size"):
+        run_sweep(load_sweep(SMALL), out, resume=True, progress=False, chunk_size=4)
+    resumed = run_sweep(load_sweep(SMALL), out, resume=True, progress=False)
+    assert len(list((out / "chunks").glob("*.parquet"))) == 12
     pd.testing.assert_frame_equal(_table(df), _table(resumed))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from frontier_jax.spec.errors import (
+    INT32_MAX,
     SpecError,
     check_float,
     check_int,
@@ -48,7 +49,7 @@ class HardwareSpec:
         check_int(self, "hbm_bytes", minimum=1)
         check_float(self, "nvlink_latency_s", low=0.0)
         check_float(self, "net_latency_s", low=0.0)
-        check_int(self, "gpus_per_node", minimum=1)
+        check_int(self, "gpus_per_node", minimum=1, maximum=INT32_MAX)
 
 
 HARDWARE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(HardwareSpec))
@@ -102,7 +103,7 @@ def get_hardware(name: str, overrides: Mapping[str, Any] | None = None) -> Hardw
     """Returns the preset `name` (case-insensitive, aliases such as "h100" accepted) with the
     fields in `overrides` replaced; raises SpecError for an unknown name, an unknown field or
     an invalid value (fields: "preset" or the override's name, source "<dict>")."""
-    key = str(name).strip().lower().replace("_", "-").replace(" ", "-")
+    key = name.strip().lower().replace("_", "-").replace(" ", "-") if isinstance(name, str) else ""
     if key not in _ALIASES:
         presets = sorted(HARDWARE_PRESETS)
         raise SpecError("<dict>", "preset", name,
@@ -110,6 +111,9 @@ def get_hardware(name: str, overrides: Mapping[str, Any] | None = None) -> Hardw
     base = HARDWARE_PRESETS[_ALIASES[key]]
     if not overrides:
         return base
+    if not isinstance(overrides, Mapping):
+        raise SpecError("<dict>", "overrides", overrides,
+                        f"expected a table of HardwareSpec fields; {one_of(HARDWARE_FIELDS)}")
     check_keys(overrides, HARDWARE_FIELDS, "<dict>", "")
     try:
         return replace(base, **overrides)

@@ -14,18 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from frontier_jax.spec.errors import (
+    INT32_MAX,
     SpecError,
     check_bool,
     check_int,
     check_str,
     did_you_mean,
     one_of,
+    read_spec_text,
 )
 
 # config.json keys that give the number of routed experts / the weight dtype, in lookup order.
 _EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
 _DTYPE_KEYS = ("torch_dtype", "dtype")
 # Model families whose MLP is up -> activation -> down (two matrices) instead of gated (three).
+# Widest element type accepted (float64).
+_MAX_DTYPE_BYTES = 8
 _NON_GATED_MODEL_TYPES = frozenset({"gpt_neox", "opt", "falcon", "phi", "starcoder2", "gpt_bigcode"})
 
 
@@ -57,11 +61,11 @@ class ModelSpec:
         check_str(self, "name")
         for name in ("hidden_size", "num_attention_heads", "num_key_value_heads",
                      "num_hidden_layers", "intermediate_size", "vocab_size", "head_dim"):
-            check_int(self, name, minimum=1)
-        check_int(self, "dtype_bytes", minimum=1)
+            check_int(self, name, minimum=1, maximum=INT32_MAX)
+        check_int(self, "dtype_bytes", minimum=1, maximum=_MAX_DTYPE_BYTES)
         for name in ("num_experts", "num_experts_per_tok", "moe_intermediate_size",
                      "shared_expert_intermediate_size"):
-            check_int(self, name, minimum=0)
+            check_int(self, name, minimum=0, maximum=INT32_MAX)
         check_bool(self, "tie_word_embeddings")
         check_bool(self, "gated_mlp")
         src = f"<{type(self).__name__}>"
@@ -122,15 +126,25 @@ def load_model_config(path: str | Path) -> ModelSpec:
     path = Path(path)
     source = str(path)
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(read_spec_text(path))
+    except SpecError:
+        raise
     except FileNotFoundError:
         raise SpecError(source, "<file>", source, "file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SpecError(source, "<file>", str(exc), "expected a JSON config file") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # huge integer, deep nesting
+        raise SpecError(source, "<file>", f"{type(exc).__name__}: {exc}",
+                        "expected a JSON config file (numbers under 4300 digits, "
+                        "nesting under ~900 levels)") from None
     if not isinstance(config, dict):
         raise SpecError(source, "<file>", type(config).__name__, "expected a JSON object")
-    name = str(config.get("_name_or_path") or (
-        path.parent.name if path.name == "config.json" and path.parent.name else path.stem))
+    given_name = config.get("_name_or_path")
+    if isinstance(given_name, str) and given_name.strip():
+        name = given_name.strip()
+    else:
+        name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+    name = name or "model"
     if isinstance(config.get("text_config"), dict):
         config = config["text_config"]
     try:
@@ -191,8 +205,16 @@ def _fields_from_config(config: Mapping[str, Any], source: str) -> dict[str, Any
         "num_experts_per_tok": positive("num_experts_per_tok") if experts else 0,
         "moe_intermediate_size": moe_width,
         "shared_expert_intermediate_size": shared,
-        "gated_mlp": config.get("model_type") not in _NON_GATED_MODEL_TYPES,
+        "gated_mlp": _model_type(config, source) not in _NON_GATED_MODEL_TYPES,
     }
+
+
+def _model_type(config: Mapping[str, Any], source: str) -> str | None:
+    """Returns config.json's model_type (None when absent); raises SpecError unless a string."""
+    value = config.get("model_type")
+    if value is not None and not isinstance(value, str):
+        raise SpecError(source, "model_type", value, "expected a string such as 'llama'")
+    return value
 
 
 def _dtype_bytes(config: Mapping[str, Any], source: str) -> int:
@@ -203,7 +225,10 @@ def _dtype_bytes(config: Mapping[str, Any], source: str) -> int:
     key = next((k for k in _DTYPE_KEYS if config.get(k) is not None), None)
     if key is None:
         return 2
-    dtype = str(config[key]).lower().removeprefix("torch.")
+    if not isinstance(config[key], str):
+        raise SpecError(source, key, config[key],
+                        "expected bfloat16, float16, float32 or a float8 type")
+    dtype = config[key].lower().removeprefix("torch.")
     if dtype in ("bfloat16", "float16", "half", "bf16", "fp16"):
         return 2
     if dtype in ("float32", "float", "fp32"):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from frontier_jax.spec.errors import (
+    INT32_MAX,
     SpecError,
     check_bool,
     check_choice,
@@ -42,6 +43,7 @@ from frontier_jax.spec.errors import (
     check_str,
     did_you_mean,
     one_of,
+    read_spec_text,
 )
 from frontier_jax.spec.hardware import HARDWARE_FIELDS, HARDWARE_PRESETS, HardwareSpec, get_hardware
 from frontier_jax.spec.model import MODEL_PRESETS, ModelSpec, load_model_config
@@ -60,6 +62,10 @@ _LENGTH_PARAMS: dict[str, tuple[str, ...]] = {
     "trace": (),
 }
 _ALL_LENGTH_PARAMS = ("value", "low", "high", "median", "sigma", "alpha")
+# A zipf length distribution is a table over high - low + 1 lengths: keep it small.
+_MAX_ZIPF_SUPPORT = 2**20
+# Coefficient of variation of gamma arrivals: 1/cv^2 is the gamma shape.
+_MIN_CV, _MAX_CV = 1e-6, 1e3
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,8 @@ class ParallelSpec:
     pp: int = 1
 
     def __post_init__(self) -> None:
-        check_int(self, "tp", minimum=1)
-        check_int(self, "pp", minimum=1)
+        check_int(self, "tp", minimum=1, maximum=INT32_MAX)
+        check_int(self, "pp", minimum=1, maximum=INT32_MAX)
 
 
 @dataclass(frozen=True)
@@ -87,14 +93,14 @@ class SchedulerSpec:
     gpu_memory_utilization: float = 0.9
 
     def __post_init__(self) -> None:
-        check_int(self, "max_num_seqs", minimum=1)
-        check_int(self, "max_num_batched_tokens", minimum=1)
+        check_int(self, "max_num_seqs", minimum=1, maximum=INT32_MAX)
+        check_int(self, "max_num_batched_tokens", minimum=1, maximum=INT32_MAX)
         if self.max_num_batched_tokens < self.max_num_seqs:
             raise SpecError("<SchedulerSpec>", "max_num_batched_tokens",
                             self.max_num_batched_tokens,
                             f"must be >= max_num_seqs = {self.max_num_seqs} (one decode token each)")
         check_bool(self, "chunked_prefill")
-        check_int(self, "block_size", minimum=1)
+        check_int(self, "block_size", minimum=1, maximum=INT32_MAX)
         check_float(self, "gpu_memory_utilization", low=0.0, high=1.0, low_open=True)
 
 
@@ -106,7 +112,7 @@ class ClusterSpec:
     router: str = "round_robin"
 
     def __post_init__(self) -> None:
-        check_int(self, "replicas", minimum=1)
+        check_int(self, "replicas", minimum=1, maximum=INT32_MAX)
         check_choice(self, "router", ROUTERS)
 
 
@@ -139,17 +145,21 @@ class LengthSpec:
             if name not in needed and value is not None:
                 raise SpecError("<LengthSpec>", name, value,
                                 f"not used by dist {self.dist!r}, which takes {list(needed)}")
-        check_int(self, "value", minimum=1, optional=True)
-        check_int(self, "low", minimum=1, optional=True)
-        check_int(self, "high", minimum=1, optional=True)
+        for name in ("value", "low", "high"):
+            check_int(self, name, minimum=1, optional=True, maximum=INT32_MAX)
         if self.high is not None and self.high < self.low:
             raise SpecError("<LengthSpec>", "high", self.high, f"must be >= low = {self.low}")
+        if self.dist == "zipf" and self.high - self.low >= _MAX_ZIPF_SUPPORT:
+            raise SpecError("<LengthSpec>", "high", self.high,
+                            f"zipf draws from at most {_MAX_ZIPF_SUPPORT} lengths: "
+                            f"expected high < low + {_MAX_ZIPF_SUPPORT} = "
+                            f"{self.low + _MAX_ZIPF_SUPPORT}")
         check_float(self, "median", low=0.0, low_open=True, optional=True)
         check_float(self, "sigma", low=0.0, optional=True)
         check_float(self, "alpha", low=0.0, low_open=True, optional=True)
         check_float(self, "scale", low=0.0, low_open=True)
-        check_int(self, "min", minimum=1)
-        check_int(self, "max", minimum=1, optional=True)
+        check_int(self, "min", minimum=1, maximum=INT32_MAX)
+        check_int(self, "max", minimum=1, optional=True, maximum=INT32_MAX)
         if self.max is not None and self.max < self.min:
             raise SpecError("<LengthSpec>", "max", self.max, f"must be >= min = {self.min}")
 
@@ -173,7 +183,7 @@ class ArrivalSpec:
         elif self.rate is None:
             raise SpecError("<ArrivalSpec>", "rate", None, f"required by process {self.process!r}")
         check_float(self, "rate", low=0.0, low_open=True, optional=True)
-        check_float(self, "cv", low=0.0, low_open=True)
+        check_float(self, "cv", low=_MIN_CV, high=_MAX_CV)
         if self.process != "gamma" and self.cv != 1.0:
             raise SpecError("<ArrivalSpec>", "cv", self.cv, "only used by process 'gamma'")
 
@@ -191,7 +201,7 @@ class WorkloadSpec:
     trace: str | None = None
 
     def __post_init__(self) -> None:
-        check_int(self, "num_requests", minimum=1)
+        check_int(self, "num_requests", minimum=1, maximum=INT32_MAX)
         _check_type(self, "arrival", ArrivalSpec)
         _check_type(self, "prompt", LengthSpec)
         _check_type(self, "output", LengthSpec)
@@ -258,8 +268,8 @@ class SimSpec:
     queue_capacity: int | None = None
 
     def __post_init__(self) -> None:
-        check_int(self, "max_steps", minimum=1, optional=True)
-        check_int(self, "queue_capacity", minimum=1, optional=True)
+        check_int(self, "max_steps", minimum=1, optional=True, maximum=INT32_MAX - 1)
+        check_int(self, "queue_capacity", minimum=1, optional=True, maximum=INT32_MAX)
 
 
 @dataclass(frozen=True)
@@ -319,13 +329,25 @@ def load_scenario(path: str | Path) -> Scenario:
     read from the file's folder. Raises SpecError for an unreadable file or any invalid value."""
     path = Path(path)
     source = str(path)
+    data = read_toml(path, "expected a TOML scenario file")
+    return scenario_from_dict(data, source=source, base_dir=path.parent)
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Returns the tables of the TOML file at `path` (UTF-8, a leading BOM allowed); raises a
+    SpecError with `what` as its allowed part for a missing, unreadable or invalid file."""
+    source = str(path)
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(read_spec_text(path))
+    except SpecError:
+        raise
     except FileNotFoundError:
         raise SpecError(source, "<file>", source, "file not found") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SpecError(source, "<file>", str(exc), "expected a TOML scenario file") from None
-    return scenario_from_dict(data, source=source, base_dir=path.parent)
+        raise SpecError(source, "<file>", str(exc), what) from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # huge integer, deep nesting
+        raise SpecError(source, "<file>", f"{type(exc).__name__}: {exc}",
+                        f"{what} (integers under 4300 digits, nesting under ~900 levels)") from None
 
 
 def scenario_from_dict(
@@ -378,6 +400,12 @@ def with_overrides(s: Scenario, overrides: Mapping[str, Any]) -> Scenario:
     "scheduler.max_num_seqs" or "workload.prompt" with a whole table) set to its value.
     "model.preset", "model.config" and "hardware.preset" replace the whole table (other keys of
     that table in `overrides` then apply on top). Raises SpecError like `scenario_from_dict`."""
+    if not isinstance(overrides, Mapping):
+        raise SpecError(s.source, "<overrides>", overrides, "expected a table of dotted keys")
+    for key in overrides:
+        if not isinstance(key, str) or not all(key.split(".")):
+            raise SpecError(s.source, "<overrides>", key,
+                            "expected a dotted scenario key such as 'scheduler.max_num_seqs'")
     d = scenario_to_dict(s)
     for key in sorted(overrides, key=lambda k: k not in _TABLE_RESETS):
         value = overrides[key]
@@ -426,6 +454,10 @@ def check_feasible(s: Scenario) -> None:
         raise SpecError(s.source, "model", s.model.name,
                         f"weights need {weights / 1e9:.1f} GB per GPU but {where} leaves "
                         f"{usable / 1e9:.1f} GB: {(weights - usable) / 1e9:.1f} GB missing")
+    if kv_capacity_blocks(s) > INT32_MAX:
+        raise SpecError(s.source, "scheduler.block_size", s.scheduler.block_size,
+                        f"{kv_capacity_blocks(s)} KV blocks per replica on {where} is over the "
+                        f"simulator's limit of 2**31 - 1: expected a larger block_size")
     if kv_capacity_blocks(s) < 1:
         block_gb = s.scheduler.block_size * kv_bytes_per_token_per_gpu(s) / 1e9
         raise SpecError(s.source, "scheduler.gpu_memory_utilization",
@@ -482,13 +514,20 @@ def _build(cls: type, table: Mapping[str, Any], source: str, prefix: str) -> Any
 
 
 def _resolve_file(value: Any, base: Path, source: str, field: str) -> Path:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
         raise SpecError(source, field, value, "expected a file path")
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else base / path
-    if not path.is_file():
+    try:
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else base / path
+        found = path.is_file()
+    except (OSError, RuntimeError, ValueError) as exc:  # name too long, unknown ~user
+        raise SpecError(source, field, value, f"expected a readable file path ({exc})") from None
+    if not found:
         raise SpecError(source, field, value, f"file not found (looked for {path})")
-    return path.resolve()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise SpecError(source, field, value, f"expected a readable file path ({exc})") from None
 
 
 def _model_from_table(table: Mapping[str, Any], source: str, base: Path) -> ModelSpec:
@@ -498,11 +537,11 @@ def _model_from_table(table: Mapping[str, Any], source: str, base: Path) -> Mode
         raise SpecError(source, "model.config", table["config"], "give preset or config, not both")
     if "preset" in table:
         name = table["preset"]
-        key = name.lower() if isinstance(name, str) else name
+        key = name.strip().lower() if isinstance(name, str) else ""
         if key not in MODEL_PRESETS:
             presets = sorted(MODEL_PRESETS)
             raise SpecError(source, "model.preset", name,
-                            f"unknown model{did_you_mean(str(key), presets)}; {one_of(presets)}")
+                            f"unknown model{did_you_mean(key, presets)}; {one_of(presets)}")
         start: ModelSpec | None = MODEL_PRESETS[key]
     elif "config" in table:
         start = load_model_config(_resolve_file(table["config"], base, source, "model.config"))

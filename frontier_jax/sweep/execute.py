@@ -193,15 +193,26 @@ def run_sweep(
     chunks_dir = out / "chunks"
     manifest = out / "manifest.json"
     h = _spec_hash(spec)
-    if manifest.exists():
-        old = json.loads(manifest.read_text())
-        if resume and old.get("spec_hash") != h:
+    devs = jax.local_devices()[: (devices or len(jax.local_devices()))]
+    cs = chunk_size or spec.chunk_size
+    old = json.loads(manifest.read_text()) if manifest.exists() else {}
+    if resume and old:
+        if old.get("spec_hash") != h:
             raise SpecError(
                 spec.source,
                 "<resume>",
                 str(out),
                 "results there come from a different spec; use another --out",
             )
+        # Chunk files are named by position: resuming must cut the same chunks.
+        if chunk_size is not None and chunk_size != old.get("chunk_size", chunk_size):
+            raise SpecError(
+                spec.source,
+                "<resume>",
+                chunk_size,
+                f"--chunk-size must match the interrupted run's ({old['chunk_size']}) to resume",
+            )
+        cs = old.get("chunk_size", cs)
     if not resume and chunks_dir.exists():
         for f in chunks_dir.glob("*.parquet"):
             f.unlink()
@@ -209,11 +220,15 @@ def run_sweep(
     plans, dropped = plan(spec)
     manifest.write_text(
         json.dumps(
-            {"spec_hash": h, "configs": len(plans), "dropped_by_constraints": dropped}, indent=2
+            {
+                "spec_hash": h,
+                "configs": len(plans),
+                "chunk_size": cs,
+                "dropped_by_constraints": dropped,
+            },
+            indent=2,
         )
     )
-    devs = jax.local_devices()[: (devices or len(jax.local_devices()))]
-    cs = chunk_size or spec.chunk_size
     cs = max(len(devs), int(math.ceil(cs / len(devs)) * len(devs)))
     sharding = None
     if len(devs) > 1:

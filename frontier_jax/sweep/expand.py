@@ -6,17 +6,26 @@ full path with dots as underscores when the short name is ambiguous), the base
 scenario's knobs and model sizes (``num_attention_heads``, ``hidden_size`` ...) and
 ``gpus = replicas x tp x pp``. Allowed: numbers, + - * / // % **, comparisons,
 and/or/not, min, max, round, int, float, abs, log2.
+
+Expressions are computed by walking their syntax tree (never ``eval``), within bounds that
+keep hostile input cheap: at most MAX_EXPR_CHARS characters and MAX_EXPR_DEPTH levels of
+nesting, operands that are numbers (strings only compare), and no integer over
+2**MAX_INT_BITS (``10**10**10`` is refused before it is computed). Any failure is a one-line
+SpecError naming the expression's field and the configuration it failed at.
 """
 
 import ast
+import functools
 import itertools
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from frontier_jax.spec import SpecError
+from frontier_jax.spec.errors import short_repr
 
 FUNCS = {
     "min": min,
@@ -26,6 +35,24 @@ FUNCS = {
     "float": float,
     "abs": abs,
     "log2": math.log2,
+}
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: None,  # _power: bounded
+}
+_UNARYOPS = {ast.UAdd: operator.pos, ast.USub: operator.neg, ast.Not: operator.not_}
+_CMPOPS = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
 _NODES = (
     ast.Expression,
@@ -37,11 +64,26 @@ _NODES = (
     ast.Load,
     ast.Constant,
     ast.Call,
-    ast.operator,
-    ast.unaryop,
-    ast.boolop,
-    ast.cmpop,
+    ast.And,
+    ast.Or,
+    *_BINOPS,
+    *_UNARYOPS,
+    *_CMPOPS,
 )
+# Limits that keep every expression cheap: its length, its nesting, the size of any integer it
+# computes (bits) and the digits `round` may be asked for.
+MAX_EXPR_CHARS = 1000
+MAX_EXPR_DEPTH = 64
+MAX_INT_BITS = 1024
+_MAX_ROUND_DIGITS = 400
+_ALLOWED = (
+    "numbers, names, + - * / // % **, comparisons, and/or/not and the functions "
+    + ", ".join(FUNCS)
+)
+
+
+class _Invalid(Exception):
+    """An expression that cannot be evaluated; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -97,24 +139,115 @@ def expression_names(spec) -> dict[str, str]:
 
 
 def _parse(expr: str, source: str, where: str) -> ast.Expression:
+    """Returns the syntax tree of `expr`; raises SpecError naming `where` unless it is a short
+    arithmetic expression of the allowed forms."""
+    if not isinstance(expr, str):
+        raise SpecError(source, where, expr, "expected an expression string")
     try:
-        tree = ast.parse(expr, mode="eval")
-    except SyntaxError:
-        raise SpecError(source, where, expr, "a valid arithmetic expression") from None
+        return _parse_cached(expr)
+    except _Invalid as e:
+        raise SpecError(source, where, expr, str(e)) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(expr: str) -> ast.Expression:
+    if len(expr) > MAX_EXPR_CHARS:
+        raise _Invalid(f"expected an expression of at most {MAX_EXPR_CHARS} characters")
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        raise _Invalid("a valid arithmetic expression") from None
+    depth = {id(tree): 0}
     for node in ast.walk(tree):
+        level = depth[id(node)]
+        if level > MAX_EXPR_DEPTH:
+            raise _Invalid(f"expressions may nest at most {MAX_EXPR_DEPTH} levels")
+        for child in ast.iter_child_nodes(node):
+            depth[id(child)] = level + 1
         if not isinstance(node, _NODES):
-            raise SpecError(
-                source,
-                where,
-                expr,
-                f"only arithmetic, comparisons and "
-                f"{', '.join(FUNCS)} are allowed ({type(node).__name__})",
-            )
+            raise _Invalid(f"only {_ALLOWED} are allowed ({type(node).__name__})")
+        if isinstance(node, ast.Constant) and type(node.value) not in (int, float, bool, str):
+            raise _Invalid(f"only {_ALLOWED} are allowed (constant {node.value!r})")
         if isinstance(node, ast.Call) and not (
-            isinstance(node.func, ast.Name) and node.func.id in FUNCS
+            isinstance(node.func, ast.Name) and node.func.id in FUNCS and not node.keywords
         ):
-            raise SpecError(source, where, expr, "calls allowed: " + ", ".join(FUNCS))
+            raise _Invalid("calls allowed: " + ", ".join(FUNCS) + " (positional arguments)")
     return tree
+
+
+def _number(x: Any, what: str) -> Any:
+    """Returns `x` when it is a number (bool, int or float); raises _Invalid otherwise."""
+    if isinstance(x, bool | int | float | np.integer | np.floating | np.bool_):
+        return x
+    raise _Invalid(f"{what} is {short_repr(x)}, not a number")
+
+
+def _bounded(x: Any) -> Any:
+    """Returns `x` unless it is an integer over MAX_INT_BITS bits or a complex number."""
+    if isinstance(x, int) and x.bit_length() > MAX_INT_BITS:
+        raise _Invalid(f"an integer result is over 2**{MAX_INT_BITS}")
+    if isinstance(x, complex):
+        raise _Invalid("a result is a complex number (a negative number to a fractional power)")
+    return x
+
+
+def _power(a: Any, b: Any) -> Any:
+    """Returns a ** b, refusing integer results over MAX_INT_BITS bits before computing them."""
+    if isinstance(a, int | np.integer) and isinstance(b, int | np.integer) and b > 0:
+        a, b = int(a), int(b)
+        if abs(a) > 1 and (b > MAX_INT_BITS or (abs(a).bit_length() - 1) * b > MAX_INT_BITS):
+            raise _Invalid(f"{a} ** {b} is over 2**{MAX_INT_BITS}")
+    return a**b
+
+
+def _call(name: str, args: list[Any]) -> Any:
+    if name == "round" and len(args) == 2:
+        digits = args[1]
+        if not isinstance(digits, int | np.integer) or abs(digits) > _MAX_ROUND_DIGITS:
+            raise _Invalid(f"round's digits must be an integer in -{_MAX_ROUND_DIGITS}..."
+                           f"{_MAX_ROUND_DIGITS}")
+    return FUNCS[name](*args)
+
+
+def _eval(node: ast.AST, names: dict[str, Any]) -> Any:
+    if isinstance(node, ast.Expression):
+        return _eval(node.body, names)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id not in names:
+            raise _Invalid(f"unknown name {node.id!r}")
+        return names[node.id]
+    if isinstance(node, ast.BinOp):
+        left = _number(_eval(node.left, names), "an operand")
+        right = _number(_eval(node.right, names), "an operand")
+        op = _BINOPS[type(node.op)] or _power
+        return _bounded(op(left, right))
+    if isinstance(node, ast.UnaryOp):
+        value = _eval(node.operand, names)
+        if not isinstance(node.op, ast.Not):
+            _number(value, "an operand")
+        return _bounded(_UNARYOPS[type(node.op)](value))
+    if isinstance(node, ast.BoolOp):
+        is_and = isinstance(node.op, ast.And)
+        value = None
+        for operand in node.values:
+            value = _eval(operand, names)
+            if bool(value) != is_and:
+                return value
+        return value
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, names)
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = _eval(comparator, names)
+            if not bool(_CMPOPS[type(op)](left, right)):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.Call):
+        args = [_number(_eval(a, names), f"an argument of {node.func.id}") for a in node.args]
+        return _bounded(_call(node.func.id, args))
+    raise _Invalid(f"only {_ALLOWED} are allowed ({type(node).__name__})")
 
 
 def _names(tree: ast.Expression) -> set[str]:
@@ -122,7 +255,8 @@ def _names(tree: ast.Expression) -> set[str]:
 
 
 def check_expressions(spec) -> None:
-    """Parse every derived value and constraint; unknown names raise SpecError."""
+    """Parse every derived value and constraint and compute them at the sweep's first point;
+    unknown names, forbidden forms and values that cannot be computed raise SpecError."""
     known = set(_scenario_names(spec.base)) | set(expression_names(spec)) | {"gpus"}
     for key, expr in spec.derived:
         unknown = _names(_parse(expr, spec.source, f"derived.{key}")) - known
@@ -142,21 +276,38 @@ def check_expressions(spec) -> None:
                 expr,
                 f"unknown name {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}",
             )
+    first = next(_points(spec), None)
+    if first is not None:
+        config_for(spec, first)
 
 
 def evaluate(expr: str, names: dict[str, Any]) -> Any:
-    """Value of a (pre-checked) expression under ``names``."""
-    return eval(
-        compile(ast.parse(expr, mode="eval"), "<expr>", "eval"),  # noqa: S307
-        {"__builtins__": {}, **FUNCS},
-        names,
-    )
+    """Value of an expression under ``names`` (a number, or a bool for a comparison).
+
+    The expression is checked as in :func:`check_expressions` and computed by walking its
+    syntax tree (no ``eval``): operands must be numbers, integer results stay under
+    2**MAX_INT_BITS (so ``10**10**10`` is refused at once) and every failure (a division by
+    zero, ``log2(0)``, an unknown name, an overflow) raises a one-line SpecError whose source is
+    ``<expression>``.
+    """
+    tree = _parse(expr, "<expression>", "<expr>")
+    try:
+        return _eval(tree, names)
+    except _Invalid as e:
+        raise SpecError("<expression>", "<expr>", expr, str(e)) from None
+    except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as e:
+        raise SpecError(
+            "<expression>", "<expr>", expr, f"cannot be computed: {type(e).__name__}: {e}"
+        ) from None
 
 
 def _draw(ax, rng: np.random.Generator):
     if ax.kind == "choice":
         return ax.values[int(rng.integers(len(ax.values)))]
-    if ax.kind == "uniform":
+    if ax.kind == "uniform" and not math.isfinite(ax.high - ax.low):
+        u = float(rng.random())  # bounds wider than the largest float: no difference taken
+        x = ax.low * (1 - u) + ax.high * u
+    elif ax.kind == "uniform":
         x = float(rng.uniform(ax.low, ax.high))
     else:
         x = float(math.exp(rng.uniform(math.log(ax.low), math.log(ax.high))))
@@ -186,16 +337,42 @@ def config_for(spec, point: dict, config_id: int = 0) -> Config | None:
     short = expression_names(spec)
     ns = _scenario_names(spec.base)
     ns.update({s: point[f] for s, f in short.items() if f in point})
-    ns["gpus"] = ns["replicas"] * ns["tp"] * ns["pp"]
+    ns["gpus"] = _gpus(ns)
     values = dict(point)
     for key, expr in spec.derived:
-        values[key] = evaluate(expr, ns)
+        values[key] = _evaluate_at(spec, f"derived.{key}", expr, ns, point)
         ns.update({s: values[f] for s, f in short.items() if f == key})
-        ns["gpus"] = ns["replicas"] * ns["tp"] * ns["pp"]
-    if not all(bool(evaluate(c, ns)) for c in spec.constraints):
-        return None
+        ns["gpus"] = _gpus(ns)
+    for i, expr in enumerate(spec.constraints):
+        if not _evaluate_at(spec, f"constraints.expressions[{i}]", expr, ns, point):
+            return None
     overrides = {k: v for k, v in values.items() if is_scenario_path(k)}
     return Config(config_id, values, overrides)
+
+
+def _gpus(ns: dict[str, Any]) -> Any:
+    """Returns replicas x tp x pp, or None unless all three are numbers."""
+    factors = [ns.get(k) for k in ("replicas", "tp", "pp")]
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in factors):
+        return None
+    try:
+        return _bounded(math.prod(factors))
+    except _Invalid:
+        return None
+
+
+def _evaluate_at(spec, where: str, expr: str, ns: dict[str, Any], point: dict) -> Any:
+    """Returns `expr` evaluated under `ns`; a failure is reported at the spec's `where` with the
+    point (axis values) it happened at."""
+    try:
+        value = evaluate(expr, ns)
+        return bool(value) if where.startswith("constraints") else value
+    except SpecError as e:
+        raise SpecError(spec.source, where, expr, f"{e.allowed} (at {short_repr(point)})") from None
+    except Exception as e:  # bool() of an odd value
+        raise SpecError(
+            spec.source, where, expr, f"cannot be computed: {e} (at {short_repr(point)})"
+        ) from None
 
 
 def expand(spec) -> tuple[list[Config], int]:
