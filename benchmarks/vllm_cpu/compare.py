@@ -1,0 +1,374 @@
+"""Simulate recorded vLLM replays with frontier-jax and compare, rate by rate.
+
+    .venv/bin/python benchmarks/vllm_cpu/compare.py work/replay [RUN_DIR ...] \
+        [--profile work/profile/profile.csv] [--hardware work/profile/cpu_hardware.json] \
+        [--cost roofline | --cost surrogate --predictor DIR] [--json OUT]
+
+Runs in the project's own environment (/work/main/.venv: jax + frontier_jax), not the vLLM one.
+
+For each replay run (a folder with meta.json, requests.parquet, iterations.parquet, from
+replay.py) it builds the matching scenario: the checkpoint's config.json as the model, one
+replica, tp = pp = 1, chunked prefill, vLLM's token budget, max_num_seqs and block size, and the
+KV capacity in blocks vLLM reported, less its reserved null block (`sim_params(..., kv_blocks=
+...)`); the workload is the SAME
+request list (actual arrival times of add_request, prompt and output tokens). The cost model is
+the roofline with a `[hardware]` override describing this CPU (measured one-core bf16 GEMM rate
+as peak_flops, measured copy bandwidth as hbm_bw, RAM as hbm_bytes: profile_engine.py writes
+them), with `[cost]` as shipped ("roofline") and, given --profile, also with its efficiencies and
+host overheads fitted to the profiled iteration times ("roofline-fit").
+
+Per rate (repeats pooled: measured mean +- std over the repeats is the noise floor) it prints
+simulated vs measured: throughput (req/s, output tok/s), TTFT mean/p50/p90, TPOT mean/p50/p90,
+E2E mean/p50/p90, iterations, preemptions, and the per-iteration time error: the cost model
+priced on every measured iteration's own batch (q, context per sequence), against its measured
+time (median |error|, mean signed error, total predicted / total measured busy time). The same
+numbers go to --json.
+
+Hook for trained predictors: `--cost surrogate|forest --predictor DIR` sets `[cost] kind` and
+`predictor` in the scenario; `iteration_cost()` below is where a predictor set prices a batch
+(the simulator must also honour the kind; until frontier_jax does, the script says so and
+stops instead of silently using the roofline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+
+from frontier_jax.cost import totals_time  # noqa: E402
+from frontier_jax.cost.batch import BatchTotals  # noqa: E402
+from frontier_jax.cost.params import cost_params_from_scenario  # noqa: E402
+from frontier_jax.runner import Prepared, simulate_sized, summarize  # noqa: E402
+from frontier_jax.sim import sim_params, sim_shape  # noqa: E402
+from frontier_jax.spec import scenario_from_dict  # noqa: E402
+from frontier_jax.workload import Workload  # noqa: E402
+
+FALLBACK_CPU = {"peak_flops": 1.0e12, "hbm_bw": 1.0e10, "hbm_bytes": 24_000_000_000}
+FIT_FIELDS = ("gemm_efficiency", "attention_efficiency", "memory_efficiency", "cpu_overhead_s",
+              "cpu_overhead_per_seq_s")
+PCTS = (50, 90)
+
+
+# -- inputs --------------------------------------------------------------------------------------
+def find_runs(paths: list[Path]) -> list[Path]:
+    runs: list[Path] = []
+    for p in paths:
+        if (p / "meta.json").exists():
+            runs.append(p)
+        else:
+            runs.extend(sorted(d for d in p.iterdir() if (d / "meta.json").exists()))
+    if not runs:
+        raise SystemExit(f"no replay runs (folders with meta.json) under {paths}")
+    return runs
+
+
+def hardware_override(path: Path | None) -> dict[str, Any]:
+    """The [hardware] table for this CPU: measured rates if profile_engine.py wrote them."""
+    hw = dict(FALLBACK_CPU)
+    name = "cpu"
+    if path is not None and path.exists():
+        m = json.loads(path.read_text())
+        hw = {"peak_flops": float(m["gemm_bf16_flops"]), "hbm_bw": float(m["copy_bytes_per_s"]),
+              "hbm_bytes": int(m.get("memory_bytes") or FALLBACK_CPU["hbm_bytes"])}
+        name = f"cpu ({m.get('name', '?')}, 1 core)"
+    return {"preset": "H100-SXM", "name": name, **hw}
+
+
+def usable_blocks(info: dict[str, Any]) -> int:
+    """KV blocks a request can use: what the block pool had free at start (iterlog), else
+    vLLM's reported kv_blocks - 1 (its BlockPool keeps one null block out of circulation)."""
+    u = info.get("usable_kv_blocks")
+    return int(u) if u is not None else int(info["kv_blocks"]) - 1
+
+
+def scenario_for(meta: dict[str, Any], hw: dict[str, Any], cost: dict[str, Any], n: int) -> Any:
+    e = meta["engine"]
+    model_cfg = Path(e["settings"]["model"]) / "config.json"
+    d = {
+        "name": meta["run"],
+        "model": {"config": str(model_cfg)},
+        "hardware": hw,
+        "parallel": {"tp": 1, "pp": 1},
+        "scheduler": {"max_num_seqs": e["max_num_seqs"],
+                      "max_num_batched_tokens": e["max_num_batched_tokens"],
+                      "chunked_prefill": True, "block_size": e["block_size"]},
+        "cluster": {"replicas": 1},
+        # the arrays come from the record (sim_params gets a Workload); this only validates
+        "workload": {"num_requests": n, "arrival": {"process": "poisson", "rate": 1.0},
+                     "prompt": {"dist": "fixed", "value": 1},
+                     "output": {"dist": "fixed", "value": 1}},
+        "cost": cost,
+    }
+    return scenario_from_dict(d)
+
+
+# -- cost model on measured batches --------------------------------------------------------------
+def _lists(col: pd.Series) -> list[np.ndarray]:
+    return [np.asarray(json.loads(s), dtype=np.float64) for s in col]
+
+
+def measured_totals(it: pd.DataFrame) -> BatchTotals:
+    """BatchTotals ([N] arrays) of the measured iterations' own batches."""
+    q, c = _lists(it["q"]), _lists(it["context"])
+    dec = [x.astype(bool) for x in _lists(it["is_decode"])]
+    smp = _lists(it["samples"]) if "samples" in it else [np.ones_like(x) for x in q]
+    f = lambda fn: np.array([fn(*a) for a in zip(q, c, dec, smp, strict=True)], np.float64)  # noqa: E731
+    return BatchTotals(
+        num_seqs=f(lambda q, c, d, s: len(q)),
+        num_tokens=f(lambda q, c, d, s: q.sum()),
+        prefill_tokens=f(lambda q, c, d, s: q[~d].sum()),
+        decode_seqs=f(lambda q, c, d, s: d.sum()),
+        prefill_attn_pairs=f(lambda q, c, d, s: (q * (c + (q + 1) / 2))[~d].sum()),
+        prefill_kv_tokens=f(lambda q, c, d, s: (c + q)[~d].sum()),
+        decode_kv_tokens=f(lambda q, c, d, s: (c + 1)[d].sum()),
+        num_sampled=f(lambda q, c, d, s: s.sum()),
+    )
+
+
+def iteration_cost(scenario: Any) -> Callable[[BatchTotals], np.ndarray]:
+    """THE HOOK: seconds per iteration for batch totals under `scenario`'s cost model.
+
+    "roofline": frontier_jax.cost.totals_time with the scenario's CostParams. A trained predictor
+    set (`[cost] kind = "surrogate" | "forest"`, `predictor = DIR`) plugs in here: return a
+    function pricing the same BatchTotals (or per-sequence lists) with the predictors.
+    """
+    if scenario.cost.kind == "roofline":
+        params = cost_params_from_scenario(scenario)
+        return lambda t: np.asarray(totals_time(t, params, np), np.float64)
+    raise SystemExit(
+        f"compare: [cost] kind = {scenario.cost.kind!r} (predictor {scenario.cost.predictor}) "
+        "has no iteration pricer in benchmarks/vllm_cpu/compare.py:iteration_cost yet, and "
+        "frontier_jax's simulator prices iterations with the roofline only: wire the predictor "
+        "set into both, then rerun")
+
+
+def iteration_error(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
+    ok = np.isfinite(pred) & np.isfinite(meas) & (meas > 0)
+    rel = (pred[ok] - meas[ok]) / meas[ok]
+    if not rel.size:
+        return {"n": 0}
+    return {"n": int(rel.size), "median_abs_rel_err": float(np.median(np.abs(rel))),
+            "mean_rel_err": float(np.mean(rel)), "p90_abs_rel_err": float(np.percentile(np.abs(rel), 90)),
+            "busy_ratio_pred_over_meas": float(pred[ok].sum() / meas[ok].sum())}
+
+
+def fit_cost(profile: pd.DataFrame, scenario: Any) -> tuple[dict[str, float], dict[str, float]]:
+    """Fit the roofline's efficiencies and host overheads to profiled iteration times
+    (least squares on log time). Returns the [cost] values and the fit's error."""
+    from scipy.optimize import least_squares
+
+    prof = (profile[~profile["probe"].fillna("").str.startswith("warmup")]
+            if "probe" in profile else profile)
+    tot = measured_totals(prof)
+    meas = prof["time_s"].to_numpy(np.float64)
+    base = cost_params_from_scenario(scenario)
+
+    def pred(x: np.ndarray) -> np.ndarray:
+        p = base._replace(gemm_eff=x[0], attn_eff=x[1], mem_eff=x[2], cpu_s=x[3],
+                          cpu_per_seq_s=x[4])
+        return np.asarray(totals_time(tot, p, np), np.float64)
+
+    x0 = np.array([0.7, 0.5, 0.8, 1e-3, 5e-6])
+    res = least_squares(lambda x: np.log(pred(x)) - np.log(meas), x0,
+                        bounds=([1e-3, 1e-3, 1e-3, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 0.1]))
+    fitted = dict(zip(FIT_FIELDS, (float(v) for v in res.x), strict=True))
+    return fitted, iteration_error(pred(res.x), meas)
+
+
+# -- metrics (one definition for measured and simulated) -----------------------------------------
+def stats(arrival: np.ndarray, first: np.ndarray, finish: np.ndarray, output: np.ndarray,
+          generated: np.ndarray, preemptions: np.ndarray, iterations: int) -> dict[str, float]:
+    fin = np.isfinite(finish)
+    duration = max(float(np.max(finish[fin]) - np.min(arrival)), 1e-12) if fin.any() else float("nan")
+    ttft = first - arrival
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(fin & (output > 1), (finish - first) / (output - 1), np.nan)
+    e2e = finish - arrival
+    m = {"finished": int(fin.sum()), "duration_s": duration,
+         "throughput_rps": float(fin.sum() / duration),
+         "output_tok_s": float(generated[fin].sum() / duration),
+         "iterations": int(iterations), "preemptions": int(np.sum(preemptions))}
+    for name, x in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e)):
+        x = x[np.isfinite(x)]
+        m[f"{name}_mean_s"] = float(np.mean(x)) if x.size else float("nan")
+        for q in PCTS:
+            m[f"{name}_p{q}_s"] = float(np.percentile(x, q)) if x.size else float("nan")
+    return m
+
+
+def measured_stats(req: pd.DataFrame, it: pd.DataFrame) -> dict[str, float]:
+    m = stats(req["arrival_s"].to_numpy(float), req["first_token_s"].to_numpy(float),
+              req["last_token_s"].to_numpy(float), req["output_tokens"].to_numpy(np.int64),
+              req["generated"].fillna(0).to_numpy(np.int64),
+              req["preemptions"].fillna(0).to_numpy(np.int64), len(it))
+    m["mean_iteration_s"] = float(it["time_s"].mean()) if len(it) else float("nan")
+    m["busy_s"] = float(it["time_s"].sum()) if len(it) else 0.0
+    return m
+
+
+def simulate_run(run: Path, hw: dict[str, Any], cost: dict[str, Any]) -> dict[str, Any]:
+    meta = json.loads((run / "meta.json").read_text())
+    req = pd.read_parquet(run / "requests.parquet").sort_values("arrival_s", kind="stable")
+    it = pd.read_parquet(run / "iterations.parquet")
+    arrival = req["arrival_s"].to_numpy(float)
+    arrival = np.maximum.accumulate(np.maximum(arrival - arrival.min(), 0.0))
+    t_shift = float(req["arrival_s"].min())
+    wl = Workload(arrival, req["prompt_tokens"].to_numpy(np.int64),
+                  req["output_tokens"].to_numpy(np.int64))
+    sc = scenario_for(meta, hw, cost, len(req))
+    params = sim_params(sc, wl, kv_blocks=usable_blocks(meta["engine"]))
+    shape = sim_shape(params, max_batch=min(sc.scheduler.max_num_seqs, 32))
+    t0 = time.perf_counter()
+    res, shape = simulate_sized(shape, params)
+    out = summarize(Prepared(sc, params, shape), res, time.perf_counter() - t0)
+    tab = out.table
+    sim = stats(tab["arrival_s"], tab["arrival_s"] + tab["ttft_s"], tab["arrival_s"] + tab["e2e_s"],
+                tab["output_tokens"], tab["generated_tokens"], tab["preemptions"],
+                int(np.asarray(res.iterations)[0]))
+    busy = float(np.asarray(res.busy_s)[0])
+    sim["busy_s"] = busy
+    sim["mean_iteration_s"] = busy / max(sim["iterations"], 1)
+    meas = measured_stats(req.assign(arrival_s=req["arrival_s"] - t_shift,
+                                     first_token_s=req["first_token_s"] - t_shift,
+                                     last_token_s=req["last_token_s"] - t_shift), it)
+    per_iter = (iteration_error(iteration_cost(sc)(measured_totals(it)),
+                                it["time_s"].to_numpy(float)) if len(it) else {"n": 0})
+    return {"run": meta["run"], "rate": meta["rate"], "repeat": meta.get("repeat", 0),
+            "loadavg_before": meta.get("loadavg_before"), "loadavg_after": meta.get("loadavg_after"),
+            "kv_blocks": meta["engine"]["kv_blocks"],
+            "usable_kv_blocks": usable_blocks(meta["engine"]),
+            "block_size": meta["engine"]["block_size"],
+            "measured": meas, "simulated": sim, "per_iteration_cost_error": per_iter,
+            "sim_wall_s": out.wall_s}
+
+
+# -- report ---------------------------------------------------------------------------------------
+ROWS = [("throughput req/s", "throughput_rps", 1.0, "{:.3f}"),
+        ("output tok/s", "output_tok_s", 1.0, "{:.1f}"),
+        ("TTFT mean ms", "ttft_mean_s", 1e3, "{:.1f}"), ("TTFT p50 ms", "ttft_p50_s", 1e3, "{:.1f}"),
+        ("TTFT p90 ms", "ttft_p90_s", 1e3, "{:.1f}"), ("TPOT mean ms", "tpot_mean_s", 1e3, "{:.2f}"),
+        ("TPOT p50 ms", "tpot_p50_s", 1e3, "{:.2f}"), ("TPOT p90 ms", "tpot_p90_s", 1e3, "{:.2f}"),
+        ("E2E mean s", "e2e_mean_s", 1.0, "{:.3f}"), ("E2E p50 s", "e2e_p50_s", 1.0, "{:.3f}"),
+        ("E2E p90 s", "e2e_p90_s", 1.0, "{:.3f}"), ("iterations", "iterations", 1.0, "{:.0f}"),
+        ("mean iteration ms", "mean_iteration_s", 1e3, "{:.2f}"),
+        ("preemptions", "preemptions", 1.0, "{:.0f}")]
+
+
+def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per cost variant and rate: measured mean/std over repeats, simulated mean, rel. error."""
+    out: dict[str, Any] = {}
+    for r in results:
+        out.setdefault(r["variant"], {}).setdefault(f"{r['rate']:g}", []).append(r)
+    agg: dict[str, Any] = {}
+    for variant, by_rate in out.items():
+        agg[variant] = {}
+        for rate, rs in sorted(by_rate.items(), key=lambda kv: float(kv[0])):
+            row: dict[str, Any] = {"repeats": len(rs)}
+            for _, key, _, _ in ROWS:
+                m = np.array([x["measured"][key] for x in rs], float)
+                s = np.array([x["simulated"][key] for x in rs], float)
+                mm = float(np.mean(m))
+                row[key] = {"measured_mean": mm,
+                            "measured_std": float(np.std(m, ddof=1)) if len(m) > 1 else 0.0,
+                            "simulated": float(np.mean(s)),
+                            "rel_err": float((np.mean(s) - mm) / mm) if mm else float("nan")}
+            pe = [x["per_iteration_cost_error"] for x in rs if x["per_iteration_cost_error"].get("n")]
+            row["per_iteration_cost_error"] = {
+                k: float(np.mean([p[k] for p in pe])) for k in
+                ("median_abs_rel_err", "mean_rel_err", "p90_abs_rel_err", "busy_ratio_pred_over_meas")
+            } if pe else {}
+            row["loadavg"] = [x["loadavg_before"] for x in rs]
+            agg[variant][rate] = row
+    return agg
+
+
+def print_table(agg: dict[str, Any]) -> None:
+    for variant, by_rate in agg.items():
+        for rate, row in by_rate.items():
+            print(f"\n== cost {variant}, rate {rate} req/s ({row['repeats']} repeat(s); "
+                  f"load avg before each: {row['loadavg']})")
+            print(f"{'metric':<20} {'measured':>12} {'+-std':>9} {'simulated':>12} {'error':>8}")
+            for label, key, scale, fmt in ROWS:
+                v = row[key]
+                err = v["rel_err"]
+                print(f"{label:<20} {fmt.format(v['measured_mean'] * scale):>12} "
+                      f"{fmt.format(v['measured_std'] * scale):>9} "
+                      f"{fmt.format(v['simulated'] * scale):>12} "
+                      f"{'' if not math.isfinite(err) else f'{err:+.1%}':>8}")
+            pe = row["per_iteration_cost_error"]
+            if pe:
+                print(f"per-iteration cost on measured batches: median |err| "
+                      f"{pe['median_abs_rel_err']:.1%}, mean err {pe['mean_rel_err']:+.1%}, "
+                      f"p90 |err| {pe['p90_abs_rel_err']:.1%}, predicted/measured busy "
+                      f"{pe['busy_ratio_pred_over_meas']:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", type=Path, nargs="+", help="replay out-dir(s) or run folder(s)")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="profile CSV: also simulate with the roofline fitted to it")
+    ap.add_argument("--hardware", type=Path, default=None,
+                    help="cpu_hardware.json (default: beside --profile, else work/profile/)")
+    ap.add_argument("--cost", choices=("roofline", "surrogate", "forest"), default="roofline")
+    ap.add_argument("--predictor", default=None, help="predictor set folder (non-roofline cost)")
+    ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
+    args = ap.parse_args(argv)
+
+    runs = find_runs(args.runs)
+    hw_path = args.hardware or ((args.profile.parent if args.profile else HERE / "work" / "profile")
+                                / "cpu_hardware.json")
+    hw = hardware_override(hw_path if hw_path.exists() else None)
+    if not hw_path.exists():
+        print(f"compare: {hw_path} missing: using placeholder CPU rates {FALLBACK_CPU}")
+    variants: dict[str, dict[str, Any]] = {}
+    if args.cost == "roofline":
+        variants["roofline"] = {"kind": "roofline"}
+    else:
+        variants[args.cost] = {"kind": args.cost, "predictor": args.predictor}
+    fit_info = None
+    if args.profile is not None and args.cost == "roofline":
+        meta0 = json.loads((runs[0] / "meta.json").read_text())
+        sc0 = scenario_for(meta0, hw, {"kind": "roofline"}, 1)
+        fitted, fit_err = fit_cost(pd.read_csv(args.profile), sc0)
+        variants["roofline-fit"] = {"kind": "roofline", **fitted}
+        fit_info = {"profile": str(args.profile), "fitted": fitted, "fit_error": fit_err}
+        print(f"compare: roofline fitted to {args.profile}: " + ", ".join(
+            f"{k}={v:.4g}" for k, v in fitted.items())
+              + f"; profile rows median |err| {fit_err['median_abs_rel_err']:.1%}")
+    # a predictor kind stops in iteration_cost() with the reason, before simulating anything
+    meta0 = json.loads((runs[0] / "meta.json").read_text())
+    for cost in variants.values():
+        iteration_cost(scenario_for(meta0, hw, cost, 1))
+    results = []
+    for name, cost in variants.items():
+        for run in runs:
+            r = simulate_run(run, hw, cost)
+            r["variant"] = name
+            results.append(r)
+    agg = aggregate(results)
+    print_table(agg)
+    doc = {"hardware": hw, "cost_variants": variants, "fit": fit_info,
+           "runs": results, "by_rate": agg}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+        print(f"\ncompare: JSON -> {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# End-to-end validation of frontier-jax against vLLM's V1 engine on this machine's CPU:
+# setup -> random-init model -> profile -> replay at 3 rates x 3 repeats -> compare.
+#
+#   bash benchmarks/vllm_cpu/run_validation.sh            # the real run (quiet machine; est. 20-40 min)
+#   SIZE=tiny bash benchmarks/vllm_cpu/run_validation.sh  # smoke test of the harness (~100 s)
+#
+# Knobs (environment): SIZE (full|tiny), BUDGET, SEQS, MAXLEN, KV_GIB, KV_BLOCKS, BLOCK, GRID,
+# PROFILE_REPEATS, REPEATS, NREQ, LOAD_FACTORS ("0.3 0.7 1.3": x the capacity estimated from
+# the profile), RATES (explicit req/s list, overrides LOAD_FACTORS), LENGTHS (trace|synthetic),
+# OUT (default benchmarks/vllm_cpu/work/validation), SKIP_SETUP=1, SKIP_PROFILE=1.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+SIZE="${SIZE:-full}"
+if [ "$SIZE" = tiny ]; then
+  : "${BUDGET:=512}" "${SEQS:=8}" "${MAXLEN:=1024}" "${GRID:=tiny}" "${PROFILE_REPEATS:=1}"
+  : "${REPEATS:=1}" "${NREQ:=10}" "${RATES:=2 8}"
+else
+  : "${BUDGET:=2048}" "${SEQS:=64}" "${MAXLEN:=4096}" "${GRID:=small}" "${PROFILE_REPEATS:=3}"
+  : "${REPEATS:=3}" "${NREQ:=200}"
+fi
+: "${KV_GIB:=1}" "${LOAD_FACTORS:=0.3 0.7 1.3}" "${LENGTHS:=trace}" "${RATES:=}"
+OUT="${OUT:-$HERE/work/validation}"
+VPY="$HERE/.venv/bin/python"
+mkdir -p "$OUT"
+LOG="$OUT/run_validation.log"
+exec > >(tee -a "$LOG") 2>&1
+echo "== run_validation $(date -Is) SIZE=$SIZE budget=$BUDGET seqs=$SEQS max_model_len=$MAXLEN"
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+awk '{ if ($1 > 0.5) print "WARNING: load average " $1 " > 0.5: timings will be noisy (other jobs?)" }' /proc/loadavg
+
+ENGINE=(--max-num-batched-tokens "$BUDGET" --max-num-seqs "$SEQS" --max-model-len "$MAXLEN"
+        --kv-cache-gib "$KV_GIB")
+[ -n "${BLOCK:-}" ] && ENGINE+=(--block-size "$BLOCK")
+[ -n "${KV_BLOCKS:-}" ] && ENGINE+=(--kv-blocks "$KV_BLOCKS")
+
+t=$(date +%s)
+if [ "${SKIP_SETUP:-0}" != 1 ]; then
+  echo "== 1/5 setup"
+  bash "$HERE/setup.sh"
+fi
+if [ ! -x "$ROOT/.venv/bin/python" ] || [ ! -f "$ROOT/.venv/.installed" ]; then
+  echo "== project venv (make)"
+  make -C "$ROOT" .venv/.installed
+fi
+
+echo "== 2/5 model"
+"$VPY" "$HERE/make_model.py" --out "$HERE/work/model"
+
+PROFILE="$OUT/profile/profile.csv"
+if [ "${SKIP_PROFILE:-0}" != 1 ] || [ ! -f "$PROFILE" ]; then
+  echo "== 3/5 profile (grid $GRID x $PROFILE_REPEATS)"
+  "$VPY" "$HERE/profile_engine.py" "${ENGINE[@]}" --grid "$GRID" --repeats "$PROFILE_REPEATS" \
+    --out "$PROFILE"
+fi
+
+echo "== 4/5 replay ($NREQ requests, $REPEATS repeats per rate, lengths: $LENGTHS)"
+REPLAY=(--num-requests "$NREQ" --repeats "$REPEATS" --out-dir "$OUT/replay")
+if [ "$LENGTHS" = trace ]; then REPLAY+=(--trace-lengths); fi
+if [ -n "$RATES" ]; then
+  # shellcheck disable=SC2206
+  REPLAY+=(--rates $RATES)
+else
+  # shellcheck disable=SC2206
+  REPLAY+=(--rates-from-profile "$PROFILE" --load-factors $LOAD_FACTORS)
+fi
+rm -rf "$OUT/replay"
+"$VPY" "$HERE/replay.py" "${ENGINE[@]}" "${REPLAY[@]}"
+
+echo "== 5/5 compare"
+"$ROOT/.venv/bin/python" "$HERE/compare.py" "$OUT/replay" --profile "$PROFILE" \
+  --json "$OUT/compare.json" | tee "$OUT/compare.txt"
+echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== done in $(( $(date +%s) - t )) s: $OUT/compare.json, $OUT/compare.txt"
