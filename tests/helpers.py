@@ -54,6 +54,7 @@ def make_params(
     prompt: tuple[int, int] = (8, 400),
     output: tuple[int, int] = (1, 60),
     seed: int = 0,
+    reserve_full_isl: bool = True,
 ) -> SimParams:
     """One configuration with Poisson arrivals and uniform lengths."""
     rng = np.random.default_rng(seed)
@@ -70,6 +71,7 @@ def make_params(
         chunked_prefill=np.bool_(chunked),
         block_size=np.int32(block_size),
         kv_blocks=np.int32(kv_blocks),
+        reserve_full_isl=np.bool_(reserve_full_isl),
         max_steps=np.int32(1_000_000),
     )
     return SimParams(ep, llama8b_h100_cost(), wl)

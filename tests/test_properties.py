@@ -26,6 +26,7 @@ configs = st.fixed_dictionaries(
         prompt=st.tuples(st.integers(1, 64), st.integers(64, 700)),
         output=st.tuples(st.integers(1, 4), st.integers(4, 90)),
         seed=st.integers(0, 2**16),
+        reserve_full_isl=st.booleans(),
     )
 )
 

@@ -38,6 +38,7 @@ def test_shipped_scenarios_agree(name):
     [
         dict(chunked=False, max_batched_tokens=1024, prompt=(8, 300)),
         dict(kv_blocks=30, rate=50.0, prompt=(8, 600)),  # heavy preemption, rejections
+        dict(kv_blocks=30, rate=50.0, prompt=(8, 600), reserve_full_isl=False),
         dict(replicas=3, router="least_outstanding", rate=80.0),
         dict(replicas=3, router="round_robin", rate=80.0, max_num_seqs=4),
         dict(block_size=1, kv_blocks=900, max_batched_tokens=64),

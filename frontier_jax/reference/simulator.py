@@ -59,6 +59,7 @@ def simulate_reference(
     n_rep, router = int(e.num_replicas), int(e.router)
     max_seqs, max_tokens = int(e.max_num_seqs), int(e.max_batched_tokens)
     chunked, bs, kv_blocks = bool(e.chunked_prefill), int(e.block_size), int(e.kv_blocks)
+    reserve_full = bool(e.reserve_full_isl)
     arrival = [float(x) for x in np.asarray(wl.arrival_s)]
     prompt = [int(x) for x in np.asarray(wl.prompt)]
     output = [int(x) for x in np.asarray(wl.output)]
@@ -150,7 +151,7 @@ def simulate_reference(
                 break
             n = min(need, budget)
             blocks = _cdiv(n, bs)
-            if blocks > rep.free_blocks:
+            if (_cdiv(need, bs) if reserve_full else blocks) > rep.free_blocks:
                 break
             rep.waiting.popleft()
             rep.running.append(rid)

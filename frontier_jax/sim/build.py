@@ -25,6 +25,7 @@ def engine_params(s: Any, max_steps: int, kv_blocks: int | None = None) -> Engin
         chunked_prefill=np.bool_(sc.chunked_prefill),
         block_size=np.int32(sc.block_size),
         kv_blocks=np.int32(kv_capacity_blocks(s) if kv_blocks is None else kv_blocks),
+        reserve_full_isl=np.bool_(sc.reserve_full_isl),
         max_steps=np.int32(max_steps),
     )
 

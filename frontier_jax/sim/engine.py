@@ -155,7 +155,11 @@ def admit(shape: SimShape, p: SimParams, s: SimState, r, plan: RunPlan, allowed)
     alloc = jnp.where(e.chunked_prefill, chunked, need)
     ok_tokens = jnp.where(e.chunked_prefill, chunked > 0, cumsum(need) <= left)
     blocks = ceil_div(alloc, e.block_size)
-    ok = valid & (j < e.max_num_seqs - plan.kept) & ok_tokens & (cumsum(blocks) <= plan.free_after)
+    # Blocks this candidate must find free: its chunk's, or (vLLM's reserve_full_isl) its
+    # whole sequence's; blocks actually taken are the chunk's.
+    check_blocks = jnp.where(e.reserve_full_isl, ceil_div(need, e.block_size), blocks)
+    fits = excl_cumsum(blocks) + check_blocks <= plan.free_after
+    ok = valid & (j < e.max_num_seqs - plan.kept) & ok_tokens & fits
     ok = ok & allowed
     adm = prefix_true(ok & (j < B - plan.kept))
     # Fewer slots than max_num_seqs is exact as long as the slots never bind; flag it

@@ -42,7 +42,8 @@ class EngineParams(NamedTuple):
     num_replicas: active replica slots; router: ROUND_ROBIN or LEAST_OUTSTANDING;
     max_num_seqs: running-request cap per replica; max_batched_tokens: token budget
     per iteration; chunked_prefill: split prompts to fit the budget; block_size:
-    tokens per KV block; kv_blocks: KV blocks per replica (capacity); max_steps: event
+    tokens per KV block; kv_blocks: KV blocks per replica (capacity); reserve_full_isl:
+    admit a waiting request only if its whole sequence fits the free blocks; max_steps: event
     budget, a run that exhausts it is flagged incomplete (traced, so it never recompiles).
     """
 
@@ -53,6 +54,7 @@ class EngineParams(NamedTuple):
     chunked_prefill: Any
     block_size: Any
     kv_blocks: Any
+    reserve_full_isl: Any
     max_steps: Any
 
 

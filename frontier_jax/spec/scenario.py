@@ -84,13 +84,17 @@ class ParallelSpec:
 class SchedulerSpec:
     """vLLM-style continuous-batching limits per replica: at most `max_num_seqs` sequences and
     `max_num_batched_tokens` tokens per iteration, KV blocks of `block_size` tokens, and the
-    share `gpu_memory_utilization` of each GPU's memory given to weights + KV cache."""
+    share `gpu_memory_utilization` of each GPU's memory given to weights + KV cache. With
+    `reserve_full_isl` (vLLM's `scheduler_reserve_full_isl`, on by default there) a waiting
+    request is admitted only if its whole sequence fits the free KV blocks, not just its
+    first chunk."""
 
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     chunked_prefill: bool = True
     block_size: int = 16
     gpu_memory_utilization: float = 0.9
+    reserve_full_isl: bool = True
 
     def __post_init__(self) -> None:
         check_int(self, "max_num_seqs", minimum=1, maximum=INT32_MAX)
@@ -100,6 +104,7 @@ class SchedulerSpec:
                             self.max_num_batched_tokens,
                             f"must be >= max_num_seqs = {self.max_num_seqs} (one decode token each)")
         check_bool(self, "chunked_prefill")
+        check_bool(self, "reserve_full_isl")
         check_int(self, "block_size", minimum=1, maximum=INT32_MAX)
         check_float(self, "gpu_memory_utilization", low=0.0, high=1.0, low_open=True)
 
