@@ -193,7 +193,7 @@ def _register_optional() -> None:
 
     register_plot(main)
     try:
-        from frontier_jax.predict.cli import register_cli
+        from frontier_jax.predict.train import register_cli
     except ImportError:
         return
     register_cli(main)

@@ -1,0 +1,506 @@
+"""Feature builders for operator-runtime predictors.
+
+The builders are pure functions of arrays written against an array module ``xp``
+(``numpy`` on the host, ``jax.numpy`` inside the jitted simulator), so the simulator
+computes exactly the features the predictors were trained on. Reductions run over the
+last axis; leading axes are batch axes (or use ``jax.vmap``). Scalar keyword arguments
+may be Python numbers or arrays broadcastable to the leading axes.
+
+Units: token counts are tokens, times are seconds, bytes are bytes, FLOP/s and bytes/s
+for peaks. Feature names and order are the module constants ``ATTENTION_FEATURES``,
+``GEMM_FEATURES``, ``MOE_FEATURES`` and ``COLLECTIVE_FEATURES``; the last axis of every
+builder's result follows them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .devices import device_spec
+
+# Kernel tiling assumptions (FlashInfer / vLLM fused-MoE / cuBLAS-like defaults).
+ATTN_TILE_Q = 128  # packed (query x GQA-group) rows per prefill thread block
+GEMM_TILE_M = 128
+GEMM_TILE_N = 128
+MOE_TILE_M = 64  # vLLM fused_moe BLOCK_SIZE_M for large batches
+MOE_TILE_N = 128
+DECODE_KV_ROUND = 64  # Vidur's decode-proxy rounding of the mean KV length
+
+ATTENTION_FEATURES: tuple[str, ...] = (
+    # prefill part: sequences with is_decode == False
+    "p_num_seqs", "p_q_sum", "p_q_mean", "p_q_var", "p_q_cv", "p_q_max", "p_q_min",
+    "p_c_sum", "p_c_mean", "p_c_var", "p_c_cv", "p_c_max", "p_c_min",
+    "p_qc_sum", "p_q2_sum", "p_kv_sum", "p_kv_max",
+    "p_q_tiles", "p_q_pad_ratio", "p_ctas", "p_waves", "p_wave_eff", "p_kv_pages",
+    "p_flops", "p_bytes", "p_roofline_s",
+    # decode part: sequences with is_decode == True (one query token each)
+    "d_num_seqs", "d_c_sum", "d_c_mean", "d_c_var", "d_c_cv", "d_c_max", "d_c_min",
+    "d_kv_pages", "d_ctas", "d_waves", "d_wave_eff", "d_flops", "d_bytes", "d_roofline_s",
+    # whole batch
+    "num_seqs", "num_tokens", "prefill_seq_share", "prefill_token_share", "kv_write_bytes",
+    "roofline_s",
+    # context (per GPU)
+    "n_q_heads", "n_kv_heads", "head_dim", "peak_tflops", "mem_bw_tbs", "num_sms",
+)
+
+GEMM_FEATURES: tuple[str, ...] = (
+    "m", "n", "k", "flops", "bytes", "roofline_s", "arith_intensity",
+    "m_tiles", "n_tiles", "tiles", "waves", "wave_eff", "m_pad_ratio", "m_align",
+    "weight_bytes", "dtype_bytes", "peak_tflops", "mem_bw_tbs", "num_sms",
+)
+
+MOE_FEATURES: tuple[str, ...] = (
+    "num_tokens", "routed_tokens", "local_experts", "active_experts", "expert_utilization",
+    "mean_tokens_per_expert", "mean_tokens_per_active", "max_tokens", "min_tokens",
+    "load_cv", "load_gini", "load_entropy_bits", "load_entropy_norm", "max_load_ratio",
+    "tiles_max", "tiles_est", "tile_pad_ratio", "ctas", "waves",
+    "hidden", "expert_hidden", "topk", "gated", "tp", "ep",
+    "flops", "weight_bytes", "act_bytes", "roofline_s", "roofline_max_s",
+    "dtype_bytes", "peak_tflops", "mem_bw_tbs", "num_sms",
+)
+
+COLLECTIVE_FEATURES: tuple[str, ...] = (
+    "size_bytes", "num_workers", "devices_per_node", "num_nodes", "ring_bytes",
+    "per_rank_bytes", "log2_workers",
+)
+
+FEATURE_NAMES = {
+    "attention": ATTENTION_FEATURES,
+    "linear": GEMM_FEATURES,
+    "moe": MOE_FEATURES,
+    "collective": COLLECTIVE_FEATURES,
+}
+
+
+# --------------------------------------------------------------------------------------
+# masked statistics
+
+
+def _f(x, xp):
+    return xp.asarray(x, dtype=xp.float32 if xp is not np and not _x64(xp) else xp.float64)
+
+
+def _x64(xp) -> bool:
+    try:
+        import jax
+
+        return bool(jax.config.jax_enable_x64)
+    except Exception:  # pragma: no cover
+        return True
+
+
+def _wstats(x, w, xp):
+    """Weighted count, sum, mean, population variance, CV, max, min over the last axis."""
+    n = xp.sum(w, axis=-1)
+    s = xp.sum(w * x, axis=-1)
+    nn = xp.maximum(n, 1.0)
+    mean = s / nn
+    var = xp.sum(w * (x - mean[..., None]) ** 2, axis=-1) / nn
+    var = xp.maximum(var, 0.0)
+    cv = xp.where(mean > 0, xp.sqrt(var) / xp.where(mean > 0, mean, 1.0), 0.0)
+    present = w > 0
+    mx = xp.max(xp.where(present, x, 0.0), axis=-1)
+    big = xp.asarray(np.finfo(np.float32).max, dtype=x.dtype)
+    mn = xp.min(xp.where(present, x, big), axis=-1)
+    mn = xp.where(n > 0, mn, 0.0)
+    return n, s, mean, var, cv, mx, mn
+
+
+def _bc(v, like, xp):
+    return xp.broadcast_to(_f(v, xp), like.shape)
+
+
+# --------------------------------------------------------------------------------------
+# attention
+
+
+def attention_features(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_heads, head_dim,
+                       peak_flops, mem_bw, num_sms, dtype_bytes=2, block_size=16,
+                       tile_q=ATTN_TILE_Q):
+    """Distributional features of one attention call (one layer, one GPU).
+
+    Args:
+        q: ``[..., B]`` query tokens per sequence slot in this step (1 for a decode).
+        c: ``[..., B]`` context tokens already in the KV cache per slot.
+        mask: ``[..., B]`` slot validity: bool, or a non-negative multiplicity (a slot of
+            multiplicity k stands for k identical sequences).
+        xp: array module (``numpy`` or ``jax.numpy``).
+        is_decode: ``[..., B]`` bool, the slot runs in the decode kernel. Default
+            ``(q == 1) & (c > 0)``.
+        n_q_heads, n_kv_heads: heads per GPU (after tensor parallelism).
+        head_dim: head size.
+        peak_flops: tensor-core peak, FLOP/s; mem_bw: HBM bandwidth, bytes/s;
+        num_sms: SM count (thread-block waves).
+        dtype_bytes: bytes per Q/K/V element; block_size: KV-cache page size (tokens);
+        tile_q: packed query rows per prefill thread block.
+
+    Returns:
+        ``[..., len(ATTENTION_FEATURES)]`` float array in the order of ``ATTENTION_FEATURES``
+        (times in seconds, FLOPs, bytes, tokens).
+    """
+    q = _f(q, xp)
+    c = _f(c, xp)
+    w = _f(mask, xp)
+    if is_decode is None:
+        dec = (q == 1) & (c > 0)
+    else:
+        dec = xp.asarray(is_decode).astype(bool)
+    wp = xp.where(dec, 0.0, w)
+    wd = xp.where(dec, w, 0.0)
+    lead = q[..., 0]
+    nq = _bc(n_q_heads, lead, xp)
+    nkv = _bc(n_kv_heads, lead, xp)
+    hd = _bc(head_dim, lead, xp)
+    pf = _bc(peak_flops, lead, xp)
+    bw = _bc(mem_bw, lead, xp)
+    sms = _bc(num_sms, lead, xp)
+    db = _bc(dtype_bytes, lead, xp)
+    blk = _f(block_size, xp)
+    grp = nq / xp.maximum(nkv, 1.0)
+
+    # prefill part
+    n_p, qs_p, qm_p, qv_p, qcv_p, qmx_p, qmn_p = _wstats(q, wp, xp)
+    _, cs_p, cm_p, cv_p, ccv_p, cmx_p, cmn_p = _wstats(c, wp, xp)
+    qc_p = xp.sum(wp * q * c, axis=-1)
+    q2_p = xp.sum(wp * q * q, axis=-1)
+    kv_p = xp.sum(wp * (q + c), axis=-1)
+    kvmx_p = xp.max(xp.where(wp > 0, q + c, 0.0), axis=-1)
+    tiles_p = xp.sum(wp * xp.ceil(q * grp[..., None] / tile_q), axis=-1)
+    rows_p = qs_p * grp
+    pad_p = xp.where(rows_p > 0, tiles_p * tile_q / xp.maximum(rows_p, 1.0), 0.0)
+    ctas_p = tiles_p * nkv
+    waves_p = xp.ceil(ctas_p / sms)
+    weff_p = xp.where(waves_p > 0, ctas_p / xp.maximum(waves_p * sms, 1.0), 0.0)
+    pages_p = xp.sum(wp * xp.ceil((q + c) / blk), axis=-1)
+    pairs_p = qc_p + 0.5 * (q2_p + qs_p)  # causal query-key pairs
+    flops_p = 4.0 * hd * nq * pairs_p
+    bytes_p = db * (2.0 * qs_p * nq * hd + 2.0 * kv_p * nkv * hd)
+    roof_p = xp.maximum(flops_p / pf, bytes_p / bw)
+
+    # decode part
+    n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d = _wstats(c, wd, xp)
+    pages_d = xp.sum(wd * xp.ceil((c + 1.0) / blk), axis=-1)
+    ctas_d = n_d * nkv
+    waves_d = xp.ceil(ctas_d / sms)
+    weff_d = xp.where(waves_d > 0, ctas_d / xp.maximum(waves_d * sms, 1.0), 0.0)
+    flops_d = 4.0 * hd * nq * (cs_d + n_d)
+    bytes_d = db * (2.0 * n_d * nq * hd + 2.0 * (cs_d + n_d) * nkv * hd)
+    roof_d = xp.maximum(flops_d / pf, bytes_d / bw)
+
+    n_all = n_p + n_d
+    tok = qs_p + n_d
+    p_share = xp.where(n_all > 0, n_p / xp.maximum(n_all, 1.0), 0.0)
+    pt_share = xp.where(tok > 0, qs_p / xp.maximum(tok, 1.0), 0.0)
+    kvw = db * 2.0 * tok * nkv * hd
+
+    cols = [
+        n_p, qs_p, qm_p, qv_p, qcv_p, qmx_p, qmn_p,
+        cs_p, cm_p, cv_p, ccv_p, cmx_p, cmn_p,
+        qc_p, q2_p, kv_p, kvmx_p,
+        tiles_p, pad_p, ctas_p, waves_p, weff_p, pages_p,
+        flops_p, bytes_p, roof_p,
+        n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d,
+        pages_d, ctas_d, waves_d, weff_d, flops_d, bytes_d, roof_d,
+        n_all, tok, p_share, pt_share, kvw, roof_p + roof_d,
+        nq, nkv, hd, pf * 1e-12, bw * 1e-12, sms,
+    ]
+    return xp.stack(cols, axis=-1)
+
+
+# --------------------------------------------------------------------------------------
+# GEMM / linear ops
+
+
+def gemm_features(m, n, k, xp=np, *, peak_flops, mem_bw, num_sms, dtype_bytes=2,
+                  tile_m=GEMM_TILE_M, tile_n=GEMM_TILE_N):
+    """Features of an ``[m, k] x [k, n]`` GEMM (``m`` tokens) on one GPU.
+
+    Element-wise ops use ``k = 1`` and ``n`` = their width (see
+    :func:`frontier_jax.predict.importers.linear_op_shape`). ``dtype_bytes`` is the
+    weight element size (1 for FP8 weights, whose activations are counted at 2 bytes).
+
+    Returns:
+        ``[..., len(GEMM_FEATURES)]`` in the order of ``GEMM_FEATURES``.
+    """
+    m, n, k = xp.broadcast_arrays(_f(m, xp), _f(n, xp), _f(k, xp))
+    pf = _f(peak_flops, xp) + 0 * m
+    bw = _f(mem_bw, xp) + 0 * m
+    sms = _f(num_sms, xp) + 0 * m
+    db = _f(dtype_bytes, xp) + 0 * m
+    flops = 2.0 * m * n * k
+    wbytes = db * n * k
+    nbytes = wbytes + 2.0 * (m * k + m * n)
+    roof = xp.maximum(flops / pf, nbytes / bw)
+    ai = flops / xp.maximum(nbytes, 1.0)
+    mt = xp.ceil(m / tile_m)
+    nt = xp.ceil(n / tile_n)
+    tiles = mt * nt
+    waves = xp.ceil(tiles / sms)
+    weff = tiles / xp.maximum(waves * sms, 1.0)
+    mpad = mt * tile_m / xp.maximum(m, 1.0)
+    # largest power of two (<= 256) dividing m: kernel heuristics favour aligned sizes
+    malign = xp.gcd(xp.maximum(xp.round(m), 1.0).astype(xp.int32), 256).astype(m.dtype)
+    cols = [m, n, k, flops, nbytes, roof, ai, mt, nt, tiles, waves, weff, mpad, malign, wbytes, db,
+            pf * 1e-12, bw * 1e-12, sms]
+    return xp.stack(cols, axis=-1)
+
+
+# --------------------------------------------------------------------------------------
+# MoE grouped GEMM
+
+
+def moe_features_from_stats(num_tokens, routed_tokens, local_experts, active_experts,
+                            max_tokens, min_tokens, load_cv, load_gini, load_entropy_bits,
+                            xp=np, *, hidden, expert_hidden, topk, gated=1, tp=1, ep=1,
+                            dtype_bytes=2, peak_flops, mem_bw, num_sms, tile_m=MOE_TILE_M,
+                            tile_n=MOE_TILE_N):
+    """MoE-layer features from per-GPU load statistics (the columns of Frontier's moe.csv).
+
+    Args:
+        num_tokens: tokens entering the MoE layer on this GPU (before top-k).
+        routed_tokens: sum of the local experts' token counts.
+        local_experts: experts on this GPU; active_experts: those with > 0 tokens.
+        max_tokens, min_tokens: largest / smallest local expert count.
+        load_cv: population std / mean of the counts; load_gini: Gini coefficient;
+        load_entropy_bits: Shannon entropy (bits) of count / total.
+        hidden, expert_hidden: model and expert FFN widths; topk; gated (1 = SwiGLU);
+        tp, ep: tensor and expert parallel sizes (context features).
+
+    Returns:
+        ``[..., len(MOE_FEATURES)]`` in the order of ``MOE_FEATURES``.
+    """
+    T, R = xp.broadcast_arrays(_f(num_tokens, xp), _f(routed_tokens, xp))
+    L = xp.maximum(_f(local_experts, xp) + 0 * T, 1.0)
+    A = _f(active_experts, xp) + 0 * T
+    mx = _f(max_tokens, xp) + 0 * T
+    mn = _f(min_tokens, xp) + 0 * T
+    cv = _f(load_cv, xp) + 0 * T
+    gini = _f(load_gini, xp) + 0 * T
+    ent = _f(load_entropy_bits, xp) + 0 * T
+    h = _f(hidden, xp) + 0 * T
+    eh = _f(expert_hidden, xp) + 0 * T
+    kk = _f(topk, xp) + 0 * T
+    g = _f(gated, xp) + 0 * T
+    tpv = _f(tp, xp) + 0 * T
+    epv = _f(ep, xp) + 0 * T
+    db = _f(dtype_bytes, xp) + 0 * T
+    pf = _f(peak_flops, xp) + 0 * T
+    bw = _f(mem_bw, xp) + 0 * T
+    sms = _f(num_sms, xp) + 0 * T
+
+    util = A / L
+    mean = R / L
+    mean_a = R / xp.maximum(A, 1.0)
+    ent_n = ent / xp.maximum(xp.log2(L), 1.0)
+    mlr = xp.where(mean > 0, mx / xp.maximum(mean, 1e-9), 0.0)
+    tiles_max = xp.ceil(mx / tile_m)
+    tiles_est = A * xp.ceil(mean_a / tile_m)
+    pad = xp.where(R > 0, tiles_est * tile_m / xp.maximum(R, 1.0), 0.0)
+    mats = 2.0 + g  # up (+gate) and down projections
+    ctas = tiles_est * xp.ceil((1.0 + g) * eh / tile_n)
+    waves = xp.ceil(ctas / sms)
+    flops = 2.0 * R * h * eh * mats
+    wbytes = db * A * h * eh * mats
+    abytes = 2.0 * R * (2.0 * h + (2.0 + g) * eh)
+    roof = xp.maximum(flops / pf, (wbytes + abytes) / bw)
+    roof_max = xp.maximum(2.0 * mx * h * eh * mats / pf, db * h * eh * mats / bw)
+    cols = [T, R, L, A, util, mean, mean_a, mx, mn, cv, gini, ent, ent_n, mlr,
+            tiles_max, tiles_est, pad, ctas, waves, h, eh, kk, g, tpv, epv,
+            flops, wbytes, abytes, roof, roof_max, db, pf * 1e-12, bw * 1e-12, sms]
+    return xp.stack(cols, axis=-1)
+
+
+def moe_load_stats(tokens_per_expert, mask, xp=np):
+    """Load statistics of the local experts: ``(routed, local, active, max, min, cv, gini,
+    entropy_bits)``, each ``[...]``; masked-out slots are not experts of this GPU."""
+    x = _f(tokens_per_expert, xp)
+    m = xp.asarray(mask).astype(bool)
+    w = m.astype(x.dtype)
+    L, R, mean, var, cv, mx, mn = _wstats(x, w, xp)
+    A = xp.sum(w * (x > 0), axis=-1)
+    # Gini over the valid entries: sort with invalid entries first (value -1).
+    E = x.shape[-1]
+    xs = xp.sort(xp.where(m, x, -1.0), axis=-1)
+    rank = xp.arange(1, E + 1, dtype=x.dtype) - (E - L)[..., None]
+    valid = xs >= 0
+    num = xp.sum(xp.where(valid, rank * xs, 0.0), axis=-1)
+    Ls = xp.maximum(L, 1.0)
+    gini = xp.where(R > 0, 2.0 * num / (Ls * xp.maximum(R, 1e-9)) - (Ls + 1.0) / Ls, 0.0)
+    p = xp.where(m & (x > 0), x / xp.maximum(R, 1e-9)[..., None], 1.0)
+    ent = -xp.sum(xp.where(m & (x > 0), p * xp.log2(p), 0.0), axis=-1)
+    return R, L, A, mx, mn, cv, gini, ent
+
+
+def grouped_gemm_features(tokens_per_expert, mask, xp=np, *, num_tokens=None, hidden,
+                          expert_hidden, topk, gated=1, tp=1, ep=1, dtype_bytes=2,
+                          peak_flops, mem_bw, num_sms, tile_m=MOE_TILE_M, tile_n=MOE_TILE_N):
+    """Features of one GPU's GroupedGEMM from its per-expert token counts.
+
+    Args:
+        tokens_per_expert: ``[..., E]`` tokens routed to each local expert slot.
+        mask: ``[..., E]`` bool, which slots are experts of this GPU.
+        num_tokens: tokens entering the layer on this GPU (default ``routed / topk``).
+        Other arguments as in :func:`moe_features_from_stats`.
+
+    Returns:
+        ``[..., len(MOE_FEATURES)]`` in the order of ``MOE_FEATURES``.
+    """
+    R, L, A, mx, mn, cv, gini, ent = moe_load_stats(tokens_per_expert, mask, xp)
+    T = R / _f(topk, xp) if num_tokens is None else _f(num_tokens, xp) + 0 * R
+    return moe_features_from_stats(T, R, L, A, mx, mn, cv, gini, ent, xp, hidden=hidden,
+                                   expert_hidden=expert_hidden, topk=topk, gated=gated, tp=tp,
+                                   ep=ep, dtype_bytes=dtype_bytes, peak_flops=peak_flops,
+                                   mem_bw=mem_bw, num_sms=num_sms, tile_m=tile_m, tile_n=tile_n)
+
+
+# --------------------------------------------------------------------------------------
+# collectives
+
+
+def collective_features(size_bytes, num_workers, devices_per_node, xp=np):
+    """Features of a collective of ``size_bytes`` over ``num_workers`` GPUs
+    (``devices_per_node`` of them per node). Returns ``[..., len(COLLECTIVE_FEATURES)]``."""
+    s, n, d = xp.broadcast_arrays(_f(size_bytes, xp), _f(num_workers, xp), _f(devices_per_node, xp))
+    nodes = xp.ceil(n / xp.maximum(d, 1.0))
+    ring = 2.0 * s * (n - 1.0) / xp.maximum(n, 1.0)
+    cols = [s, n, d, nodes, ring, s / xp.maximum(n, 1.0), xp.log2(xp.maximum(n, 1.0))]
+    return xp.stack(cols, axis=-1)
+
+
+# --------------------------------------------------------------------------------------
+# host-side: features of tidy frames
+
+
+def _spec_arrays(df: pd.DataFrame):
+    specs = [device_spec(d) for d in df["device"].astype(str)]
+    db = df["dtype_bytes"].to_numpy(dtype=float) if "dtype_bytes" in df.columns else np.full(len(df), 2.0)
+    pf = np.array([s.peak_flops(b) for s, b in zip(specs, db, strict=True)], dtype=float)
+    bw = np.array([s.mem_bw for s in specs], dtype=float)
+    sms = np.array([s.num_sms for s in specs], dtype=float)
+    return pf, bw, sms
+
+
+def pad_groups(df: pd.DataFrame, width: int | None = None):
+    """Pad the attention group tuples of a tidy frame to ``[N, G]`` arrays:
+    ``(q, c, counts, is_decode)``."""
+    lens = [len(x) for x in df["q_lens"]]
+    G = max(max(lens, default=1), 1) if width is None else width
+    N = len(df)
+    q = np.zeros((N, G))
+    c = np.zeros((N, G))
+    w = np.zeros((N, G))
+    d = np.zeros((N, G), dtype=bool)
+    for i, (a, b, n, dd) in enumerate(zip(df["q_lens"], df["c_lens"], df["counts"], df["is_decode"], strict=True)):
+        L = len(a)
+        q[i, :L] = a
+        c[i, :L] = b
+        w[i, :L] = n
+        d[i, :L] = dd
+    return q, c, w, d
+
+
+def frame_features(family: str, df: pd.DataFrame) -> np.ndarray:
+    """Feature matrix ``[N, F]`` (float64) of a tidy frame of one family (host side)."""
+    if len(df) == 0:
+        return np.zeros((0, len(FEATURE_NAMES[family])))
+    pf, bw, sms = _spec_arrays(df)
+    if family == "attention":
+        out = np.zeros((len(df), len(ATTENTION_FEATURES)))
+        lens = np.array([len(x) for x in df["q_lens"]])
+        # chunk rows of similar width to bound memory
+        order = np.argsort(lens, kind="stable")
+        for s in range(0, len(df), 4096):
+            idx = order[s:s + 4096]
+            sub = df.iloc[idx]
+            q, c, w, d = pad_groups(sub)
+            out[idx] = attention_features(
+                q, c, w, np, is_decode=d, n_q_heads=sub["n_q_heads"].to_numpy(float),
+                n_kv_heads=sub["n_kv_heads"].to_numpy(float), head_dim=sub["head_dim"].to_numpy(float),
+                peak_flops=pf[idx], mem_bw=bw[idx], num_sms=sms[idx],
+                dtype_bytes=sub["dtype_bytes"].to_numpy(float),
+                block_size=sub["block_size"].to_numpy(float)[:, None])
+        return out
+    if family == "linear":
+        return gemm_features(df["m"].to_numpy(float), df["n"].to_numpy(float), df["k"].to_numpy(float),
+                             np, peak_flops=pf, mem_bw=bw, num_sms=sms,
+                             dtype_bytes=df["dtype_bytes"].to_numpy(float))
+    if family == "moe":
+        g = lambda c: df[c].to_numpy(float)  # noqa: E731
+        return moe_features_from_stats(
+            g("num_tokens"), g("routed_tokens"), g("local_experts"), g("active_experts"),
+            g("max_tokens"), g("min_tokens"), g("load_cv"), g("load_gini"), g("load_entropy_bits"),
+            np, hidden=g("hidden"), expert_hidden=g("expert_hidden"), topk=g("topk"),
+            gated=g("gated"), tp=g("tp"), ep=g("ep"), dtype_bytes=g("dtype_bytes"),
+            peak_flops=pf, mem_bw=bw, num_sms=sms)
+    if family == "collective":
+        return collective_features(df["size_bytes"].to_numpy(float), df["num_workers"].to_numpy(float),
+                                   df["devices_per_node"].to_numpy(float), np)
+    raise ValueError(f"unknown family {family!r}")
+
+
+# --------------------------------------------------------------------------------------
+# Vidur-style proxy features (the baseline)
+
+PROXY_FEATURES = {
+    "attention_prefill": ("agg_chunk", "agg_kv", "n_q_heads", "n_kv_heads", "head_dim",
+                          "peak_tflops", "mem_bw_tbs"),
+    "attention_decode": ("batch_size", "kv_mean_round64", "n_q_heads", "n_kv_heads", "head_dim",
+                         "peak_tflops", "mem_bw_tbs"),
+    "attention_other": ("num_tokens", "n_q_heads", "n_kv_heads", "head_dim", "peak_tflops",
+                        "mem_bw_tbs"),
+    "linear": ("m", "n", "k", "dtype_bytes", "peak_tflops", "mem_bw_tbs"),
+    "moe": ("num_tokens", "mean_tokens_per_expert", "local_experts", "hidden", "expert_hidden",
+            "topk", "tp", "ep", "dtype_bytes", "peak_tflops", "mem_bw_tbs"),
+    "collective": COLLECTIVE_FEATURES,
+}
+
+
+def proxy_kind(family: str, op: str) -> str:
+    """Which proxy feature set (a key of ``PROXY_FEATURES``) the baseline uses for ``op``."""
+    base = op.split("@")[0]
+    if family == "attention":
+        if base == "attn_prefill":
+            return "attention_prefill"
+        if base == "attn_decode":
+            return "attention_decode"
+        return "attention_other"
+    return family
+
+
+def proxy_features(family: str, op: str, df: pd.DataFrame) -> np.ndarray:
+    """Vidur-style proxy features ``[N, P]``: one representative length per batch.
+
+    Prefill attention: ``sqrt(sum q_i^2)`` (aggregate chunk) and ``sum c_i`` (aggregate
+    KV); decode attention: batch size and the mean KV length rounded up to 64; other
+    attention ops: total tokens; MoE: tokens and the *balanced* tokens per expert (no
+    load-imbalance information); GEMMs: ``m, n, k``.
+    """
+    kind = proxy_kind(family, op)
+    if len(df) == 0:
+        return np.zeros((0, len(PROXY_FEATURES[kind])))
+    pf, bw, _ = _spec_arrays(df)
+    if family == "attention":
+        q, c, w, d = pad_groups(df)
+        wp = np.where(d, 0.0, w)
+        wd = np.where(d, w, 0.0)
+        ctx = [df["n_q_heads"].to_numpy(float), df["n_kv_heads"].to_numpy(float),
+               df["head_dim"].to_numpy(float), pf * 1e-12, bw * 1e-12]
+        if kind == "attention_prefill":
+            cols = [np.sqrt((wp * q * q).sum(-1)), (wp * c).sum(-1)]
+        elif kind == "attention_decode":
+            nd = wd.sum(-1)
+            mean = (wd * c).sum(-1) / np.maximum(nd, 1)
+            cols = [nd, np.ceil(mean / DECODE_KV_ROUND) * DECODE_KV_ROUND]
+        else:
+            cols = [(wp * q).sum(-1) + wd.sum(-1)]
+        return np.stack(cols + ctx, axis=-1)
+    if family == "linear":
+        return np.stack([df["m"].to_numpy(float), df["n"].to_numpy(float), df["k"].to_numpy(float),
+                         df["dtype_bytes"].to_numpy(float), pf * 1e-12, bw * 1e-12], axis=-1)
+    if family == "moe":
+        g = lambda c: df[c].to_numpy(float)  # noqa: E731
+        return np.stack([g("num_tokens"), g("routed_tokens") / np.maximum(g("local_experts"), 1),
+                         g("local_experts"), g("hidden"), g("expert_hidden"), g("topk"), g("tp"),
+                         g("ep"), g("dtype_bytes"), pf * 1e-12, bw * 1e-12], axis=-1)
+    return frame_features(family, df)

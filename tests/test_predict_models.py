@@ -1,0 +1,242 @@
+"""Forest / surrogate training, save-load round trip, surrogate inside jax.jit and jax.vmap,
+evaluation and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from frontier_jax.predict import features as F
+from frontier_jax.predict.forest import ForestModel, fit_forest
+from frontier_jax.predict.importers import load_profiles, save_profiles
+from frontier_jax.predict.surrogate import (
+    fit_surrogate,
+    load_surrogate,
+    predict_np,
+    save_surrogate,
+    surrogate_apply,
+)
+from frontier_jax.predict.train import (
+    eval_predictors,
+    holdout_mask,
+    load_predictor_set,
+    register_cli,
+    train_predictors,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("FRONTIER_SHARED_DATA", REPO.parent / "shared" / "data"))
+TINY_FOREST = {"n_estimators": 15, "min_samples_leaf": 1}
+TINY_SUR = {"width": 32, "depth": 2, "steps": 600, "batch_size": 256}
+
+
+def _synthetic_frames(n: int = 240, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A GEMM family (launch floor + roofline-like time) and an attention family."""
+    rng = np.random.default_rng(seed)
+    m = rng.integers(1, 4096, n)
+    t = 8e-6 + 2.0 * m * 4096 * 4096 / 300e12 * (1 + 0.01 * rng.standard_normal(n))
+    lin = pd.DataFrame({
+        "family": "linear", "op": "mlp_up_proj", "time_s": t, "std_s": 0.01 * t, "device": "a800",
+        "model": "synthetic", "measurement_type": "CUDA_EVENT", "source": "synthetic.csv",
+        "source_format": "native", "m": m, "n": 4096, "k": 4096, "is_gemm": True, "tp": 1,
+        "dtype_bytes": 2, "batch_kind": "dense", "config_key": [f"lin|m={x}" for x in m],
+    })
+    rows = []
+    for _i in range(n):
+        b = int(rng.integers(1, 6))
+        q = tuple(int(x) for x in rng.integers(16, 1024, b))
+        c = tuple(int(x) for x in rng.integers(0, 2048, b))
+        pairs = sum(qi * ci + qi * (qi + 1) / 2 for qi, ci in zip(q, c, strict=True))
+        rows.append({"q_lens": q, "c_lens": c, "is_decode": (False,) * b, "counts": (1,) * b,
+                     "time_s": 1e-5 + pairs * 4 * 128 * 32 / 150e12, "batch_kind": "heterogeneous"})
+    att = pd.DataFrame(rows)
+    att = att.assign(family="attention", op="attn_prefill", std_s=np.nan, device="a800", model="synthetic",
+                     measurement_type="CUDA_EVENT", source="synthetic.csv", source_format="native",
+                     n_q_heads=32.0, n_kv_heads=8.0, head_dim=128, tp=1, block_size=16, dtype_bytes=2,
+                     mode="random")
+    att["config_key"] = [f"att|{q}|{c}" for q, c in zip(att.q_lens, att.c_lens, strict=True)]
+    return {"linear": lin, "attention": att}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ps") / "synthetic"
+    frames = _synthetic_frames()
+    card = train_predictors(frames, "native", out, seed=0, forest_params=TINY_FOREST,
+                            surrogate_params=TINY_SUR, augment={"copies": 2})
+    return out, frames, card
+
+
+def test_train_writes_card_weights_and_forests(trained):
+    out, frames, card = trained
+    assert (out / "card.json").exists() and (out / "train_keys.npy").exists()
+    assert (out / ".gitignore").read_text().strip() == "forests/"
+    saved = json.loads((out / "card.json").read_text())
+    assert set(saved["models"]) == {"mlp_up_proj", "attn_prefill"}
+    for op, info in saved["models"].items():
+        assert (out / info["file"]).exists() and (out / "forests" / f"{op}.joblib").exists()
+        acc = info["accuracy"]
+        for k in ("forest", "surrogate", "proxy"):
+            assert set(acc[k]) == {"median_rel_err", "within_5", "within_10", "within_20"}
+        assert info["rows"]["train"] + info["rows"]["test"] == len(frames[info["family"]])
+    assert saved["split"]["seed"] == 0 and saved["features"]["attention"] == list(F.ATTENTION_FEATURES)
+    assert saved["devices"]["a800"]["num_sms"] == 108
+    # the smooth synthetic GEMM is learnt
+    assert saved["models"]["mlp_up_proj"]["accuracy"]["forest"]["within_10"] > 0.8
+
+
+def test_surrogate_extrapolates_along_the_roofline(trained):
+    out, frames, card = trained
+    w = load_predictor_set(out)["weights"]["mlp_up_proj"]
+    m = np.array([4096.0, 16384.0])
+    X = F.gemm_features(m, 4096.0, 4096.0, np, peak_flops=312e12, mem_bw=2.039e12, num_sms=108)
+    p = predict_np(w, X)
+    assert 2.5 < p[1] / p[0] < 6.0  # 4x the tokens of the largest profiled GEMM: ~4x the time
+    assert card["models"]["mlp_up_proj"]["rows"]["scaled_up"] > 0
+
+
+def test_split_is_per_configuration_and_deterministic():
+    keys = [f"k{i}" for i in range(2000)] + ["k1", "k1"]
+    a = holdout_mask(keys, 0, 0.2)
+    assert a[1] == a[-1] == a[-2]
+    assert 0.15 < a.mean() < 0.25
+    assert np.array_equal(a, holdout_mask(keys, 0, 0.2)) and not np.array_equal(a, holdout_mask(keys, 1, 0.2))
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    out, frames, card = trained
+    ps = load_predictor_set(out)
+    w = ps["weights"]["mlp_up_proj"]
+    X = F.frame_features("linear", frames["linear"])
+    p1 = predict_np(w, X)
+    assert np.all(np.isfinite(p1)) and np.all(p1 > 0)
+    # npz round trip through another file is exact
+    from frontier_jax.predict.surrogate import SurrogateModel
+
+    save_surrogate(SurrogateModel("x", "linear", "log_ratio", F.GEMM_FEATURES, w), tmp_path / "w.npz")
+    w2 = load_surrogate(tmp_path / "w.npz")
+    assert set(w2) == set(w) and all(np.array_equal(w[k], w2[k]) for k in w)
+    # forest joblib round trip
+    f = fit_forest("op", "linear", X[:50], frames["linear"].time_s[:50], feature_names=F.GEMM_FEATURES,
+                   n_estimators=5)
+    f.save(tmp_path / "f.joblib")
+    np.testing.assert_allclose(ForestModel.load(tmp_path / "f.joblib").predict(X), f.predict(X))
+
+
+def test_surrogate_inside_jit_and_vmap(trained):
+    out, frames, card = trained
+    ps = load_predictor_set(out, as_jax=True)
+    w = ps["weights"]["attn_prefill"]
+    ctx = dict(n_q_heads=32.0, n_kv_heads=8.0, head_dim=128.0, peak_flops=312e12, mem_bw=2.039e12, num_sms=108.0)
+
+    @jax.jit
+    def step_time(q, c, mask):
+        x = F.attention_features(q, c, mask, jnp, is_decode=jnp.zeros_like(mask), **ctx)
+        return surrogate_apply(w, x)
+
+    q = jnp.array([512.0, 100.0, 7.0, 0.0])
+    c = jnp.array([0.0, 1000.0, 30.0, 0.0])
+    mask = jnp.array([True, True, True, False])
+    t = step_time(q, c, mask)
+    x_host = F.attention_features(np.asarray(q), np.asarray(c), np.asarray(mask), np,
+                                  is_decode=np.zeros(4, bool), **ctx)
+    ref = predict_np(load_predictor_set(out)["weights"]["attn_prefill"], x_host[None])[0]
+    assert t.shape == () and float(t) == pytest.approx(ref, rel=1e-3)
+    Q = jnp.stack([q, q * 2, q * 0.5])
+    ts = jax.vmap(step_time)(Q, jnp.stack([c] * 3), jnp.stack([mask] * 3))
+    assert ts.shape == (3,) and float(ts[0]) == pytest.approx(float(t), rel=1e-5)
+    assert float(ts[1]) > float(ts[2])  # more work, more time
+    # weights as a traced argument (vmap over predictor sets too)
+    f = jax.jit(jax.vmap(surrogate_apply, in_axes=(None, 0)))
+    X = F.frame_features("attention", frames["attention"])[:7]
+    np.testing.assert_allclose(np.asarray(f(w, jnp.asarray(X, jnp.float32))),
+                               predict_np(load_predictor_set(out)["weights"]["attn_prefill"], X), rtol=1e-3)
+
+
+def test_fit_surrogate_learns_a_power_law():
+    rng = np.random.default_rng(1)
+    m = rng.uniform(1, 5000, 400)
+    X = F.gemm_features(m, 4096.0, 4096.0, np, peak_flops=312e12, mem_bw=2e12, num_sms=108)
+    y = np.log(5e-6 + 2 * m * 4096 * 4096 / 250e12)
+    ri = F.GEMM_FEATURES.index("roofline_s")
+    s = fit_surrogate("g", "linear", X, y, feature_names=F.GEMM_FEATURES, ratio_index=ri, width=32,
+                      depth=2, steps=1500)
+    err = np.abs(np.log(predict_np(s.weights, X)) - y)
+    assert np.median(err) < 0.03
+    # outside the data the efficiency is held at its edge value: time scales like the roofline
+    Xo = F.gemm_features(np.array([16384.0, 65536.0]), 4096.0, 4096.0, np, peak_flops=312e12, mem_bw=2e12, num_sms=108)
+    p = predict_np(s.weights, Xo)
+    assert p[1] / p[0] == pytest.approx(4.0, rel=0.05)
+    # a context feature that was constant in training (the device peak) acts through the roofline only
+    Xf = F.gemm_features(np.array([16384.0]), 4096.0, 4096.0, np, peak_flops=624e12, mem_bw=4e12, num_sms=108)
+    assert predict_np(s.weights, Xf)[0] == pytest.approx(p[0] / 2, rel=0.05)
+
+
+def test_eval_any_csv_and_split_modes(trained, tmp_path):
+    out, frames, card = trained
+    # the training frames: "auto" scores only configurations that were not trained on
+    res = eval_predictors(out, frames, split="auto")
+    te = holdout_mask(frames["linear"].config_key, 0, 0.2)
+    assert res["ops"]["mlp_up_proj"]["rows"] == int(te.sum())
+    assert eval_predictors(out, frames, split="all")["ops"]["mlp_up_proj"]["rows"] == len(frames["linear"])
+    # a new CSV of the same (native) format: every row is unseen
+    new = _synthetic_frames(n=40, seed=7)
+    save_profiles(new, tmp_path / "new.csv")
+    res = eval_predictors(out, tmp_path / "new.csv", "native")
+    op = res["ops"]["attn_prefill"]
+    assert op["rows"] == 40 and {"forest", "surrogate", "proxy", "fidelity_median"} <= set(op)
+    assert "heterogeneous" not in op.get("slices", {})  # one kind only: no slice table
+    # without the forests folder only the surrogate is scored
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(out, bare, ignore=shutil.ignore_patterns("forests"))
+    op = eval_predictors(bare, new)["ops"]["mlp_up_proj"]
+    assert "surrogate" in op and "forest" not in op
+
+
+def test_cli_train_and_eval(tmp_path):
+    frames = _synthetic_frames(n=80)
+    save_profiles(frames, tmp_path / "prof.csv")
+
+    @click.group()
+    def cli():
+        pass
+
+    register_cli(cli)
+    r = CliRunner().invoke(cli, ["predictors", "train", "--data", str(tmp_path / "prof.csv"), "--format", "native",
+                                 "--out", str(tmp_path / "set"), "--op", "mlp_up_proj", "--trees", "10",
+                                 "--surrogate-steps", "300", "--json"],
+                           catch_exceptions=False, env={})
+    assert r.exit_code == 0, r.output
+    assert "mlp_up_proj" in json.loads(r.output)["ops"]
+    r = CliRunner().invoke(cli, ["predictors", "eval", "--model", str(tmp_path / "set"), "--data",
+                                 str(tmp_path / "prof.csv"), "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert res["ops"]["mlp_up_proj"]["surrogate"]["within_20"] is not None
+    assert res["missing_models"] == ["attn_prefill"]
+
+
+FRONTIER = DATA / "frontier" / "data" / "profiling" / "compute"
+
+
+@pytest.mark.skipif(not FRONTIER.exists(), reason="shared Frontier data not available")
+def test_real_a800_gemm_small(tmp_path):
+    frames = load_profiles(FRONTIER / "a800" / "qwen3-a3b-30b-moe" / "linear_op.csv")
+    lin = frames["linear"]
+    lin = lin[lin.op == "attn_post_proj"].iloc[::2]  # subsample to keep the test fast
+    card = train_predictors({"linear": lin}, "frontier", tmp_path / "real", forest_params=TINY_FOREST,
+                            surrogate_params=TINY_SUR, augment={"copies": 1})
+    acc = card["models"]["attn_post_proj"]["accuracy"]
+    assert acc["rows"] > 20 and acc["forest"]["within_20"] > 0.8
+    assert card["data"]["license"]
