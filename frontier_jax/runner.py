@@ -19,6 +19,7 @@ from frontier_jax.sim import (
     simulate,
     simulate_batch,
 )
+from frontier_jax.sim.build import INITIAL_SLOTS
 from frontier_jax.spec import Scenario, check_feasible
 from frontier_jax.workload import make_workload
 
@@ -40,9 +41,6 @@ class RunOutput:
     table: dict[str, np.ndarray]
     metrics: dict[str, Any]
     wall_s: float
-
-
-INITIAL_SLOTS = 32
 
 
 def prepare(s: Scenario) -> Prepared:

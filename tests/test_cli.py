@@ -88,3 +88,9 @@ def test_shipped_demo_scenario_is_valid():
     from frontier_jax.spec import load_scenario
 
     assert load_scenario(SCENARIOS / "demo.toml").workload.num_requests >= 1000
+
+
+def test_unwired_cost_tier_is_refused_not_run_as_roofline(tmp_path):
+    text = SMALL + '\n[cost]\nkind = "surrogate"\npredictor = "predictors/none"\n'
+    r = CliRunner().invoke(main, ["simulate", str(_write(tmp_path, text))])
+    assert r.exit_code == 2 and "cost.kind" in r.output and "roofline" in r.output

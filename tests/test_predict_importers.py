@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shared_data_root
 
 from frontier_jax.predict.importers import (
     linear_op_shape,
@@ -18,8 +18,7 @@ from frontier_jax.predict.importers import (
     save_profiles,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FRONTIER_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = shared_data_root()
 
 
 def _ts(op: str, ms: list[float], std: list[float] | None = None) -> dict:

@@ -4,8 +4,6 @@ evaluation and the CLI."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import click
 import jax
@@ -14,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import shared_data_root
 
 from frontier_jax.predict import features as F
 from frontier_jax.predict.forest import ForestModel, fit_forest
@@ -33,8 +32,7 @@ from frontier_jax.predict.train import (
     train_predictors,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FRONTIER_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = shared_data_root()
 TINY_FOREST = {"n_estimators": 15, "min_samples_leaf": 1}
 TINY_SUR = {"width": 32, "depth": 2, "steps": 600, "batch_size": 256}
 

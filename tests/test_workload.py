@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_data_root
 
 from frontier_jax.spec import ArrivalSpec, LengthSpec, SpecError, WorkloadSpec
 from frontier_jax.workload import Workload, load_trace_csv, make_workload
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("FRONTIER_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_DATA = shared_data_root()
 VIDUR_TRACES = SHARED_DATA / "vidur" / "processed_traces"
 
 

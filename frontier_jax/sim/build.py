@@ -10,6 +10,8 @@ from frontier_jax.cost import cost_params_from_scenario
 from frontier_jax.sim.types import ROUTERS, EngineParams, SimParams, SimShape, WorkloadArrays
 
 INT32_MAX = 2**31 - 1
+# Batch slots a run starts with; callers double them while a run reports they bound.
+INITIAL_SLOTS = 32
 
 
 def engine_params(s: Any, max_steps: int, kv_blocks: int | None = None) -> EngineParams:
@@ -44,6 +46,12 @@ def sim_params(s: Any, wl: Any, kv_blocks: int | None = None) -> SimParams:
 
     The event budget is ``[sim] max_steps`` or :func:`default_max_steps`.
     """
+    if s.cost.kind != "roofline":
+        from frontier_jax.spec import SpecError
+
+        raise SpecError(s.source, "cost.kind", s.cost.kind,
+                        "only 'roofline' is simulated so far (trained predictors are not "
+                        "wired into the simulator yet)")
     arrays = workload_arrays(wl)
     steps = s.sim.max_steps or default_max_steps(arrays)
     return SimParams(engine_params(s, steps, kv_blocks), cost_params_from_scenario(s), arrays)

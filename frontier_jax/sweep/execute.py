@@ -26,7 +26,7 @@ import pandas as pd
 from frontier_jax.invariants import violations
 from frontier_jax.metrics import request_table, run_metrics
 from frontier_jax.sim import SimShape, simulate_batch, stack
-from frontier_jax.sim.build import sim_params
+from frontier_jax.sim.build import INITIAL_SLOTS, sim_params
 from frontier_jax.spec import (
     Scenario,
     SpecError,
@@ -37,8 +37,6 @@ from frontier_jax.spec import (
 )
 from frontier_jax.sweep.expand import Config, expand
 from frontier_jax.workload import make_workload
-
-INITIAL_SLOTS = 32
 
 
 @dataclass(frozen=True)
