@@ -192,6 +192,7 @@ def _register_optional() -> None:
     from frontier_jax.plot import register_cli as register_plot
 
     register_plot(main)
+    __import__("frontier_jax.profile.cli", fromlist=["register_cli"]).register_cli(main)  # profile
     try:
         from frontier_jax.predict.train import register_cli
     except ImportError:

@@ -50,6 +50,11 @@ DEVICES: dict[str, DeviceSpec] = {
     "l40s": DeviceSpec("l40s", 362e12, 733e12, 0.864e12, 142),
     "rtx_pro_6000": DeviceSpec("rtx_pro_6000", 503.8e12, 1007.6e12, 1.792e12, 188),
     "b200": DeviceSpec("b200", 2250e12, 4500e12, 8.0e12, 148),
+    # This project's 2-core x86 CPU machine (Intel Xeon with AMX-BF16 / AVX512-BF16), measured
+    # once with torch 2.13 on 2 threads: a 2048^3 bf16 GEMM ran at 0.87e12 FLOP/s (float32:
+    # 0.12e12), a 256 MiB float32 copy at 12.4e9 bytes/s (read + write), a sum at 11.6e9
+    # bytes/s. Nominal constants: 0.9e12 FLOP/s (bf16 "tensor" peak), 12e9 bytes/s, 2 cores.
+    "cpu": DeviceSpec("cpu", 0.9e12, 0.9e12, 12e9, 2),
     # Used when a profile's device cannot be recognised: an H100-class default.
     "unknown": DeviceSpec("unknown", 989e12, 1979e12, 3.35e12, 132),
 }
@@ -64,6 +69,8 @@ _PATTERNS = [
     (re.compile(r"h200"), "h200"),
     (re.compile(r"h100"), "h100"),
     (re.compile(r"b200"), "b200"),
+    # last, so that a GPU name or path that also mentions "cpu" keeps its GPU key
+    (re.compile(r"cpu"), "cpu"),
 ]
 
 
@@ -71,7 +78,7 @@ def canonical_device(text: str | None) -> str:
     """Map a device string or path component to a key of :data:`DEVICES`.
 
     Returns ``"unknown"`` when nothing matches, e.g. ``"NVIDIA H100 80GB HBM3"`` -> ``"h100"``,
-    ``"a800_pairwise_nvlink"`` -> ``"a800"``.
+    ``"a800_pairwise_nvlink"`` -> ``"a800"``, ``"cpu"`` / ``"profiling/cpu"`` -> ``"cpu"``.
     """
     if not text:
         return "unknown"
