@@ -41,6 +41,23 @@ common columns
     | ``inter_node``).
 
 The source files are never copied: pass their location to :func:`load_profiles`.
+
+Validation: every problem with a file raises :class:`DataError` (a ``ValueError``) whose
+message is one line, ``<file>: column <col>: <problem>; allowed: <what is allowed>``, with
+the 1-based data row (header excluded) and the value when one cell is at fault: an empty or
+unparseable file, a file with a header and no rows, missing operator or key columns, text,
+infinite or negative numbers in time or key columns, empty cells in required key columns,
+unparseable or unequal-length list columns (``q_lens`` etc.), negative token counts, an
+unknown ``family`` in a native file, an operator column that is NaN in every row (with
+``strict=True``) and times whose magnitude shows the wrong unit (median over 1,000 ms or
+maximum under 1e-4 ms for Vidur/Frontier/aiconfigurator; median over 1 s or maximum under
+1e-7 s for native files).
+
+Rows whose time is *empty* (NaN) are dropped, not an error: Vidur and Frontier leave an
+operator's cell empty (or 0) in configurations where it was not run. The dropped rows are
+counted per file in ``frame.attrs["nan_times"]`` (``{source: rows}``). A time of 0 means "not
+run" in Vidur/Frontier/aiconfigurator files (dropped, not counted) and is an error in native
+files (whose times are measurements in seconds).
 """
 
 from __future__ import annotations
@@ -54,6 +71,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from frontier_jax.spec.errors import SpecError, one_line, short_repr
 
 from .devices import canonical_device
 
@@ -90,27 +109,74 @@ _MIN_PLAUSIBLE_MAX_MS = 1e-4
 
 
 # --------------------------------------------------------------------------------------
-# small helpers
+# errors and small helpers
+
+
+class DataError(SpecError):
+    """A profile file or predictor artifact that cannot be used. The message is one line:
+    ``{file}: {field}: {problem}; allowed: {allowed}`` (for profiles ``field`` is
+    ``column <name>``; ``problem`` names the row and the value when one value is at fault).
+
+    ``internal`` is True for an error that no explicit check caught (a reader failed on an
+    input it did not expect): still one line naming the file, but less specific.
+    """
+
+    def __init__(self, source: str, field: str, problem: str, allowed: str, *,
+                 internal: bool = False) -> None:
+        self.source = str(source)
+        self.field = str(field)
+        self.problem = " ".join(str(problem).split())
+        self.value = self.problem
+        self.allowed = " ".join(str(allowed).split())
+        self.internal = internal
+        ValueError.__init__(self, f"{one_line(self.source)}: {one_line(self.field)}: "
+                                  f"{one_line(self.problem)}; allowed: {one_line(self.allowed)}")
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.field, self.problem, self.allowed))
+
+
+def _err(file: str, column: str, problem: str, allowed: str) -> DataError:
+    return DataError(file, f"column {column}", problem, allowed)
+
+
+def _show(v) -> str:
+    """A cell value for an error message (short, one line)."""
+    text = short_repr(v)
+    return text if len(text) <= 80 else text[:60] + "..." + text[-15:]
+
+
+# Largest integer accepted in a key column (sizes in bytes, token counts): beyond 2**53 a
+# float64 no longer holds it exactly.
+_MAX_KEY = 2**53
+# Largest entry of a list-valued column (tokens of one sequence).
+_MAX_TOKENS = 2**31 - 1
 
 
 def parse_int_list(value) -> tuple[int, ...] | None:
     """Parse a list-valued cell such as ``"[1496, 1240]"`` into a tuple of ints.
 
     Returns ``None`` for NaN/empty cells. Lists, tuples and numpy arrays pass through.
+
+    Raises:
+        ValueError: an element that is not a finite number (``"[1, x]"``, ``"[inf]"``).
     """
     if value is None:
         return None
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return tuple(int(round(float(v))) for v in value)
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    s = str(value).strip()
-    if not s or s.lower() in ("nan", "none"):
-        return None
-    s = s.strip("[]()")
-    if not s.strip():
-        return ()
-    return tuple(int(round(float(x))) for x in s.replace(";", ",").split(",") if x.strip())
+    try:
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return tuple(int(round(float(v))) for v in value)
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        s = str(value).strip()
+        if not s or s.lower() in ("nan", "none"):
+            return None
+        s = s.strip("[]()")
+        if not s.strip():
+            return ()
+        return tuple(int(round(float(x))) for x in s.replace(";", ",").split(",") if x.strip())
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"not a list of integers: {_show(value)}") from e
 
 
 def _parse_bool_list(value) -> tuple[bool, ...] | None:
@@ -123,7 +189,18 @@ def _parse_bool_list(value) -> tuple[bool, ...] | None:
     s = str(value).strip().strip("[]()")
     if not s:
         return ()
-    return tuple(x.strip().lower() in ("true", "1", "1.0") for x in s.split(",") if x.strip())
+    out = []
+    for x in s.split(","):
+        x = x.strip().lower()
+        if not x:
+            continue
+        if x not in _BOOL_TOKENS:
+            raise ValueError(f"not a list of true/false: {_show(value)}")
+        out.append(_BOOL_TOKENS[x])
+    return tuple(out)
+
+
+_BOOL_TOKENS = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
 
 
 def _as_bool(v) -> bool:
@@ -138,13 +215,93 @@ def _num(row, col, default=np.nan) -> float:
     v = row.get(col, default)
     try:
         v = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
     return default if math.isnan(v) else v
 
 
-def _err(file: str, column: str, problem: str) -> ValueError:
-    return ValueError(f"{file}: column {column}: {problem}")
+def _row(df: pd.DataFrame, mask) -> int:
+    """1-based data row (header excluded) of the first True of ``mask``; a frame holding a
+    ``_row`` column (0-based file rows, for a subset of a file) maps through it."""
+    pos = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+    return int(df["_row"].iloc[pos]) + 1 if "_row" in df.columns else pos + 1
+
+
+def _cell(df: pd.DataFrame, mask, col: str):
+    return df[col].iloc[int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])]
+
+
+def _numeric(df: pd.DataFrame, col: str) -> tuple[pd.Series, np.ndarray]:
+    """The column as float (NaN where empty) and a mask of cells that are not numbers."""
+    raw = df[col]
+    try:
+        v = pd.to_numeric(raw, errors="coerce")
+    except (TypeError, ValueError):  # cells holding lists or other objects
+        v = pd.Series([_num({"x": x}, "x") for x in raw], index=raw.index, dtype=float)
+    v = v.astype(float)
+    notnum = (v.isna() & raw.notna()).to_numpy()
+    return v, notnum
+
+
+def _check_numbers(df: pd.DataFrame, file: str, cols: dict[str, tuple]) -> None:
+    """Check numeric key columns: ``{column: (minimum, required[, maximum])}``. A required
+    column must be present and hold a number in every row; an optional one may be absent or
+    empty (its default is used). Every value present must be a finite number in
+    [minimum, maximum] (default maximum 2**53)."""
+    for col, (minimum, required, *rest) in cols.items():
+        maximum = rest[0] if rest else _MAX_KEY
+        top = "2**53" if maximum == _MAX_KEY else f"{maximum:g}"
+        allowed = f"a number {minimum:g}..{top}" + ("" if required else " or empty (default)")
+        if col not in df.columns:
+            if required:
+                raise _err(file, col, "missing (required key column)", f"a column {col} of numbers {minimum:g}..{top}")
+            continue
+        v, notnum = _numeric(df, col)
+        if notnum.any():
+            raise _err(file, col, f"row {_row(df, notnum)}: got {_show(_cell(df, notnum, col))} (not a number)",
+                       allowed)
+        if required and v.isna().any():
+            raise _err(file, col, f"row {_row(df, v.isna())}: empty", allowed)
+        a = v.to_numpy()
+        bad = ~np.isnan(a) & (~np.isfinite(a) | (a < minimum) | (a > maximum))
+        if bad.any():
+            raise _err(file, col, f"row {_row(df, bad)}: got {a[bad][0]:g}", allowed)
+
+
+# Largest batch (sequences in one row) and expert count accepted: the readers expand them
+# into per-sequence / per-expert lists.
+_MAX_BATCH = 2**16
+_MAX_EXPERTS = 2**16
+
+
+def _check_times(df: pd.DataFrame, file: str, col: str, allowed: str) -> pd.Series:
+    """A time column as float: empty cells are NaN (the row is dropped for this column);
+    text, infinite or negative values raise."""
+    v, notnum = _numeric(df, col)
+    if notnum.any():
+        raise _err(file, col, f"row {_row(df, notnum)}: got {_show(_cell(df, notnum, col))} (not a number)",
+                   allowed)
+    a = v.to_numpy()
+    bad = ~np.isnan(a) & (~np.isfinite(a) | (a < 0))
+    if bad.any():
+        raise _err(file, col, f"row {_row(df, bad)}: got {a[bad][0]:g}", allowed)
+    return v
+
+
+def _int_list(file: str, col: str, i: int, value, minimum: int = 0) -> tuple[int, ...] | None:
+    """``parse_int_list`` of row ``i`` (0-based) of ``col``, raising one-line errors."""
+    allowed = f"a list of integers {minimum}..2**31-1 such as [512, 128], or empty"
+    try:
+        out = parse_int_list(value)
+    except ValueError:
+        raise _err(file, col, f"row {i + 1}: got {_show(value)} (not a list of integers)", allowed) from None
+    if out and (min(out) < minimum or max(out) > _MAX_TOKENS):
+        bad = next(x for x in out if x < minimum or x > _MAX_TOKENS)
+        raise _err(file, col, f"row {i + 1}: got {_show(value)} (entry {bad})", allowed)
+    return out
+
+
+_TIME_MS = "a time in milliseconds >= 0 (0 or empty: not measured, the row is dropped)"
 
 
 def _head_dim(model: str, n_embd: float, n_q_head: float, override: int | None) -> int:
@@ -194,16 +351,19 @@ def _check_op_columns(df: pd.DataFrame, file: str, strict: bool) -> dict[str, di
     """Validate ``time_stats.<op>.*`` columns; return the ops that carry data."""
     ops = _ts_columns(df)
     if not ops:
-        raise _err(file, "time_stats.<op>.median", "missing (no operator timing columns)")
+        raise _err(file, "time_stats.<op>.median", "missing (no operator timing columns)",
+                   "time_stats.<op>.median columns in milliseconds")
     keep: dict[str, dict[str, str]] = {}
     for op, cols in ops.items():
         if "median" not in cols:
-            raise _err(file, f"time_stats.{op}.median", "missing (only " + ",".join(sorted(cols)) + ")")
+            raise _err(file, f"time_stats.{op}.median", "missing (only " + ",".join(sorted(cols)) + ")",
+                       f"a time_stats.{op}.median column beside the other statistics")
         col = cols["median"]
-        v = pd.to_numeric(df[col], errors="coerce")
+        v = _check_times(df, file, col, _TIME_MS)
         if v.isna().all():
             if strict:
-                raise _err(file, col, "all values are NaN (operator never measured)")
+                raise _err(file, col, "all values are NaN (operator never measured)",
+                           "at least one measured time in milliseconds (strict=False drops the operator)")
             warnings.warn(f"{file}: column {col}: all values are NaN, operator dropped", stacklevel=3)
             continue
         pos = v[v > 0]
@@ -211,19 +371,22 @@ def _check_op_columns(df: pd.DataFrame, file: str, strict: bool) -> dict[str, di
             continue
         med, mx = float(pos.median()), float(pos.max())
         if med > _MAX_PLAUSIBLE_MEDIAN_MS:
-            raise _err(file, col, f"median {med:g} looks like microseconds (expected milliseconds per op)")
+            raise _err(file, col, f"median {med:g} looks like microseconds (expected milliseconds per op)",
+                       f"milliseconds per op per layer, median <= {_MAX_PLAUSIBLE_MEDIAN_MS:g}")
         if mx < _MIN_PLAUSIBLE_MAX_MS:
-            raise _err(file, col, f"maximum {mx:g} looks like seconds (expected milliseconds per op)")
+            raise _err(file, col, f"maximum {mx:g} looks like seconds (expected milliseconds per op)",
+                       f"milliseconds per op per layer, maximum >= {_MIN_PLAUSIBLE_MAX_MS:g}")
         keep[op] = cols
     if not keep:
-        raise _err(file, "time_stats.<op>.median", "every operator column is zero or NaN")
+        raise _err(file, "time_stats.<op>.median", "every operator column is zero or NaN",
+                   "at least one operator with a measured time > 0")
     return keep
 
 
 def _require(df: pd.DataFrame, file: str, cols: Iterable[str]) -> None:
     for c in cols:
         if c not in df.columns:
-            raise _err(file, c, "missing (required key column)")
+            raise _err(file, c, "missing (required key column)", f"a column {c}")
 
 
 def _family_of_ops(ops: Iterable[str]) -> str | None:
@@ -252,15 +415,18 @@ def _op_key(op: str, measurement_type: str) -> str:
 
 def _explode_ops(base: pd.DataFrame, df: pd.DataFrame, ops: dict[str, dict[str, str]],
                  valid: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
-    """Turn wide ``time_stats.<op>`` columns into long rows (ms -> s)."""
+    """Turn wide ``time_stats.<op>`` columns into long rows (ms -> s). Rows whose time is
+    empty are dropped and counted in ``attrs["nan_times"]``."""
     out = []
+    nan_rows = 0
     for op, cols in ops.items():
         t = pd.to_numeric(df[cols["median"]], errors="coerce").to_numpy(dtype=float)
-        s = (pd.to_numeric(df[cols["std"]], errors="coerce").to_numpy(dtype=float)
-             if "std" in cols else np.full(len(df), np.nan))
+        s = _numeric(df, cols["std"])[0].to_numpy() if "std" in cols else np.full(len(df), np.nan)
+        s = np.where(np.isfinite(s) & (s >= 0), s, np.nan)
         ok = np.isfinite(t) & (t > 0)
         if valid is not None and op in valid:
             ok &= valid[op]
+        nan_rows += int(np.isnan(t).sum())
         if not ok.any():
             continue
         part = base.loc[ok].copy()
@@ -269,9 +435,12 @@ def _explode_ops(base: pd.DataFrame, df: pd.DataFrame, ops: dict[str, dict[str, 
         part["std_s"] = s[ok] * 1e-3
         out.append(part)
     if not out:
-        return base.iloc[:0].assign(op=pd.Series(dtype=str), time_s=pd.Series(dtype=float),
-                                    std_s=pd.Series(dtype=float))
-    return pd.concat(out, ignore_index=True)
+        res = base.iloc[:0].assign(op=pd.Series(dtype=str), time_s=pd.Series(dtype=float),
+                                   std_s=pd.Series(dtype=float))
+    else:
+        res = pd.concat(out, ignore_index=True)
+    res.attrs["nan_times"] = nan_rows
+    return res
 
 
 def _rle(q: list[int], c: list[int], d: list[bool]) -> tuple[tuple, tuple, tuple, tuple]:
@@ -306,10 +475,13 @@ def _batch_kind(q, c, d, n, mode: str) -> str:
 
 def _read_attention(df: pd.DataFrame, file: str, rel: str, fmt: str, device: str, model: str,
                     ops, head_dim: int | None) -> pd.DataFrame:
-    _require(df, file, ["n_embd", "n_q_head", "n_kv_head", "num_tensor_parallel_workers",
-                        "batch_size", "kv_cache_size"])
+    _check_numbers(df, file, {"n_embd": (1, True), "n_q_head": (1, True), "n_kv_head": (1, True),
+                              "num_tensor_parallel_workers": (1, True), "batch_size": (1, True, _MAX_BATCH),
+                              "kv_cache_size": (0, True), "prefill_chunk_size": (0, False),
+                              "head_dim": (0, False), "block_size": (1, False)})
     if "is_prefill" not in df.columns and "prefill_chunk_size" not in df.columns:
-        raise _err(file, "is_prefill", "missing (required key column)")
+        raise _err(file, "is_prefill", "missing (required key column)",
+                   "a column is_prefill (true/false) or prefill_chunk_size")
     recs = []
     n_p = np.zeros(len(df), dtype=np.int64)
     n_d = np.zeros(len(df), dtype=np.int64)
@@ -318,19 +490,25 @@ def _read_attention(df: pd.DataFrame, file: str, rel: str, fmt: str, device: str
         kv = int(_num(row, "kv_cache_size", 0))
         chunk = int(_num(row, "prefill_chunk_size", 0))
         is_prefill = _as_bool(row.get("is_prefill", chunk > 0))
-        pq = parse_int_list(row.get("prefill_seq_lens"))
+        pq = _int_list(file, "prefill_seq_lens", i, row.get("prefill_seq_lens"), 1)
         true_mixed = _as_bool(row.get("is_true_mixed_batch")) or (pq is not None and len(pq) > 0)
         if true_mixed:
             pq = list(pq or ())
-            pc = list(parse_int_list(row.get("prefill_kv_cache_sizes")) or [0] * len(pq))
-            dc = list(parse_int_list(row.get("decode_kv_cache_sizes")) or ())
+            pc = list(_int_list(file, "prefill_kv_cache_sizes", i, row.get("prefill_kv_cache_sizes"))
+                      or [0] * len(pq))
+            dc = list(_int_list(file, "decode_kv_cache_sizes", i, row.get("decode_kv_cache_sizes")) or ())
             if len(pc) != len(pq):
-                raise _err(file, "prefill_kv_cache_sizes", f"row {i}: length {len(pc)} != prefill_seq_lens length {len(pq)}")
+                raise _err(file, "prefill_kv_cache_sizes",
+                           f"row {i + 1}: length {len(pc)} != prefill_seq_lens length {len(pq)}",
+                           "one KV-cache size per prefill sequence")
+            if not pq and not dc:
+                raise _err(file, "prefill_seq_lens", f"row {i + 1}: a true mixed batch with no sequences",
+                           "at least one entry in prefill_seq_lens or decode_kv_cache_sizes")
             q = pq + [1] * len(dc)
             c = pc + dc
             d = [False] * len(pq) + [True] * len(dc)
         elif is_prefill:
-            sl = parse_int_list(row.get("seq_lens"))
+            sl = _int_list(file, "seq_lens", i, row.get("seq_lens"), 1)
             q = list(sl) if sl else [chunk] * bs
             c = [kv] * len(q)
             d = [False] * len(q)
@@ -410,7 +588,11 @@ def linear_op_shape(op: str, *, n_embd: int, n_head: int, n_kv_head: int, head_d
 
 
 def _read_linear(df, file, rel, fmt, device, model, ops, head_dim):
-    _require(df, file, ["num_tokens", "n_embd", "n_head", "n_kv_head", "num_tensor_parallel_workers"])
+    _check_numbers(df, file, {"num_tokens": (1, True), "n_embd": (1, True), "n_head": (1, True),
+                              "n_kv_head": (0, True), "num_tensor_parallel_workers": (1, True),
+                              "head_dim": (0, False), "n_expanded_embd": (1, False),
+                              "vocab_size": (1, False), "share_expert_dim": (0, False),
+                              "share_q_dim": (0, False)})
     rows = df.to_dict("records")
     base_recs = []
     for row in rows:
@@ -472,8 +654,19 @@ def _balanced_stats(routed: float, local: int) -> dict:
     return moe_stats_from_counts(counts)
 
 
+# smallest load statistic accepted (Frontier writes entropies such as -2.9e-12)
+_STAT_MIN = -1e-6
+_MOE_STAT_COLUMNS = ("total_routed_tokens", "tokens_per_expert_avg", "expert_utilization",
+                     "max_load_ratio", "min_load_ratio", "load_imbalance_cv",
+                     "load_gini_coefficient", "load_entropy")
+
+
 def _read_moe(df, file, rel, fmt, device, model, ops, head_dim):
-    _require(df, file, ["num_tokens", "num_experts", "router_topk", "hidden_dim", "expert_hidden_dim"])
+    _check_numbers(df, file, {"num_tokens": (0, True), "num_experts": (1, True, _MAX_EXPERTS), "router_topk": (1, True),
+                              "hidden_dim": (1, True), "expert_hidden_dim": (1, True),
+                              "expert_parallel_size": (1, False), "num_experts_per_device": (1, False, _MAX_EXPERTS),
+                              "num_tensor_parallel_workers": (1, False),
+                              **{c: (_STAT_MIN, False) for c in _MOE_STAT_COLUMNS}})
     recs = []
     for row in df.to_dict("records"):
         E = int(_num(row, "num_experts"))
@@ -514,7 +707,7 @@ def _read_moe(df, file, rel, fmt, device, model, ops, head_dim):
 
 
 def _read_collective(df, file, rel, fmt, device, model, ops, head_dim):
-    _require(df, file, ["size", "num_workers"])
+    _check_numbers(df, file, {"size": (0, True), "num_workers": (1, True), "devices_per_node": (1, False)})
     recs = []
     for row in df.to_dict("records"):
         nw = int(_num(row, "num_workers"))
@@ -544,7 +737,7 @@ def _read_time_stats_csv(df: pd.DataFrame, file: str, rel: str, fmt: str, device
     ops = _check_op_columns(df, file, strict)
     family = _family_of_ops(ops)
     if family == "collective" and "size" not in df.columns:
-        raise _err(file, "size", "missing (required key column)")
+        raise _err(file, "size", "missing (required key column)", "a column size (bytes)")
     dev, model = _infer_device_model(rel, device)
     if dev == "unknown" and not device:
         dev, model = _infer_device_model(str(Path(file).resolve()), None)
@@ -563,19 +756,52 @@ _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "fp8": 1, "fp8_block": 1
                 "w4a16_mxfp4": 1, "int4_wo": 1}
 
 
+_ATTN_AIC = ({"batch_size": (1, True, _MAX_BATCH), "isl": (1, True), "step": (0, True),
+              "num_heads": (1, True), "num_key_value_heads": (1, True), "head_dim": (1, True),
+              "window_size": (0, False), "beam_width": (1, False)}, ["kv_cache_dtype"])
+# per aiconfigurator table: numeric key columns ({column: (minimum, required[, maximum])}) and
+# required text columns
+_AIC_KEYS = {
+    "gemm": ({"m": (1, True), "n": (1, True), "k": (1, True)}, ["gemm_dtype"]),
+    "context_attention": _ATTN_AIC,
+    "generation_attention": _ATTN_AIC,
+    "moe": ({"num_tokens": (1, True), "hidden_size": (1, True), "inter_size": (1, True),
+             "topk": (1, True), "num_experts": (1, True, _MAX_EXPERTS), "moe_tp_size": (1, True),
+             "moe_ep_size": (1, True)}, ["moe_dtype", "distribution"]),
+}
+
+
 def _read_aiconfigurator(df: pd.DataFrame, file: str, rel: str, device: str | None) -> tuple[str | None, pd.DataFrame | None]:
     _require(df, file, ["op_name", "latency"])
-    lat = pd.to_numeric(df["latency"], errors="coerce")
+    lat = _check_times(df, file, "latency", _TIME_MS)
     if lat.isna().all():
-        raise _err(file, "latency", "all values are NaN")
+        raise _err(file, "latency", "all values are NaN", "at least one measured time in milliseconds")
     pos = lat[lat > 0]
     if not pos.empty and float(pos.median()) > _MAX_PLAUSIBLE_MEDIAN_MS:
-        raise _err(file, "latency", f"median {float(pos.median()):g} looks like microseconds (expected milliseconds)")
+        raise _err(file, "latency", f"median {float(pos.median()):g} looks like microseconds (expected milliseconds)",
+                   f"milliseconds per call, median <= {_MAX_PLAUSIBLE_MEDIAN_MS:g}")
+    if not pos.empty and float(pos.max()) < _MIN_PLAUSIBLE_MAX_MS:
+        raise _err(file, "latency", f"maximum {float(pos.max()):g} looks like seconds (expected milliseconds)",
+                   f"milliseconds per call, maximum >= {_MIN_PLAUSIBLE_MAX_MS:g}")
+    names = df["op_name"].astype(str).unique()
+    kind = str(df["op_name"].iloc[0]) if len(df) else ""
+    if len(names) > 1 and (kind in _AIC_KEYS or kind in _COLLECTIVE_OPS):
+        group = _COLLECTIVE_OPS if kind in _COLLECTIVE_OPS else {kind}
+        odd = next((n for n in names if n not in group), None)
+        if odd is not None:
+            raise _err(file, "op_name", f"got {_show(odd)} beside {kind!r}",
+                       "one op_name per table (collective tables: " + ", ".join(sorted(_COLLECTIVE_OPS)) + ")")
+    if kind in _AIC_KEYS:
+        numbers, strings = _AIC_KEYS[kind]
+        _require(df, file, strings)
+        _check_numbers(df, file, numbers)
+    elif kind in _COLLECTIVE_OPS and "message_size" in df.columns:
+        _check_numbers(df, file, {"message_size": (0, True), "num_gpus": (1, True)})
     dev = canonical_device(str(df["device"].iloc[0])) if "device" in df.columns and len(df) else None
     if not dev or dev == "unknown":
         dev, _ = _infer_device_model(rel, device)
-    kind = str(df["op_name"].iloc[0]) if len(df) else ""
-    ks = df["kernel_source"].astype(str) if "kernel_source" in df.columns else pd.Series([""] * len(df))
+    ks = (df["kernel_source"].astype(str) if "kernel_source" in df.columns
+          else pd.Series([""] * len(df), index=df.index))
     base = pd.DataFrame({"device": dev, "model": "", "source": rel, "source_format": "aiconfigurator",
                          "measurement_type": "CUDA_EVENT", "time_s": lat.to_numpy() * 1e-3,
                          "std_s": np.nan}, index=df.index)
@@ -657,8 +883,10 @@ def _read_aiconfigurator(df: pd.DataFrame, file: str, rel: str, device: str | No
         fam = "collective"
     else:
         return None, None
-    base = base[np.isfinite(base["time_s"]) & (base["time_s"] > 0)]
-    return fam, base.reset_index(drop=True)
+    nan_rows = int(base["time_s"].isna().sum())
+    base = base[np.isfinite(base["time_s"]) & (base["time_s"] > 0)].reset_index(drop=True)
+    base.attrs["nan_times"] = nan_rows
+    return fam, base
 
 
 # --------------------------------------------------------------------------------------
@@ -667,46 +895,155 @@ def _read_aiconfigurator(df: pd.DataFrame, file: str, rel: str, device: str | No
 _LIST_COLS = ("q_lens", "c_lens", "is_decode", "counts")
 
 
+# native numeric columns per family: {column: (minimum, required[, maximum])}
+_NATIVE_NUMBERS = {
+    "attention": {"n_q_heads": (1, True), "n_kv_heads": (1, True), "head_dim": (1, True),
+                  "tp": (1, False), "block_size": (1, False), "dtype_bytes": (1, False, 8)},
+    "linear": {"m": (1, True), "n": (1, True), "k": (1, True), "tp": (1, False),
+               "dtype_bytes": (1, False, 8)},
+    "moe": {"num_tokens": (0, True), "routed_tokens": (0, True),
+            "local_experts": (1, True, _MAX_EXPERTS), "active_experts": (0, True),
+            "max_tokens": (0, True), "min_tokens": (0, True), "load_cv": (_STAT_MIN, True),
+            "load_gini": (_STAT_MIN, True), "load_entropy_bits": (_STAT_MIN, True), "hidden": (1, True),
+            "expert_hidden": (1, True), "topk": (1, True), "gated": (0, False, 1), "tp": (1, False),
+            "ep": (1, False), "num_experts": (1, False, _MAX_EXPERTS), "dtype_bytes": (1, False, 8)},
+    "collective": {"size_bytes": (0, True), "num_workers": (1, True), "devices_per_node": (1, False)},
+}
+# defaults of optional native columns, added after the configuration key is formed
+_NATIVE_DEFAULTS = {
+    "attention": {"tp": 1, "block_size": 16, "dtype_bytes": 2},
+    "linear": {"tp": 1, "dtype_bytes": 2, "batch_kind": "dense"},
+    "moe": {"gated": 1, "tp": 1, "ep": 1, "dtype_bytes": 2},
+    "collective": {},
+}
+_TIME_S = "a time in seconds > 0 (empty: not measured, the row is dropped)"
+_MAX_GROUPS = 2**16
+
+
+def _native_attention_lists(part: pd.DataFrame, file: str) -> pd.DataFrame:
+    """Parse and check the list columns of native attention rows (equal lengths, q >= 0,
+    c >= 0, counts >= 1, at least one group)."""
+    lists: dict[str, list] = {}
+    for c, minimum in (("q_lens", 0), ("c_lens", 0), ("counts", 1)):
+        if c not in part.columns:
+            continue
+        vals = []
+        for i, v in zip(part["_row"], part[c], strict=True):
+            out = _int_list(file, c, i, v, minimum)
+            if out is None:
+                if c == "counts":
+                    vals.append(None)
+                    continue
+                raise _err(file, c, f"row {i + 1}: empty", "a list of integers such as [512, 128]")
+            if len(out) > _MAX_GROUPS:
+                raise _err(file, c, f"row {i + 1}: {len(out)} entries", f"at most {_MAX_GROUPS} groups")
+            vals.append(out)
+        lists[c] = vals
+    if "is_decode" in part.columns:
+        dec = []
+        for i, v in zip(part["_row"], part["is_decode"], strict=True):
+            try:
+                dec.append(_parse_bool_list(v))
+            except ValueError:
+                raise _err(file, "is_decode", f"row {i + 1}: got {_show(v)}",
+                           "a list of true/false (or 1/0) such as [false, true], or empty") from None
+        lists["is_decode"] = dec
+    n = len(part)
+    q, c = lists["q_lens"], lists["c_lens"]
+    counts = lists.get("counts", [None] * n)
+    dec = lists.get("is_decode", [None] * n)
+    for j, i in enumerate(part["_row"]):
+        if not q[j]:
+            raise _err(file, "q_lens", f"row {i + 1}: no groups", "a non-empty list such as [512]")
+        counts[j] = counts[j] if counts[j] is not None else (1,) * len(q[j])
+        dec[j] = dec[j] if dec[j] is not None else tuple(a == 1 and b > 0 for a, b in zip(q[j], c[j], strict=False))
+        for name, other in (("c_lens", c[j]), ("counts", counts[j]), ("is_decode", dec[j])):
+            if len(other) != len(q[j]):
+                raise _err(file, name, f"row {i + 1}: length {len(other)} != q_lens length {len(q[j])}",
+                           "one entry per q_lens group")
+    part = part.copy()
+    part["q_lens"], part["c_lens"], part["counts"], part["is_decode"] = q, c, counts, dec
+    return part
+
+
 def _read_native(df: pd.DataFrame, file: str, rel: str) -> dict[str, pd.DataFrame]:
     _require(df, file, ["family", "op", "time_s"])
-    t = pd.to_numeric(df["time_s"], errors="coerce")
+    t = _check_times(df, file, "time_s", _TIME_S)
     if t.isna().all():
-        raise _err(file, "time_s", "all values are NaN")
+        raise _err(file, "time_s", "all values are NaN", "at least one measured time in seconds")
+    if (t == 0).any():
+        raise _err(file, "time_s", f"row {_row(df, t == 0)}: got 0", _TIME_S)
     pos = t[t > 0]
     if not pos.empty and float(pos.median()) > 1.0:
-        raise _err(file, "time_s", f"median {float(pos.median()):g} looks like milliseconds or microseconds (expected seconds)")
+        raise _err(file, "time_s", f"median {float(pos.median()):g} looks like milliseconds or microseconds (expected seconds)",
+                   "seconds per op per layer, median <= 1")
+    if not pos.empty and float(pos.max()) < _MIN_PLAUSIBLE_MAX_MS * 1e-3:
+        raise _err(file, "time_s", f"maximum {float(pos.max()):g} looks scaled down (expected seconds)",
+                   f"seconds per op per layer, maximum >= {_MIN_PLAUSIBLE_MAX_MS * 1e-3:g}")
+    fam_ok = df["family"].isin(FAMILIES).to_numpy()
+    if not fam_ok.all():
+        raise _err(file, "family", f"row {_row(df, ~fam_ok)}: got {_show(_cell(df, ~fam_ok, 'family'))}",
+                   "one of " + ", ".join(FAMILIES))
+    op_ok = np.array([isinstance(o, str) and bool(o.strip()) for o in df["op"]], dtype=bool)
+    if not op_ok.all():
+        raise _err(file, "op", f"row {_row(df, ~op_ok)}: got {_show(_cell(df, ~op_ok, 'op'))}",
+                   "a non-empty operator name")
+    nan_rows = int(t.isna().sum())
     df = df.copy()
     df["time_s"] = t
+    df["_row"] = np.arange(len(df))
+    df = df[t.notna().to_numpy()]
     if "std_s" not in df.columns:
         df["std_s"] = np.nan
+    else:
+        sd = _numeric(df, "std_s")[0]
+        df["std_s"] = sd.where(np.isfinite(sd) & (sd >= 0))
     for c, default in (("source", rel), ("source_format", "native"), ("measurement_type", "CUDA_EVENT"),
                        ("device", "unknown"), ("model", ""), ("batch_kind", "")):
         if c not in df.columns:
             df[c] = default
+    df["device"] = [d if isinstance(d, str) and d else "unknown" for d in df["device"]]
+    for c in ("source", "source_format", "measurement_type", "model", "batch_kind"):
+        df[c] = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in df[c]]
     out = {}
     for fam, part in df.groupby("family", sort=False):
         part = part.copy()
+        missing = [c for c, spec in _NATIVE_NUMBERS[fam].items() if spec[1] and c not in part.columns]
         if fam == "attention":
-            for c in ("q_lens", "c_lens", "counts"):
-                _require(part, file, [c] if c != "counts" else [])
-                if c in part.columns:
-                    part[c] = [parse_int_list(v) for v in part[c]]
-            part["is_decode"] = ([_parse_bool_list(v) for v in part["is_decode"]] if "is_decode" in part.columns
-                                 else [tuple(q == 1 and c > 0 for q, c in zip(qs, cs, strict=True))
-                                       for qs, cs in zip(part["q_lens"], part["c_lens"], strict=True)])
-            if "counts" not in part.columns:
-                part["counts"] = [tuple([1] * len(q)) for q in part["q_lens"]]
+            missing = [c for c in ("q_lens", "c_lens") if c not in part.columns] + missing
+        if missing:
+            raise _err(file, missing[0], f"missing (required for {fam} rows)",
+                       f"a column {missing[0]} (see frontier_jax.predict.importers)")
+        _check_numbers(part, file, _NATIVE_NUMBERS[fam])
+        if fam == "attention":
+            part = _native_attention_lists(part, file)
             for c, d in (("tp", 1), ("block_size", 16), ("dtype_bytes", 2), ("mode", "even")):
                 if c not in part.columns:
                     part[c] = d
+            part["mode"] = [m if isinstance(m, str) and m else "even" for m in part["mode"]]
             part["batch_kind"] = [
                 _batch_kind(q, c, d, n, m) for q, c, d, n, m in
                 zip(part["q_lens"], part["c_lens"], part["is_decode"], part["counts"], part["mode"], strict=True)]
         if "config_key" not in part.columns:
-            skip = {"op", "time_s", "std_s", "source", "source_format", "measurement_type"}
+            skip = {"op", "time_s", "std_s", "source", "source_format", "measurement_type", "_row"}
             cols = [c for c in part.columns if c not in skip]
             part["config_key"] = [fam + "|" + "|".join(f"{c}={r[c]}" for c in cols) for r in part.to_dict("records")]
-        out[str(fam)] = part.reset_index(drop=True)
+        else:
+            part["config_key"] = [str(k) for k in part["config_key"]]
+        for c, d in _NATIVE_DEFAULTS[fam].items():
+            if c not in part.columns:
+                part[c] = d
+        if fam == "collective":
+            nw = pd.to_numeric(part["num_workers"], errors="coerce")
+            dpn = (pd.to_numeric(part["devices_per_node"], errors="coerce")
+                   if "devices_per_node" in part.columns else nw)
+            part["devices_per_node"] = dpn.fillna(nw)
+        for c in _NATIVE_NUMBERS[fam]:
+            if c in part.columns:
+                part[c] = pd.to_numeric(part[c], errors="coerce").fillna(_NATIVE_DEFAULTS[fam].get(c, 1))
+        out[str(fam)] = part.drop(columns="_row").reset_index(drop=True)
+    for part in out.values():
+        part.attrs["nan_times"] = nan_rows
     return out
 
 
@@ -746,10 +1083,30 @@ def _detect(df: pd.DataFrame, path: Path) -> str | None:
     return None
 
 
+_ANY_PROFILE = "a Vidur, Frontier, aiconfigurator or native profile (CSV or parquet)"
+
+
 def _read_table(path: Path) -> pd.DataFrame:
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, low_memory=False)
+    file = str(path)
+    if not path.exists():
+        raise DataError(file, "<file>", "no such file", "an existing " + _ANY_PROFILE)
+    if not path.is_file():
+        raise DataError(file, "<file>", "not a regular file", "a file holding " + _ANY_PROFILE)
+    try:
+        if path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(file, "<file>", "empty (no header line)", "a CSV with a header line and rows") from None
+    except UnicodeDecodeError as e:
+        raise DataError(file, "<file>", f"not UTF-8 text (byte {e.start})", "a UTF-8 CSV file") from None
+    except Exception as e:  # noqa: BLE001  (parser errors of pandas / pyarrow, OSError)
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise DataError(file, "<file>", f"could not be parsed ({type(e).__name__}: {first[:160]})",
+                        "a well-formed CSV (comma-separated, one header line) or parquet file") from None
+    df.columns = [str(c) for c in df.columns]
+    return df
 
 
 def load_file(path: str | os.PathLike, fmt: str = "auto", *, root: str | os.PathLike | None = None,
@@ -767,30 +1124,54 @@ def load_file(path: str | os.PathLike, fmt: str = "auto", *, root: str | os.Path
         head_dim: head size overriding :data:`KNOWN_HEAD_DIMS` / ``n_embd // n_q_head``.
 
     Returns:
-        ``{family: DataFrame}`` with times in seconds (see module docstring).
+        ``{family: DataFrame}`` with times in seconds (see module docstring);
+        ``frame.attrs["nan_times"]`` is ``{source: rows}`` when rows with an empty time were
+        dropped.
 
     Raises:
-        ValueError: one line ``"<file>: column <col>: <problem>"`` for a file that is not a
-            recognised profile, misses operator/key columns, has NaN-only operators or values
-            that look like the wrong unit.
+        DataError: (a ValueError) one line ``"<file>: column <col>: <problem>; allowed:
+            <what is allowed>"`` for a file that is unreadable or empty, is not a recognised
+            profile, misses operator/key columns, holds text, infinite or negative values
+            where numbers are expected, unparseable or unequal list columns, NaN-only
+            operators or values that look like the wrong unit (see the module docstring).
     """
     p = Path(path)
+    file = str(p)
     if fmt not in FORMATS:
-        raise ValueError(f"{p}: column -: unknown format {fmt!r} (expected one of {FORMATS})")
+        raise DataError(file, "format", f"got {fmt!r}", "one of " + ", ".join(FORMATS))
     rel = os.path.relpath(p, root) if root else p.name
     df = _read_table(p)
     kind = _detect(df, p)
     if kind is None:
-        raise _err(str(p), "time_stats.<op>.median", "missing (not a Vidur/Frontier/aiconfigurator/native profile)")
+        raise _err(file, "time_stats.<op>.median", "missing (not a Vidur/Frontier/aiconfigurator/native profile)",
+                   "time_stats.<op>.median columns (Vidur/Frontier), op_name+latency (aiconfigurator) "
+                   "or family+op+time_s (native)")
     if fmt != "auto" and not (fmt == kind or (fmt in ("vidur", "frontier") and kind in ("vidur", "frontier"))):
-        raise _err(str(p), "-", f"file looks like {kind} format, not {fmt}")
-    if kind == "native":
-        return _read_native(df, str(p), rel)
-    if kind == "aiconfigurator":
-        fam, out = _read_aiconfigurator(df, str(p), rel, device)
-        return {} if fam is None else {fam: out}
-    fam, out = _read_time_stats_csv(df, str(p), rel, fmt, device, strict, head_dim)
-    return {fam: out}
+        raise _err(file, "-", f"file looks like {kind} format, not {fmt}", f"a {fmt} profile or --format auto")
+    if len(df) == 0:
+        raise DataError(file, "<file>", "no data rows (header only)", "at least one measured row")
+    try:
+        if kind == "native":
+            out = _read_native(df, file, rel)
+        elif kind == "aiconfigurator":
+            fam, got = _read_aiconfigurator(df, file, rel, device)
+            out = {} if fam is None else {fam: got}
+        else:
+            fam, got = _read_time_stats_csv(df, file, rel, fmt, device, strict, head_dim)
+            out = {fam: got}
+    except DataError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, ArithmeticError, AttributeError,
+            RecursionError) as e:
+        # a reader failed on an input no explicit check covers: still one line naming the file
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise DataError(file, "-", f"could not be read as a {kind} profile ({type(e).__name__}: {first[:160]})",
+                        _ANY_PROFILE, internal=True) from e
+    nan_rows = sum(int(f.attrs.get("nan_times", 0)) for f in out.values()) if kind != "native" else \
+        max((int(f.attrs.get("nan_times", 0)) for f in out.values()), default=0)
+    for f in out.values():
+        f.attrs["nan_times"] = {rel: nan_rows} if nan_rows else {}
+    return out
 
 
 def _iter_files(root: Path) -> list[Path]:
@@ -839,6 +1220,10 @@ def load_profiles(path: str | os.PathLike, fmt: str = "auto", *, device: str | N
                 skipped.append(rel)
             for fam, df in got.items():
                 parts.setdefault(fam, []).append(df)
+    nan_times: dict[str, int] = {}
+    for dfs in parts.values():
+        for d in dfs:
+            nan_times.update(d.attrs.get("nan_times", {}))
     out: dict[str, pd.DataFrame] = {}
     for fam, dfs in parts.items():
         dfs = [d for d in dfs if len(d)]
@@ -847,5 +1232,6 @@ def load_profiles(path: str | os.PathLike, fmt: str = "auto", *, device: str | N
         df = pd.concat(dfs, ignore_index=True)
         df = df.drop_duplicates(subset=["op", "config_key", "measurement_type", "time_s", "std_s"]).reset_index(drop=True)
         df.attrs["skipped"] = skipped
+        df.attrs["nan_times"] = nan_times
         out[fam] = df
     return out

@@ -473,8 +473,10 @@ def load_predictor_set(model_dir: str | os.PathLike, *, as_jax: bool = False) ->
         Evaluate an operator with ``surrogate_apply(weights[op], x)`` where ``x`` comes from
         the builder of ``card["models"][op]["family"]``.
     """
+    from .artifact import check_predictor_set
+
     d = Path(model_dir)
-    card = json.loads((d / "card.json").read_text())
+    card = check_predictor_set(d)  # one-line DataError for a missing/broken/incompatible set
     weights = {}
     for op, info in card["models"].items():
         w = load_surrogate(d / info["file"])
