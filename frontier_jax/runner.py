@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.invariants import check
 from frontier_jax.metrics import request_table, run_metrics
 from frontier_jax.reference import simulate_reference
@@ -19,18 +20,20 @@ from frontier_jax.sim import (
     simulate,
     simulate_batch,
 )
-from frontier_jax.sim.build import INITIAL_SLOTS
+from frontier_jax.sim.build import INITIAL_SLOTS, cost_model
 from frontier_jax.spec import Scenario, check_feasible
 from frontier_jax.workload import make_workload
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A scenario ready to simulate: params (numpy leaves) and its static shape."""
+    """A scenario ready to simulate: params (numpy leaves), its static shape and the
+    cost-model tier it selects (static too)."""
 
     scenario: Scenario
     params: SimParams
     shape: SimShape
+    cost: CostModel = ROOFLINE
 
 
 @dataclass
@@ -50,16 +53,19 @@ def prepare(s: Scenario) -> Prepared:
     them whenever a run reports that they bound (exactness never depends on the guess).
     """
     check_feasible(s)
+    cost = cost_model(s)
     params = sim_params(s, make_workload(s.workload, s.seed))
     shape = sim_shape(
         params,
         max_batch=min(s.scheduler.max_num_seqs, INITIAL_SLOTS),
         queue_capacity=s.sim.queue_capacity,
     )
-    return Prepared(s, params, shape)
+    return Prepared(s, params, shape, cost)
 
 
-def simulate_sized(shape: SimShape, params: SimParams) -> tuple[SimResult, SimShape]:
+def simulate_sized(
+    shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE
+) -> tuple[SimResult, SimShape]:
     """Simulate, doubling the batch slots (up to max_num_seqs) while they bind.
 
     ``params`` is one configuration, or a stack of them (leading [C] axis: all rerun
@@ -68,7 +74,7 @@ def simulate_sized(shape: SimShape, params: SimParams) -> tuple[SimResult, SimSh
     cap = int(np.max(params.engine.max_num_seqs))
     fn = simulate_batch if np.ndim(params.engine.max_num_seqs) else simulate
     while True:
-        res = jax.device_get(fn(shape, params))
+        res = jax.device_get(fn(shape, params, cost))
         if not bool(np.any(res.slots_full)) or shape.max_batch >= cap:
             return res, shape
         shape = replace(shape, max_batch=min(cap, 2 * shape.max_batch))
@@ -89,14 +95,14 @@ def summarize(prep: Prepared, result: SimResult, wall_s: float) -> RunOutput:
 def run_vectorized(prep: Prepared) -> RunOutput:
     """Simulate with the compiled JAX simulator (wall time includes compilation)."""
     t0 = time.perf_counter()
-    res, _ = simulate_sized(prep.shape, prep.params)
+    res, _ = simulate_sized(prep.shape, prep.params, prep.cost)
     return summarize(prep, res, time.perf_counter() - t0)
 
 
 def run_reference(prep: Prepared) -> RunOutput:
     """Simulate with the exact heapq reference simulator."""
     t0 = time.perf_counter()
-    res = simulate_reference(prep.params, prep.shape.max_replicas)
+    res = simulate_reference(prep.params, prep.shape.max_replicas, prep.cost)
     return summarize(prep, res, time.perf_counter() - t0)
 
 

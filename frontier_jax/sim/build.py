@@ -1,12 +1,14 @@
 """Build static shapes and params pytrees from validated scenarios (host side)."""
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
-from frontier_jax.cost import cost_params_from_scenario
+from frontier_jax.cost import ROOFLINE, CostModel, cost_params_from_scenario
 from frontier_jax.sim.types import ROUTERS, EngineParams, SimParams, SimShape, WorkloadArrays
 
 INT32_MAX = 2**31 - 1
@@ -46,15 +48,46 @@ def sim_params(s: Any, wl: Any, kv_blocks: int | None = None) -> SimParams:
 
     The event budget is ``[sim] max_steps`` or :func:`default_max_steps`.
     """
-    if s.cost.kind != "roofline":
-        from frontier_jax.spec import SpecError
-
-        raise SpecError(s.source, "cost.kind", s.cost.kind,
-                        "only 'roofline' is simulated so far (trained predictors are not "
-                        "wired into the simulator yet)")
     arrays = workload_arrays(wl)
     steps = s.sim.max_steps or default_max_steps(arrays)
     return SimParams(engine_params(s, steps, kv_blocks), cost_params_from_scenario(s), arrays)
+
+
+def cost_model(s: Any) -> CostModel:
+    """The cost-model tier scenario ``s`` selects (``[cost] kind``, ``predictor``).
+
+    ``surrogate`` loads the named predictor set (cached, so equal scenarios share one
+    static cost model and one compiled simulator) and checks that it was profiled on the
+    simulated hardware; ``forest`` is host-only and refused here.
+    """
+    from frontier_jax.spec import SpecError
+
+    kind = s.cost.kind
+    if kind == "roofline":
+        return ROOFLINE
+    if kind != "surrogate":
+        raise SpecError(s.source, "cost.kind", kind,
+                        "'roofline' or 'surrogate' (the forest's MLP twin, which runs inside "
+                        "the compiled step; forests themselves run on the host only)")
+    from frontier_jax.cost.surrogate import resolve_predictor_dir, surrogate_cost
+    from frontier_jax.predict.devices import canonical_device
+
+    src = Path(s.source)
+    try:
+        d = resolve_predictor_dir(s.cost.predictor, src.parent if src.suffix else None)
+        card = json.loads((d / "card.json").read_text())
+        devices = sorted(card.get("devices") or {})
+    except (OSError, ValueError) as e:
+        raise SpecError(s.source, "cost.predictor", s.cost.predictor, str(e)) from None
+    dev = canonical_device(s.hardware.name)
+    if dev not in devices:
+        raise SpecError(s.source, "hardware", s.hardware.name,
+                        f"predictor set {d.name!r} was profiled on {', '.join(devices) or 'no device'}; "
+                        "simulate that hardware or use [cost] kind = 'roofline'")
+    try:
+        return surrogate_cost(str(d), dev)
+    except (OSError, ValueError, KeyError) as e:
+        raise SpecError(s.source, "cost.predictor", s.cost.predictor, str(e)) from None
 
 
 def default_max_steps(wl: WorkloadArrays) -> int:

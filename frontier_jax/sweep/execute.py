@@ -23,10 +23,11 @@ import jax
 import numpy as np
 import pandas as pd
 
+from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.invariants import violations
 from frontier_jax.metrics import request_table, run_metrics
 from frontier_jax.sim import SimShape, simulate_batch, stack
-from frontier_jax.sim.build import INITIAL_SLOTS, sim_params
+from frontier_jax.sim.build import INITIAL_SLOTS, cost_model, sim_params
 from frontier_jax.spec import (
     Scenario,
     SpecError,
@@ -53,6 +54,7 @@ def plan_config(spec, cfg: Config) -> Planned:
     try:
         s = with_overrides(spec.base, cfg.overrides) if cfg.overrides else spec.base
         check_feasible(s)
+        cost_model(s)  # a missing or mismatched predictor set is this config's error
         if kv_capacity_blocks(s) < 1:
             raise SpecError(
                 s.source,
@@ -125,10 +127,17 @@ def identity(p: Planned) -> dict[str, Any]:
 
 
 def simulate_configs(
-    cfg_params: list, caps: list[int], chunk_size: int, n: int, r_slots: int, sharding
+    cfg_params: list,
+    caps: list[int],
+    chunk_size: int,
+    n: int,
+    r_slots: int,
+    sharding,
+    cost: CostModel = ROOFLINE,
 ) -> tuple[list[Any], list[int]]:
     """Simulate configurations in one padded batch, doubling the batch slots for those
     that bind them (up to each one's max_num_seqs). Returns results (numpy) and slots used.
+    All configurations share the static cost model ``cost``.
     """
     cap = max(caps)
     todo = list(range(len(cfg_params)))
@@ -142,7 +151,7 @@ def simulate_configs(
         params = stack(batch)
         if sharding is not None:
             params = jax.device_put(params, sharding)
-        res = jax.device_get(simulate_batch(shape, params))
+        res = jax.device_get(simulate_batch(shape, params, cost))
         again = []
         for j, i in enumerate(todo):
             one = jax.tree.map(lambda x, j=j: x[j], res)
@@ -166,7 +175,8 @@ def run_chunk(
         sim_params(p.scenario, make_workload(p.scenario.workload, p.scenario.seed)) for p in members
     ]
     caps = [p.scenario.scheduler.max_num_seqs for p in members]
-    results, slots = simulate_configs(params, caps, size, n, r_slots, sharding)
+    cost = cost_model(members[0].scenario)  # a chunk shares one cost model (see run_sweep)
+    results, slots = simulate_configs(params, caps, size, n, r_slots, sharding, cost)
     rows = [
         metrics_row(p, res, sp.workload, b)
         for p, res, sp, b in zip(members, results, params, slots, strict=True)
@@ -233,16 +243,20 @@ def run_sweep(
         mesh = jax.sharding.Mesh(np.array(devs), ("config",))
         sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("config"))
 
-    # One group per request count: replica slots are the group's largest replica count
-    # (a few masked slots cost O(R) per step, far less than another compilation).
-    groups: dict[int, list[Planned]] = defaultdict(list)
+    # One group per request count and cost model (both static): replica slots are the
+    # group's largest replica count (a few masked slots cost O(R) per step, far less than
+    # another compilation).
+    groups: dict[tuple, list[Planned]] = defaultdict(list)
     for p in plans:
         if p.status == "ok":
-            groups[p.scenario.workload.num_requests].append(p)
+            c = p.scenario.cost
+            hw = p.scenario.hardware.name if c.kind != "roofline" else ""
+            key = (p.scenario.workload.num_requests, c.kind, c.predictor or "", hw)
+            groups[key].append(p)
     skipped = [dict(identity(p), status=p.status) for p in plans if p.status != "ok"]
     jobs = []
-    for gi, n in enumerate(sorted(groups)):
-        members = groups[n]
+    for gi, key in enumerate(sorted(groups)):
+        members, n = groups[key], key[0]
         r_slots = max(p.scenario.cluster.replicas for p in members)
         # Balanced chunks: as few as chunk_size allows, equal sizes, so padding is minimal.
         n_chunks = math.ceil(len(members) / cs)

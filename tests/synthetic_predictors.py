@@ -1,0 +1,78 @@
+"""A small predictor set trained on synthetic native profiles, for simulator tests.
+
+The "measurements" are the features' roofline times times a smooth, shape-dependent
+inefficiency (so the surrogate prices differ from the simulator's own roofline), written
+as native CSVs and trained with the real pipeline (importer, features, forest, surrogate).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from frontier_jax.predict import linear_op_shape, save_profiles, train_predictors
+
+# Llama-3-8B-like layer at TP 1 and 2 (the scenario in test_surrogate_cost.py)
+MODEL = dict(n_embd=4096, n_head=32, n_kv_head=8, head_dim=128, ffn=14336, vocab=128256)
+LINEAR_OPS = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj",
+              "lm_head_linear", "input_layernorm", "post_attention_layernorm", "attn_rope",
+              "mlp_act", "add")
+PEAK, BW = 989e12, 3.35e12  # the h100 entry of predict.devices
+
+
+def _linear_rows(rng, device):
+    rows = []
+    ms = sorted({int(x) for x in np.geomspace(1, 8192, 40)} | set(rng.integers(1, 8192, 40).tolist()))
+    for tp in (1, 2):
+        for op in LINEAR_OPS:
+            n, k, gemm = linear_op_shape(op, tp=tp, **MODEL)
+            for m in ms:
+                flops = 2.0 * m * n * k
+                nbytes = 2.0 * (n * k + m * k + m * n)
+                roof = max(flops / PEAK, nbytes / BW)
+                eff = 0.55 + 0.3 * np.tanh(m / 512.0) if gemm else 0.6
+                t = roof / eff + 4e-6
+                rows.append(dict(family="linear", op=op, m=m, n=n, k=k, dtype_bytes=2, tp=tp,
+                                 time_s=t * rng.lognormal(0, 0.01), device=device))
+    return rows
+
+
+def _attention_rows(rng, device):
+    rows = []
+    for _ in range(500):
+        tp = int(rng.choice([1, 2]))
+        nq, nkv, hd = 32 / tp, 8 / tp, 128
+        n_pre = int(rng.integers(0, 4))
+        n_dec = int(rng.integers(0 if n_pre else 1, 64))
+        q = list(rng.integers(16, 2048, n_pre)) + [1] * n_dec
+        c = list(rng.integers(0, 4096, n_pre)) + list(rng.integers(16, 8192, n_dec))
+        d = [False] * n_pre + [True] * n_dec
+        qa, ca = np.array(q, float), np.array(c, float)
+        pre = ~np.array(d)
+        pairs = np.sum((qa * ca + 0.5 * (qa * qa + qa))[pre])
+        p_roof = max(4 * hd * nq * pairs / PEAK, 2 * (qa[pre].sum() * nq + (qa + ca)[pre].sum() * nkv) * hd * 2 / BW)
+        d_kv = np.sum(ca[~pre] + 1)
+        d_roof = max(4 * hd * nq * d_kv / PEAK, 2 * (n_dec * nq + d_kv * nkv) * hd * 2 / BW)
+        spread = 1.0 + 0.3 * (np.std(ca[~pre]) / max(np.mean(ca[~pre]), 1.0) if n_dec else 0.0)
+        base = dict(family="attention", q_lens=q, c_lens=c, is_decode=d, counts=[1] * len(q),
+                    n_q_heads=nq, n_kv_heads=nkv, head_dim=hd, tp=tp, block_size=16,
+                    dtype_bytes=2, device=device)
+        if n_pre:
+            rows.append(dict(base, op="attn_prefill", time_s=p_roof / 0.45 + 8e-6))
+        if n_dec:
+            rows.append(dict(base, op="attn_decode", time_s=d_roof * spread / 0.6 + 5e-6))
+    return rows
+
+
+def make_predictor_set(out: Path, device: str = "h100", seed: int = 0) -> Path:
+    """Write synthetic profiles under ``out/profiles`` and train ``out/set``; returns the set."""
+    rng = np.random.default_rng(seed)
+    prof = out / "profiles"
+    prof.mkdir(parents=True, exist_ok=True)
+    save_profiles(pd.DataFrame(_linear_rows(rng, device)), prof / "linear.csv")
+    save_profiles(pd.DataFrame(_attention_rows(rng, device)), prof / "attention.csv")
+    train_predictors(prof, "native", out / "set", seed=seed, save_forests=False,
+                     forest_params={"n_estimators": 20, "min_samples_leaf": 2},
+                     surrogate_params={"width": 32, "depth": 2, "steps": 600, "batch_size": 256},
+                     augment={"copies": 1, "max_points": 2000})
+    return out / "set"

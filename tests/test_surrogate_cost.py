@@ -1,0 +1,183 @@
+"""The surrogate cost tier: trained predictors priced inside the compiled step.
+
+A predictor set trained by the real pipeline on synthetic profiles prices iterations;
+the tests hold (1) the in-step features to the training features (the tier's price is
+the sum of the surrogates evaluated on :func:`frame_features` of equivalent profile
+rows), (2) the decode-window entry point to the per-iteration one, (3) the reference
+and vectorized simulators to each other under this tier, and (4) clean errors.
+"""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SCENARIOS
+from helpers import llama8b_h100_cost
+from synthetic_predictors import MODEL, make_predictor_set
+
+from frontier_jax.cost import ROOFLINE, BatchSlots
+from frontier_jax.cost.surrogate import SurrogateCost, surrogate_cost
+from frontier_jax.predict import linear_op_shape, load_predictor_set, predict_np
+from frontier_jax.predict.features import frame_features
+from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
+from frontier_jax.sim import simulate_batch, stack
+from frontier_jax.spec import SpecError, load_scenario, with_overrides
+from frontier_jax.spec.scenario import CostSpec
+
+
+@pytest.fixture(scope="module")
+def pset(tmp_path_factory):
+    return make_predictor_set(tmp_path_factory.mktemp("pset"))
+
+
+@pytest.fixture(scope="module")
+def model(pset):
+    return surrogate_cost(str(pset), "h100")
+
+
+def _batch(q, c, dec, B=16):
+    n = len(q)
+    pad = lambda x, v: np.array(list(x) + [v] * (B - n))  # noqa: E731
+    return BatchSlots(q_tokens=pad(q, 0).astype(np.int32), ctx_tokens=pad(c, 0).astype(np.int32),
+                      is_decode=pad(dec, False).astype(bool),
+                      samples=pad([True] * n, False).astype(bool),
+                      mask=pad([True] * n, False).astype(bool))
+
+
+MIXED = ([300, 1, 1, 1], [100, 500, 2000, 37], [False, True, True, True])
+
+
+def _by_hand(pset, q, c, dec, p):
+    """The iteration price composed from host predictions on training-style rows."""
+    ws = load_predictor_set(pset)["weights"]
+    tp = int(p.tp)
+    T = sum(q)
+    lin = []
+    for op, times in (("attn_pre_proj", 1), ("attn_post_proj", 1), ("mlp_up_proj", 1),
+                      ("mlp_down_proj", 1), ("input_layernorm", 1), ("post_attention_layernorm", 1),
+                      ("attn_rope", 1), ("mlp_act", 1), ("add", 2)):
+        n, k, _ = linear_op_shape(op, tp=tp, **MODEL)
+        lin.append((op, times, n, k))
+    df = pd.DataFrame([dict(m=T, n=n, k=k, dtype_bytes=2, device="h100") for _, _, n, k in lin])
+    X = frame_features("linear", df)
+    layer = sum(t * predict_np(ws[op], X[i:i + 1])[0] for i, (op, t, _, _) in enumerate(lin))
+    att = pd.DataFrame([dict(q_lens=tuple(q), c_lens=tuple(c), is_decode=tuple(dec),
+                             counts=(1,) * len(q), n_q_heads=32 / tp, n_kv_heads=8 / tp,
+                             head_dim=128, block_size=16, dtype_bytes=2, device="h100")])
+    Xa = frame_features("attention", att)
+    if not all(dec):
+        layer += predict_np(ws["attn_prefill"], Xa)[0]
+    if any(dec):
+        layer += predict_np(ws["attn_decode"], Xa)[0]
+    n, k, _ = linear_op_shape("lm_head_linear", tp=tp, **MODEL)
+    lm = predict_np(ws["lm_head_linear"], frame_features(
+        "linear", pd.DataFrame([dict(m=len(q), n=n, k=k, dtype_bytes=2, device="h100")])))[0]
+    # all-reduce has no predictor in this set: the tier keeps its roofline price
+    ar = 0.0
+    if tp > 1:
+        from frontier_jax.cost import batch_totals, op_times
+        ar = op_times(batch_totals(_batch(q, c, dec), np), p, np)["tp_allreduce"]
+    embed = T * 4096 * 2 / (p.hbm_bw * p.mem_eff)
+    return 32 * (layer + ar) + lm + embed + p.cpu_s + p.cpu_per_seq_s * len(q)
+
+
+@pytest.mark.parametrize("tp", [1.0, 2.0])
+def test_price_is_the_sum_of_trained_surrogates_on_training_features(pset, model, tp):
+    p = llama8b_h100_cost(tp)
+    b = _batch(*MIXED)
+    got = float(model.iteration_time(b, p, np))
+    want = _by_hand(pset, *MIXED, p)
+    assert got == pytest.approx(want, rel=1e-9)
+    jit = float(jax.jit(lambda b, p: model.iteration_time(b, p, jnp))(b, p))
+    assert jit == pytest.approx(got, rel=1e-9)
+    # the trained set is not the roofline in disguise
+    assert abs(got / float(ROOFLINE.iteration_time(b, p, np)) - 1.0) > 0.05
+
+
+def test_empty_batch_costs_nothing(model):
+    b = _batch([], [], [])
+    assert float(model.iteration_time(b, llama8b_h100_cost(), np)) == 0.0
+
+
+def test_decode_window_matches_iterations(model):
+    p = llama8b_h100_cost()
+    q, c = [1] * 5, [10, 700, 15, 4000, 63]
+    b = _batch(q, c, [True] * 5)
+    K = 8
+    per_iter = [float(model.iteration_time(_batch(q, [x + j for x in c], [True] * 5), p, np))
+                for j in range(K)]
+    np.testing.assert_allclose(model.decode_window_times(b, p, np, K), per_iter, rtol=1e-12)
+    win = jax.jit(lambda b, p: model.decode_window_times(b, p, jnp, K))(b, p)
+    np.testing.assert_allclose(np.asarray(win), per_iter, rtol=1e-9)
+    assert per_iter[-1] > per_iter[0]  # longer contexts cost more
+
+
+def test_vmaps_over_traced_tp(model):
+    b = _batch(*MIXED)
+    ps = stack([llama8b_h100_cost(1.0), llama8b_h100_cost(2.0)])
+    got = jax.jit(jax.vmap(lambda p: model.iteration_time(b, p, jnp)))(ps)
+    want = [float(model.iteration_time(b, llama8b_h100_cost(t), np)) for t in (1.0, 2.0)]
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9)
+
+
+def _scenario(pset, name="light", **extra):
+    s = load_scenario(SCENARIOS / f"{name}.toml")
+    over = {"cost.kind": "surrogate", "cost.predictor": str(pset), "workload.num_requests": 150}
+    return with_overrides(s, {**over, **extra})
+
+
+@pytest.mark.parametrize("extra", [{}, {"workload.arrival.rate": 12.0, "scheduler.max_num_seqs": 24,
+                                        "scheduler.max_num_batched_tokens": 1024}])
+def test_reference_and_vectorized_agree_under_the_surrogate_tier(pset, extra):
+    prep = prepare(_scenario(pset, **extra))
+    assert isinstance(prep.cost.iteration_time.__self__, SurrogateCost)
+    vec, ref = run_vectorized(prep), run_reference(prep)
+    c = compare(vec.result, ref.result)
+    assert c["finished"] == 150
+    assert c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
+    assert c["iterations_equal"] and c["preemptions_equal"]
+    # and the tier changes the answer: the roofline run of the same scenario differs
+    roof = run_reference(prepare(dataclasses.replace(prep.scenario, cost=CostSpec())))
+    assert abs(roof.metrics["tpot_mean"] / ref.metrics["tpot_mean"] - 1.0) > 0.01
+
+
+def test_same_set_same_compiled_model(pset):
+    a, b = prepare(_scenario(pset)), prepare(_scenario(pset, **{"workload.arrival.rate": 3.0}))
+    assert a.cost is b.cost  # static argument: one compilation serves both
+
+
+def test_vmapped_sweep_of_surrogate_configs(pset):
+    preps = [prepare(_scenario(pset, **{"workload.arrival.rate": r})) for r in (1.0, 4.0)]
+    shape = preps[0].shape
+    res = simulate_batch(shape, stack([p.params for p in preps]), preps[0].cost)
+    for i, p in enumerate(preps):
+        ref = run_reference(p).result
+        np.testing.assert_allclose(np.asarray(res.finish_s[i]), ref.finish_s, rtol=1e-6)
+
+
+def test_missing_set_is_a_one_line_error(tmp_path):
+    with pytest.raises(SpecError) as e:
+        prepare(_scenario(tmp_path / "nope"))
+    msg = str(e.value)
+    assert "cost.predictor" in msg and "no predictor set" in msg and "\n" not in msg
+
+
+def test_set_of_another_device_is_refused(pset):
+    with pytest.raises(SpecError) as e:
+        prepare(_scenario(pset, **{"hardware.preset": "A100-80G"}))
+    assert "profiled on h100" in str(e.value)
+
+
+def test_forest_kind_is_refused_with_the_alternative(pset):
+    with pytest.raises(SpecError) as e:
+        prepare(_scenario(pset, **{"cost.kind": "forest"}))
+    assert "surrogate" in str(e.value)
+
+
+def test_card_records_the_device_it_prices(pset):
+    card = json.loads((pset / "card.json").read_text())
+    assert set(card["devices"]) == {"h100"}
