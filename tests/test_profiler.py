@@ -183,3 +183,30 @@ def test_quick_profile_moe(tmp_path):
     assert np.isfinite(frame_features("moe", moe)).all()
     assert "mlp_up_proj" not in set(frames["linear"]["op"])  # a MoE layer has no dense MLP
     assert not math.isnan(float(moe["load_gini"].iloc[0]))
+
+
+def test_compare_runs_and_provenance_stamp(quick_profile, tmp_path):
+    import json
+
+    from frontier_jax.profile.compare import compare_runs
+    from frontier_jax.profile.provenance import stamp
+    from frontier_jax.profile.runner import run_profile
+
+    run2 = tmp_path / "run2"
+    run_profile(TINY, 1, "cpu", run2, quick=True, repeats=3, warmup=1, seed=5, threads=1, progress=False)
+    res = compare_runs(quick_profile, run2)
+    assert res["all"]["pairs"] > 20  # the fixed grid is shared across seeds
+    assert set(res["ops"]) >= set(GEMM_OPS)
+    assert 0 <= res["all"]["within_5"] <= res["all"]["within_10"] <= 1
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "card.json").write_text(json.dumps({"data": {"license": [{"source": "unknown"}]}, "models": {}}))
+    ev = {"split": "auto", "ops": {"add": {"rows": 3, "forest": {"median_rel_err": 0.1, "within_5": 0.2,
+                                                                 "within_10": 0.5, "within_20": 1.0}}}}
+    card = stamp(pred, quick_profile, train_command="frontier-jax predictors train ...", eval_result=ev,
+                 eval_command="frontier-jax predictors eval ...")
+    assert card["data"]["profile"]["device"] == "cpu" and card["data"]["profile"]["command"] is None
+    assert "own profiler" in (pred / "README.md").read_text()
+    assert "| add | 3 | 10.0 / 20.0 / 50.0 / 100.0 |" in (pred / "README.md").read_text()
+    assert json.loads((pred / "card.json").read_text())["data"]["license"][0]["license"].startswith("MIT")

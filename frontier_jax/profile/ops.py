@@ -96,7 +96,7 @@ def build_linear(item: PlanItem, shapes: LayerShapes, dtype, device):
     return lambda: x.clone()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gqa_supported(device, dtype, nq, nkv, hd) -> bool:
     """Whether SDPA takes ``enable_gqa`` with a lower-right causal bias here."""
     from torch.nn.attention.bias import causal_lower_right
