@@ -8,7 +8,15 @@ config.json, valid and broken trace CSVs, hardware presets with overrides. A few
 scenarios are also simulated (reference simulator, <= 20 requests): every request must finish
 or be rejected.
 
-    python benchmarks/fuzz.py --json [--examples 11000] [--sims 40] [--seed 0]
+Predictor inputs (strategies from tests/test_profile_fuzz.py and tests/test_artifact.py): valid
+and mutated native / Vidur / Frontier profile CSVs and garbage files (arbitrary bytes or text,
+broken parquet) through `load_file` - a valid profile must load to exactly its rows, in
+seconds - and random corruptions of a tiny trained predictor set (card edits, deleted keys,
+truncated or byte-flipped files, flipped shapes, non-finite weights) through
+`load_predictor_set`. A clear error there is a one-line DataError naming the file and what is
+allowed; a reader's safety-net error (`internal`) counts as unclear.
+
+    python benchmarks/fuzz.py --json [--examples 11000] [--sims 40] [--seed 0] [--kinds a,b]
 
 Per kind it reports: inputs tried, loaded OK, clear errors (SpecError), unclear errors (a
 SpecError that is not one line naming a file), crashes (any other exception; the first few
@@ -32,7 +40,9 @@ from hypothesis import seed as hypothesis_seed
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+import test_artifact as ta  # noqa: E402
 import test_fuzz_inputs as fz  # noqa: E402
+import test_profile_fuzz as pf  # noqa: E402
 
 from frontier_jax.spec import SpecError  # noqa: E402
 
@@ -50,7 +60,34 @@ KINDS: dict[str, tuple[str, Any]] = {
     "trace_valid": ("trace", fz.trace_cases(valid=True)),
     "trace_broken": ("trace", fz.trace_cases(valid=False)),
     "hardware": ("hardware", fz.hardware_cases()),
+    **{name: ("profile", strategy) for name, strategy in pf.PROFILE_KINDS.items()},
+    "predictor_card": ("artifact", ta.artifact_cases("card")),
+    "predictor_files": ("artifact", ta.artifact_cases("files")),
 }
+
+_BASE_SET: list[Path] = []
+
+
+def base_predictor_set() -> Path:
+    """The tiny valid predictor set the artifact kinds corrupt (trained once, ~5 s)."""
+    if not _BASE_SET:
+        _BASE_SET.append(ta.build_tiny_set(Path(tempfile.mkdtemp(prefix="fuzz-pset-")) / "set"))
+    return _BASE_SET[0]
+
+
+def load_any(loader: str, case: Any, folder: Path) -> fz.Outcome:
+    """The Outcome of one input of any kind."""
+    if loader == "profile":
+        return pf.load_profile_case(case, folder)
+    if loader == "artifact":
+        return ta.load_artifact_case(case, base_predictor_set(), folder)
+    return fz.load_case(loader, case, folder)
+
+
+def _shown(case: Any) -> tuple[Any, Any]:
+    if isinstance(case, pf.ProfileCase):
+        return case.content, case.name
+    return case.main, case.files
 
 
 def _short(x: Any, n: int = 600) -> str:
@@ -68,8 +105,9 @@ def run_kind(name: str, n: int, seed: int, sims: int) -> dict[str, Any]:
 
     def note(status: str, case: fz.Case, message: str) -> None:
         if sum(e["status"] == status for e in row["examples"]) < SHOWN:
+            main, files = _shown(case)
             row["examples"].append({"status": status, "message": message[-800:],
-                                    "input": _short(case.main), "files": _short(case.files, 300)})
+                                    "input": _short(main), "files": _short(files, 300)})
 
     @hypothesis_seed(seed)
     @settings(max_examples=n, deadline=None, database=None, phases=[Phase.generate],
@@ -77,7 +115,7 @@ def run_kind(name: str, n: int, seed: int, sims: int) -> dict[str, Any]:
     @given(strategy)
     def body(case: fz.Case) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            out = fz.load_case(loader, case, Path(tmp))
+            out = load_any(loader, case, Path(tmp))
             row["tried"] += 1
             row["max_s"] = max(row["max_s"], out.seconds)
             key = {"ok": "ok", "error": "clear_errors", "unclear": "unclear_errors",

@@ -210,3 +210,241 @@ def test_cli_eval_broken_profile_one_line(tiny_set, tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert r.output.strip() == (f"error: {p}: column time_s: row 3: got 'fast' (not a number); allowed: "
                                 "a time in seconds > 0 (empty: not measured, the row is dropped)")
+
+
+# ==== fuzzing: random corruptions (shared with benchmarks/fuzz.py) ==========================
+
+import dataclasses  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from test_fuzz_inputs import Outcome, _Timeout, alarm  # noqa: E402
+
+
+@dataclasses.dataclass
+class ArtifactCase:
+    """A list of corruptions applied to a copy of a valid predictor set; each is a tuple
+    (what, *abstract choices) resolved against the set's actual files by `apply_corruption`."""
+
+    ops: list[tuple]
+    valid: bool = False
+
+    @property
+    def main(self) -> list[tuple]:  # shown by benchmarks/fuzz.py
+        return self.ops
+
+    files: dict = dataclasses.field(default_factory=dict)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6)
+INDEX = st.integers(0, 10**6)
+NPZ_SHAPES = ("transpose", "drop_row", "add_row", "add_col", "scalar", "3d", "empty")
+NPZ_VALUES = (np.nan, np.inf, -np.inf, 0.0, 1e30, -1e30)
+
+CARD_CORRUPTION = st.one_of(
+    st.tuples(st.just("card_delete"), INDEX),
+    st.tuples(st.just("card_set"), INDEX, JSON_VALUES),
+    st.tuples(st.just("card_feature"), st.sampled_from(["rename", "drop", "add", "swap", "type"]), INDEX),
+    st.tuples(st.just("card_format"), st.sampled_from(["frontier-jax-predictors/0", "frontier-jax-predictors/2", "",
+                                                       None, 1, "FRONTIER-JAX-PREDICTORS/1"])),
+    st.tuples(st.just("card_text"), st.sampled_from(["truncate", "insert", "bytes"]), INDEX, st.binary(max_size=8)),
+)
+FILE_CORRUPTION = st.one_of(
+    st.tuples(st.just("npz_delete_key"), INDEX),
+    st.tuples(st.just("npz_reshape"), INDEX, st.sampled_from(NPZ_SHAPES)),
+    st.tuples(st.just("npz_value"), INDEX, INDEX, st.sampled_from(NPZ_VALUES)),
+    st.tuples(st.just("npz_dtype"), INDEX, st.sampled_from(["str", "complex", "object", "bool", "int"])),
+    st.tuples(st.just("npz_extra_key"), st.sampled_from(["W9", "b1x", "Wx", "extra"])),
+    st.tuples(st.just("truncate"), st.sampled_from(["npz", "card", "keys"]), st.floats(0, 1)),
+    st.tuples(st.just("flip_byte"), st.sampled_from(["npz", "keys"]), INDEX),
+    st.tuples(st.just("delete"), st.sampled_from(["npz", "card", "keys", "folder"])),
+    st.tuples(st.just("keys_dtype"), st.sampled_from(["float", "2d", "str"])),
+)
+
+
+@st.composite
+def artifact_cases(draw: st.DrawFn, which: str = "any") -> ArtifactCase:
+    """1-3 corruptions of the card (`which="card"`), of the files (`"files"`) or of both."""
+    pool = {"card": CARD_CORRUPTION, "files": FILE_CORRUPTION}.get(which, CARD_CORRUPTION | FILE_CORRUPTION)
+    return ArtifactCase(draw(st.lists(pool, min_size=1, max_size=3)))
+
+
+def _json_paths(d, prefix=()) -> list[tuple]:
+    out = [prefix] if prefix else []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out += _json_paths(v, (*prefix, k))
+    elif isinstance(d, list):
+        for i, v in enumerate(d):
+            out += _json_paths(v, (*prefix, i))
+    return out
+
+
+def _at(card, path: tuple):
+    for k in path[:-1]:
+        card = card[k]
+    return card
+
+
+def _npz_file(d: Path) -> Path:
+    return d / f"{OP}.npz"
+
+
+def _reshape(a: np.ndarray, how: str) -> np.ndarray:
+    if how == "transpose":
+        return a.T.copy()
+    if how == "drop_row":
+        return a[:-1] if a.ndim else np.zeros(0, a.dtype)
+    if how == "add_row":
+        return np.concatenate([a, a[:1]]) if a.ndim else np.stack([a, a])
+    if how == "add_col":
+        return np.concatenate([a, a[..., :1]], axis=-1) if a.ndim == 2 else a[..., None]
+    if how == "scalar":
+        return np.asarray(a.reshape(-1)[0] if a.size else 0.0, a.dtype)
+    if how == "3d":
+        return a[None, ..., None] if a.ndim else a.reshape(1, 1, 1)
+    return np.zeros((0,), a.dtype)
+
+
+def apply_corruption(d: Path, ops: list[tuple]) -> None:
+    """Applies the corruptions `ops` to the predictor set in folder `d`."""
+    for what, *args in ops:
+        card_p, npz_p, keys_p = d / "card.json", _npz_file(d), d / "train_keys.npy"
+        target = {"npz": npz_p, "card": card_p, "keys": keys_p}
+        if what.startswith("card_") and what != "card_text":
+            if not card_p.is_file():
+                continue
+            try:
+                card = json.loads(card_p.read_text())
+            except ValueError:
+                continue
+            if not isinstance(card, dict):
+                continue
+            paths = _json_paths(card)
+            if what == "card_delete" and paths:
+                p = paths[args[0] % len(paths)]
+                del _at(card, p)[p[-1]]
+            elif what == "card_set" and paths:
+                p = paths[args[0] % len(paths)]
+                _at(card, p)[p[-1]] = args[1]
+            elif what == "card_feature" and isinstance(card.get("features"), dict) and card["features"]:
+                fam = sorted(card["features"])[args[1] % len(card["features"])]
+                names = card["features"][fam]
+                if isinstance(names, list) and names:
+                    i = args[1] % len(names)
+                    if args[0] == "rename":
+                        names[i] = str(names[i]) + "_v2"
+                    elif args[0] == "drop":
+                        names.pop(i)
+                    elif args[0] == "add":
+                        names.insert(i, "new_feature")
+                    elif args[0] == "swap" and len(names) > 1:
+                        j = (i + 1) % len(names)
+                        names[i], names[j] = names[j], names[i]
+                    else:
+                        names[i] = 7
+            elif what == "card_format":
+                card["format"] = args[0]
+            card_p.write_text(json.dumps(card))
+        elif what == "card_text" and card_p.is_file():
+            data = card_p.read_bytes()
+            i = args[1] % (len(data) + 1)
+            data = (data[:i] if args[0] == "truncate" else data[:i] + args[2] + data[i:] if args[0] == "bytes"
+                    else data[:i] + b'"x": [1,' + data[i:])
+            card_p.write_bytes(data)
+        elif what.startswith("npz_"):
+            try:
+                with np.load(npz_p, allow_pickle=True) as z:
+                    w = {k: z[k] for k in z.files}
+            except Exception:  # noqa: BLE001  (already broken or gone)
+                continue
+            keys = sorted(w)
+            if not keys:
+                continue
+            k = keys[args[0] % len(keys)] if what != "npz_extra_key" else None
+            if what == "npz_delete_key":
+                w.pop(k)
+            elif what == "npz_reshape":
+                w[k] = _reshape(w[k], args[1])
+            elif what == "npz_value" and w[k].size:
+                a = w[k].astype(np.float64).copy().reshape(-1)
+                a[args[1] % a.size] = args[2]
+                w[k] = a.reshape(w[k].shape).astype(np.float32)
+            elif what == "npz_dtype":
+                w[k] = {"str": lambda a: a.astype(str), "complex": lambda a: a.astype(np.complex64),
+                        "object": lambda a: a.astype(object), "bool": lambda a: a.astype(bool),
+                        "int": lambda a: a.astype(np.int64)}[args[1]](w[k])
+            elif what == "npz_extra_key":
+                w[args[0]] = np.zeros(3, np.float32)
+            np.savez(npz_p, **w)
+        elif what == "truncate" and target[args[0]].is_file():
+            data = target[args[0]].read_bytes()
+            target[args[0]].write_bytes(data[: int(len(data) * args[1])])
+        elif what == "flip_byte" and target[args[0]].is_file():
+            data = bytearray(target[args[0]].read_bytes())
+            if data:
+                data[args[1] % len(data)] ^= 0xFF
+                target[args[0]].write_bytes(bytes(data))
+        elif what == "delete":
+            if args[0] == "folder":
+                shutil.rmtree(d)
+                return
+            target[args[0]].unlink(missing_ok=True)
+        elif what == "keys_dtype" and keys_p.is_file():
+            k = np.arange(4, dtype=np.uint32)
+            np.save(keys_p, {"float": k.astype(float), "2d": k.reshape(2, 2), "str": k.astype(str)}[args[0]])
+
+
+def is_clear_artifact_error(err: BaseException, folder: Path) -> bool:
+    """True when `err` is a DataError of one line naming the set's folder or a file in it and
+    saying what is allowed."""
+    msg = str(err)
+    return (isinstance(err, DataError) and not err.internal and "\n" not in msg
+            and msg.startswith(str(folder)) and "; allowed: " in msg)
+
+
+def load_artifact_case(case: ArtifactCase, base: Path, folder: Path, limit_s: float = 10.0) -> Outcome:
+    """Copies the valid set `base` to folder/set, applies the case's corruptions and returns
+    the Outcome of `load_predictor_set` ("ok" when it loads and its surrogates predict finite
+    times, "error" for a clear DataError, else "unclear", "crash" or "hang")."""
+    from frontier_jax.predict.surrogate import predict_np
+
+    d = folder / "set"
+    shutil.copytree(base, d)
+    apply_corruption(d, case.ops)
+    t0 = time.perf_counter()
+    try:
+        with alarm(limit_s):
+            ps = load_predictor_set(d)
+            x = np.ones((1, F))
+            bad = [op for op, w in ps["weights"].items() if not np.isfinite(predict_np(w, x)).all()]
+    except _Timeout:
+        return Outcome("hang", time.perf_counter() - t0, f"stopped after {limit_s} s")
+    except DataError as e:
+        status = "error" if is_clear_artifact_error(e, d) else "unclear"
+        return Outcome(status, time.perf_counter() - t0, str(e))
+    except Exception as e:  # noqa: BLE001
+        tb = traceback.format_exception(type(e), e, e.__traceback__)
+        return Outcome("crash", time.perf_counter() - t0, "".join(tb[-3:]).strip())
+    dt = time.perf_counter() - t0
+    # a corruption the checks accept (a renamed card field the loader ignores, a changed
+    # accuracy) is fine; accepted weights that predict NaN would not be (1e30 weights may
+    # overflow to inf: a finite-but-absurd set is not detectable without data)
+    nan = [op for op in bad if np.isnan(predict_np(ps["weights"][op], np.ones((1, F)))).any()]
+    if nan:
+        return Outcome("unclear", dt, f"loaded, but {nan} predict NaN")
+    return Outcome("ok", dt, result=ps)
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(artifact_cases())
+def test_random_corruptions_load_or_fail_clearly(tiny_set, case: ArtifactCase) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = load_artifact_case(case, tiny_set, Path(tmp))
+    assert out.status in ("ok", "error"), (out.status, out.message, case)

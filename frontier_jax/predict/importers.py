@@ -415,10 +415,9 @@ def _op_key(op: str, measurement_type: str) -> str:
 
 def _explode_ops(base: pd.DataFrame, df: pd.DataFrame, ops: dict[str, dict[str, str]],
                  valid: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
-    """Turn wide ``time_stats.<op>`` columns into long rows (ms -> s). Rows whose time is
-    empty are dropped and counted in ``attrs["nan_times"]``."""
+    """Turn wide ``time_stats.<op>`` columns into long rows (ms -> s); rows whose time is
+    empty or 0 are dropped."""
     out = []
-    nan_rows = 0
     for op, cols in ops.items():
         t = pd.to_numeric(df[cols["median"]], errors="coerce").to_numpy(dtype=float)
         s = _numeric(df, cols["std"])[0].to_numpy() if "std" in cols else np.full(len(df), np.nan)
@@ -426,7 +425,6 @@ def _explode_ops(base: pd.DataFrame, df: pd.DataFrame, ops: dict[str, dict[str, 
         ok = np.isfinite(t) & (t > 0)
         if valid is not None and op in valid:
             ok &= valid[op]
-        nan_rows += int(np.isnan(t).sum())
         if not ok.any():
             continue
         part = base.loc[ok].copy()
@@ -435,12 +433,9 @@ def _explode_ops(base: pd.DataFrame, df: pd.DataFrame, ops: dict[str, dict[str, 
         part["std_s"] = s[ok] * 1e-3
         out.append(part)
     if not out:
-        res = base.iloc[:0].assign(op=pd.Series(dtype=str), time_s=pd.Series(dtype=float),
-                                   std_s=pd.Series(dtype=float))
-    else:
-        res = pd.concat(out, ignore_index=True)
-    res.attrs["nan_times"] = nan_rows
-    return res
+        return base.iloc[:0].assign(op=pd.Series(dtype=str), time_s=pd.Series(dtype=float),
+                                    std_s=pd.Series(dtype=float))
+    return pd.concat(out, ignore_index=True)
 
 
 def _rle(q: list[int], c: list[int], d: list[bool]) -> tuple[tuple, tuple, tuple, tuple]:
@@ -746,6 +741,9 @@ def _read_time_stats_csv(df: pd.DataFrame, file: str, rel: str, fmt: str, device
                           "'unknown' (H100-class) spec - pass device=...", stacklevel=3)
     detected = "frontier" if (set(df.columns) & _FRONTIER_MARKERS) else "vidur"
     out = _READERS[family](df, file, rel, detected if fmt == "auto" else fmt, dev, model, ops, head_dim)
+    # empty median cells of every operator column (validated numeric by _check_op_columns)
+    out.attrs["nan_times"] = int(sum(pd.to_numeric(df[c["median"]], errors="coerce").isna().sum()
+                                     for c in _ts_columns(df).values() if "median" in c))
     return family, out
 
 
@@ -816,7 +814,9 @@ def _read_aiconfigurator(df: pd.DataFrame, file: str, rel: str, device: str | No
                               + base["n"].astype(str) + "|k=" + base["k"].astype(str))
         fam = "linear"
     elif kind in ("context_attention", "generation_attention"):
-        keep = (df.get("window_size", 0) == 0) & (df.get("beam_width", 1) == 1)
+        ws = pd.to_numeric(df["window_size"], errors="coerce") if "window_size" in df.columns else 0
+        bw = pd.to_numeric(df["beam_width"], errors="coerce") if "beam_width" in df.columns else 1
+        keep = pd.Series((ws == 0) & (bw == 1), index=df.index)  # full attention, no beam search
         df, base, ks = df[keep], base[keep], ks[keep]
         dec = kind == "generation_attention"
         bs = df["batch_size"].astype(int).to_numpy()
