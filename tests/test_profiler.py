@@ -75,7 +75,7 @@ def test_plan_fixed_grid_shared_across_seeds_and_heterogeneous():
         return (it.op, str(it.params))
 
     common = {key(i) for i in a} & {key(i) for i in b}
-    assert len(common) > 0.4 * len(a)  # the fixed grid is in both runs
+    assert len(common) > 0.3 * len(a)  # the fixed grid is in both runs
     m = token_grid(4096, np.random.default_rng(0), 16)
     assert 1 in m and 4096 in m and 3 in m and any((x & (x - 1)) and x % 3 for x in m)
     for op in ATTENTION_OPS:
@@ -111,7 +111,8 @@ def quick_profile(tmp_path_factory):
     from frontier_jax.profile.runner import run_profile
 
     out = tmp_path_factory.mktemp("prof")
-    run_profile(TINY, 1, "cpu", out, quick=True, repeats=3, warmup=1, seed=0, threads=1, progress=False)
+    run_profile(TINY, 1, "cpu", out, quick=True, repeats=4, warmup=1, seed=0, threads=1, rounds=2,
+                progress=False)
     return out
 
 
@@ -210,3 +211,9 @@ def test_compare_runs_and_provenance_stamp(quick_profile, tmp_path):
     assert "own profiler" in (pred / "README.md").read_text()
     assert "| add | 3 | 10.0 / 20.0 / 50.0 / 100.0 |" in (pred / "README.md").read_text()
     assert json.loads((pred / "card.json").read_text())["data"]["license"][0]["license"].startswith("MIT")
+
+
+def test_rounds_pool_samples(quick_profile):
+    lin = load_profiles(quick_profile, "native")["linear"]
+    assert (lin["rounds"] == 2).all() and (lin["repeats"] >= 2).all()
+    assert (lin["min_s"] <= lin["time_s"]).all()

@@ -56,6 +56,15 @@ def device_names(device: str) -> tuple[str, str]:
 
 def time_fn(fn, device: str, *, warmup: int = 2, repeats: int = 10, max_time_s: float = 0.5) -> tuple[float, float, int]:
     """``(median s, std s, repetitions)`` of ``fn()`` on ``device``."""
+    ts = time_samples(fn, device, warmup=warmup, repeats=repeats, max_time_s=max_time_s)
+    std = float(ts.std(ddof=1)) if len(ts) > 1 else float("nan")
+    return float(np.median(ts)), std, len(ts)
+
+
+def time_samples(fn, device: str, *, warmup: int = 2, repeats: int = 10, max_time_s: float = 0.5,
+                 min_repeats: int = 3) -> np.ndarray:
+    """Seconds of each of up to ``repeats`` timed calls of ``fn()`` after ``warmup`` untimed
+    ones; stops early once ``max_time_s`` has passed and ``min_repeats`` calls were timed."""
     cuda = device.startswith("cuda")
     for _ in range(max(warmup, 1)):
         fn()
@@ -70,7 +79,7 @@ def time_fn(fn, device: str, *, warmup: int = 2, repeats: int = 10, max_time_s: 
             fn()
             ends[i].record()
             n += 1
-            if n >= 3 and time.perf_counter() - t_wall > max_time_s:
+            if n >= min_repeats and time.perf_counter() - t_wall > max_time_s:
                 torch.cuda.synchronize()
                 if time.perf_counter() - t_wall > max_time_s:
                     break
@@ -83,11 +92,10 @@ def time_fn(fn, device: str, *, warmup: int = 2, repeats: int = 10, max_time_s: 
             t0 = time.perf_counter()
             fn()
             ts_l.append(time.perf_counter() - t0)
-            if len(ts_l) >= 3 and time.perf_counter() - t_wall > max_time_s:
+            if len(ts_l) >= min_repeats and time.perf_counter() - t_wall > max_time_s:
                 break
         ts = np.array(ts_l)
-    std = float(ts.std(ddof=1)) if len(ts) > 1 else float("nan")
-    return float(np.median(ts)), std, len(ts)
+    return ts
 
 
 def _rle(seqs: list[tuple[int, int]], decode: bool):
@@ -142,7 +150,7 @@ def item_columns(item: PlanItem, shapes: LayerShapes, device: str, dtype_bytes: 
 def run_profile(model: str | ModelSpec, tp: int = 1, device: str = "cpu", out: str | Path | None = None, *,
                 quick: bool = False, repeats: int = 10, warmup: int = 2, seed: int = 0,
                 max_time_s: float = 0.5, dtype: str = "auto", threads: int | None = None,
-                progress: bool = True, command: str | None = None) -> dict[str, pd.DataFrame]:
+                rounds: int = 1, progress: bool = True, command: str | None = None) -> dict[str, pd.DataFrame]:
     """Profile one decoder layer of ``model`` (preset name, config.json path or ModelSpec)
     at tensor parallelism ``tp`` on ``device`` (``cpu`` | ``cuda`` | ``cuda:N``).
 
@@ -150,6 +158,9 @@ def run_profile(model: str | ModelSpec, tp: int = 1, device: str = "cpu", out: s
     ``threads``: torch intra-op threads for the run (default: torch's default). On a CPU
     shared with other jobs use 1: with more threads than free cores, every op waits at the
     OpenMP barrier for a descheduled thread (measured here: 100x slower element-wise ops).
+    ``rounds``: passes over the whole plan (each in a new random order, ``repeats / rounds``
+    repetitions per pass); ``time_s`` is the median over all passes, so a burst of load from
+    other jobs hits a fraction of a configuration's samples instead of all of them.
 
     Returns:
         ``{family: DataFrame}`` of native rows (``time_s``/``std_s`` in seconds).
@@ -170,13 +181,13 @@ def run_profile(model: str | ModelSpec, tp: int = 1, device: str = "cpu", out: s
         torch.set_num_threads(int(threads))
     try:
         return _run(spec, shapes, tp, device, out, quick, repeats, warmup, seed, max_time_s, dtype,
-                    progress, command, t_start, started)
+                    max(int(rounds), 1), progress, command, t_start, started)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _run(spec, shapes, tp, device, out, quick, repeats, warmup, seed, max_time_s, dtype, progress,
-         command, t_start, started):
+def _run(spec, shapes, tp, device, out, quick, repeats, warmup, seed, max_time_s, dtype, rounds,
+         progress, command, t_start, started):
     tdtype = ops.pick_dtype(device, dtype)
     dtype_bytes = torch.finfo(tdtype).bits // 8
     dev_key, dev_name = device_names(device)
@@ -186,22 +197,41 @@ def _run(spec, shapes, tp, device, out, quick, repeats, warmup, seed, max_time_s
               "torch_version": torch.__version__, "profiler_version": PROFILER_VERSION, "seed": seed,
               "measurement_type": "CUDA_EVENT" if kind == "cuda" else "WALL_CLOCK",
               "dtype": str(tdtype).removeprefix("torch.")}
-    rows: dict[str, list[dict]] = {}
-    it = plan
+    samples: list[list[np.ndarray]] = [[] for _ in plan]
+    impl: dict[int, str] = {}
+    per_round = max(int(math.ceil(repeats / rounds)), 1)
+    min_per_round = max(int(math.ceil(3 / rounds)), 1)
+    order_rng = np.random.default_rng(seed + 7919)
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(plan, desc=f"profile {spec.name} tp{tp} {dev_key}", unit="op", file=sys.stderr)
+        bar = tqdm(total=len(plan) * rounds, desc=f"profile {spec.name} tp{tp} {dev_key}", unit="op",
+                   file=sys.stderr)
     with torch.inference_mode():
-        for item in it:
-            fn = ops.build(item, shapes, tdtype, device)
-            med, std, n = time_fn(fn, device, warmup=warmup, repeats=repeats, max_time_s=max_time_s)
-            row = {"family": item.family, "op": item.op, **item_columns(item, shapes, dev_key, dtype_bytes),
-                   "time_s": med, "std_s": std, "repeats": n, **common}
-            if item.family == "moe":
-                row["moe_impl"] = getattr(fn, "impl", "")
-            rows.setdefault(item.family, []).append(row)
-            del fn
+        for r in range(rounds):
+            order = range(len(plan)) if r == 0 else order_rng.permutation(len(plan))
+            for i in order:
+                item = plan[i]
+                fn = ops.build(item, shapes, tdtype, device)
+                samples[i].append(time_samples(fn, device, warmup=warmup, repeats=per_round,
+                                               max_time_s=max_time_s / rounds, min_repeats=min_per_round))
+                if item.family == "moe":
+                    impl[i] = getattr(fn, "impl", "")
+                del fn
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    rows: dict[str, list[dict]] = {}
+    for i, item in enumerate(plan):
+        ts = np.concatenate(samples[i])
+        row = {"family": item.family, "op": item.op, **item_columns(item, shapes, dev_key, dtype_bytes),
+               "time_s": float(np.median(ts)), "std_s": float(ts.std(ddof=1)) if len(ts) > 1 else float("nan"),
+               "min_s": float(ts.min()), "repeats": len(ts), "rounds": rounds, **common}
+        if item.family == "moe":
+            row["moe_impl"] = impl.get(i, "")
+        rows.setdefault(item.family, []).append(row)
     frames = {fam: pd.DataFrame.from_records(r) for fam, r in rows.items()}
     wall = time.time() - t_start
     if out is not None:
@@ -223,8 +253,10 @@ def _run(spec, shapes, tp, device, out, quick, repeats, warmup, seed, max_time_s
                 "head_dim": shapes.head_dim, "ffn": shapes.ffn // tp, "vocab": shapes.vocab,
                 "gated": shapes.gated, "num_experts": shapes.num_experts, "topk": shapes.topk,
                 "moe_ffn": shapes.moe_ffn // tp if shapes.num_experts else 0},
-            "quick": quick, "seed": seed, "repeats": repeats, "warmup": warmup, "max_time_s": max_time_s,
-            "timing": "median / std over repetitions; CPU wall clock (perf_counter), CUDA events",
+            "quick": quick, "seed": seed, "repeats": repeats, "rounds": rounds, "warmup": warmup,
+            "max_time_s": max_time_s,
+            "timing": ("median / std over all repetitions of all rounds (passes over the plan in "
+                       "random order); CPU wall clock (perf_counter), CUDA events"),
             "units": "seconds per op per layer per device",
             "rows": {fam: len(df) for fam, df in frames.items()},
             "ops": {fam: sorted(df["op"].unique()) for fam, df in frames.items()},
