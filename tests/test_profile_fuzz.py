@@ -569,6 +569,7 @@ def _ts_text(op_cells: str) -> str:
     ("4096,32,8,1,,0,64,True,0.5", "column batch_size: row 1: empty"),
     ("4096,32,8,1,99999999,0,64,True,0.5", "column batch_size: row 1: got 1e+08"),
     ("4096,32,8,1,1,0,64,True,2500", "looks like microseconds"),
+    ("9" * 400 + ",32,8,1,1,0,64,True,0.5", "column n_embd: row 1: got inf"),  # int > 1e308 (fuzz)
 ])
 def test_vidur_errors(tmp_path, row, fragment):
     p = tmp_path / "h100" / "m" / "attention.csv"

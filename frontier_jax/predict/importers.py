@@ -121,7 +121,7 @@ class DataError(SpecError):
     input it did not expect): still one line naming the file, but less specific.
     """
 
-    def __init__(self, source: str, field: str, problem: str, allowed: str, *,
+    def __init__(self, source: str, field: str, problem: str, allowed: str,
                  internal: bool = False) -> None:
         self.source = str(source)
         self.field = str(field)
@@ -133,7 +133,7 @@ class DataError(SpecError):
                                   f"{one_line(self.problem)}; allowed: {one_line(self.allowed)}")
 
     def __reduce__(self):
-        return (type(self), (self.source, self.field, self.problem, self.allowed))
+        return (type(self), (self.source, self.field, self.problem, self.allowed, self.internal))
 
 
 def _err(file: str, column: str, problem: str, allowed: str) -> DataError:
@@ -231,13 +231,23 @@ def _cell(df: pd.DataFrame, mask, col: str):
     return df[col].iloc[int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])]
 
 
+def _to_float(x) -> float:
+    """A cell as float: NaN for text and other objects, +-inf for integers too large."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _numeric(df: pd.DataFrame, col: str) -> tuple[pd.Series, np.ndarray]:
     """The column as float (NaN where empty) and a mask of cells that are not numbers."""
     raw = df[col]
     try:
         v = pd.to_numeric(raw, errors="coerce")
-    except (TypeError, ValueError):  # cells holding lists or other objects
-        v = pd.Series([_num({"x": x}, "x") for x in raw], index=raw.index, dtype=float)
+    except (TypeError, ValueError, OverflowError):  # lists or other objects, integers > 1e308
+        v = pd.Series([_to_float(x) for x in raw], index=raw.index, dtype=float)
     v = v.astype(float)
     notnum = (v.isna() & raw.notna()).to_numpy()
     return v, notnum
