@@ -7,7 +7,10 @@ vectorized bisection) exhaustively as one sweep, then runs the CMA-ES optimiser 
 so the optimiser reads each layout's value from the exhaustive table: the same number
 a fresh simulation gives. Prints the gap to the exhaustive best per seed.
 
-    python benchmarks/optimizer_check.py --json [--requests 300] [--seeds 5]
+    python benchmarks/optimizer_check.py --json [--requests 300] [--seeds 5] [--rounds 8]
+
+The budget is floor(25% x layouts); the optimiser counts distinct evaluated layouts. The
+same budget with uniform random search is reported alongside, as a baseline.
 """
 
 import argparse
@@ -18,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from frontier_jax.optimize import optimize
 from frontier_jax.sweep import run_sweep, sweep_from_dict
@@ -30,12 +34,17 @@ AXES = ("cluster.replicas", "parallel.tp", "scheduler.max_num_batched_tokens",
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=800)
+    ap.add_argument("--requests-per-gpu", type=int, default=50,
+                    help="requests per run = this x the layout's GPUs (default)")
+    ap.add_argument("--requests", type=int, help="a fixed number of requests per run instead")
     ap.add_argument("--slo-ttft", type=float, default=1.0)
     ap.add_argument("--slo-tpot", type=float, default=0.015)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--fraction", type=float, default=0.25)
     ap.add_argument("--popsize", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--table-out", help="write the exhaustive table (CSV) here")
+    ap.add_argument("--table-in", help="reuse a table written by --table-out (no simulation)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     spec = sweep_from_dict({
@@ -48,34 +57,53 @@ def main() -> None:
             "scheduler.max_num_batched_tokens": [512, 1024, 2048, 4096, 8192],
             "scheduler.max_num_seqs": [16, 32, 64, 128, 256],
         },
-        "derived": {"workload.num_requests": str(a.requests)},
+        "derived": {"workload.num_requests": str(a.requests) if a.requests
+                    else f"{a.requests_per_gpu} * replicas * tp"},
         "constraints": {"expressions": ["gpus <= 16", "max_num_batched_tokens >= max_num_seqs"]},
-        "maxqps": {"target": 0.9, "low": 0.5, "high": 1024.0, "rounds": 8},
+        "maxqps": {"target": 0.9, "low": 0.5, "high": 1024.0, "rounds": a.rounds},
     })
     spec = with_budget_and_slo(spec, None, a.slo_ttft, a.slo_tpot)
     t0 = time.perf_counter()
-    df = run_sweep(spec, tempfile.mkdtemp(prefix="optcheck_"), progress=not a.json)
+    if a.table_in:
+        ok = pd.read_csv(a.table_in)
+    else:
+        df = run_sweep(spec, tempfile.mkdtemp(prefix="optcheck_"), progress=not a.json)
+        ok = df[df["status"] == "ok"]
     sweep_s = time.perf_counter() - t0
-    ok = df[df["status"] == "ok"]
     table = {tuple(r[k] for k in AXES): float(r["max_qps_per_gpu"]) for _, r in ok.iterrows()}
     space = search_space(spec)
     size = space.size()
     best = max(table.values())
-    budget = math.ceil(a.fraction * size)
-    runs = []
+    budget = math.floor(a.fraction * size)  # at most the fraction, never above
+    def objective(lays):
+        return np.array([table.get(tuple(x[k] for k in AXES), np.nan) for x in lays])
+
+    runs, random_gaps = [], []
     for seed in range(a.seeds):
-        res = optimize(space, lambda lays: np.array([table.get(tuple(x[k] for k in AXES),
-                                                               np.nan) for x in lays]),
-                       budget=budget, popsize=a.popsize, seed=seed, maximize=True)
+        res = optimize(space, objective, budget=budget, popsize=a.popsize, seed=seed,
+                       maximize=True)
         runs.append({"seed": seed, "best": res.best_value, "gap": 1 - res.best_value / best,
                      "evaluated": res.n_evaluations, "fraction": res.n_evaluations / size,
                      "layout": {k: int(v) for k, v in res.best_layout.items()}})
+        rnd = optimize(space, objective, budget=budget, popsize=a.popsize, seed=seed,
+                       maximize=True, strategy="random")
+        random_gaps.append(1 - rnd.best_value / best)
     saturated = int(ok["max_qps_saturated"].sum())
     near = sum(v >= 0.98 * best for v in table.values())
+    vals = np.array(sorted(table.values(), reverse=True))
+    if a.table_out:
+        ok[[*AXES, "gpus", "max_qps", "max_qps_per_gpu", "window_attainment", "ttft_trend",
+            "slo_attainment", "max_qps_saturated"]].to_csv(a.table_out, index=False)
     out = {"layouts": size, "exhaustive_best_qps_per_gpu": best, "sweep_s": sweep_s,
-           "layouts_at_upper_bound": saturated, "layouts_within_2pct_of_best": near,
-           "requests_per_config": a.requests, "budget": budget, "runs": runs,
-           "all_within_2pct": all(r["gap"] <= 0.02 for r in runs)}
+           "layouts_at_upper_bound": saturated, "layouts_at_zero": int((vals == 0).sum()),
+           "distinct_values": int(len(np.unique(vals))),
+           "top5_qps_per_gpu": [float(v) for v in vals[:5]],
+           "layouts_within_2pct_of_best": near,
+           "requests_per_config": a.requests or f"{a.requests_per_gpu} x GPUs", "rounds": a.rounds, "budget": budget,
+           "runs": runs, "all_within_2pct": all(r["gap"] <= 0.02 for r in runs),
+           "max_gap": max(r["gap"] for r in runs),
+           "max_fraction": max(r["fraction"] for r in runs),
+           "random_search_gaps": random_gaps}
     print(json.dumps(out, indent=2))
 
 

@@ -109,3 +109,61 @@ def run_metrics(
     m["replica_kv_occupancy"] = [float(x) for x in blocks / (float(result.kv_blocks) * duration)]
     m["replica_iterations"] = [int(x) for x in np.asarray(result.iterations)[:num_replicas]]
     return m
+
+
+def steady_state(
+    table: dict[str, np.ndarray],
+    slo_ttft_s: float | None = None,
+    slo_tpot_s: float | None = None,
+    warmup: float = 0.1,
+    drain: float = 0.1,
+) -> dict[str, float]:
+    """SLO attainment and load trend of a run with its transients cut off.
+
+    A finite run starts on an empty system (warm-up: the first requests find no queue) and
+    ends draining (the last requests share the GPUs with fewer and fewer others), both
+    optimistic. The measurement window keeps the requests whose arrival rank lies in
+    ``[warmup, 1 - drain)`` of the run (by arrival time); every request is still simulated,
+    so the ones outside the window are the load before and after it.
+
+    Returns ``window_attainment`` (share of the window's requests that finish meeting the
+    SLOs, rejected and unfinished ones missing), ``window_requests`` and ``ttft_trend``:
+    the growth of TTFT per second of arrival time across the window, from the first and
+    the last third of its arrivals (medians, robust to one long prompt):
+    ``(median TTFT_last - median TTFT_first) / (median arrival_last - median arrival_first)``.
+    Equivalently, first tokens come out at ``rate / (1 + ttft_trend)`` while requests arrive
+    at ``rate``: about 0 when the system keeps up, about ``rate / capacity - 1`` when it is
+    overloaded, whatever the run's length. Requests without a first token count as the
+    slowest of their third (``inf``); NaN when that leaves nothing to compare or the window
+    has fewer than three requests.
+    """
+    arrival = np.asarray(table["arrival_s"], np.float64)
+    n = arrival.size
+    order = np.argsort(arrival, kind="stable")
+    lo, hi = int(np.floor(warmup * n)), int(np.ceil((1.0 - drain) * n))
+    win = order[lo : max(hi, lo)]
+    out: dict[str, float] = {"window_requests": int(win.size)}
+    ok = np.asarray(table["finished"], bool)[win].copy()
+    ttft = np.asarray(table["ttft_s"], np.float64)[win]
+    if slo_ttft_s is not None:
+        ok &= ttft <= slo_ttft_s
+    if slo_tpot_s is not None:
+        ok &= ~(np.asarray(table["tpot_s"], np.float64)[win] > slo_tpot_s)
+    out["window_attainment"] = float(ok.sum() / win.size) if win.size else float("nan")
+    third = win.size // 3
+    if third < 1:
+        out["ttft_trend"] = float("nan")
+        return out
+    a_first, a_last = arrival[win[:third]], arrival[win[-third:]]
+    t_first, t_last = ttft[:third], ttft[-third:]
+    da = float(np.median(a_last) - np.median(a_first))
+    # a request without a first token counts as the slowest of its third
+    t_first = np.where(np.isfinite(t_first), t_first, np.inf)
+    t_last = np.where(np.isfinite(t_last), t_last, np.inf)
+    with np.errstate(invalid="ignore"):
+        dt = float(np.median(t_last) - np.median(t_first))
+    if np.isnan(dt):
+        out["ttft_trend"] = float("nan")
+    else:
+        out["ttft_trend"] = dt / da if da > 0 else (float("inf") if dt > 0 else 0.0)
+    return out

@@ -83,13 +83,14 @@ def optimize_layouts(
     """Search the spec's layouts for the best goodput per GPU.
 
     Returns the optimiser's result and one row per evaluated layout (metrics at its
-    max QPS). ``budget`` distinct layouts, default ``budget_fraction`` of the space.
+    max QPS). ``budget`` distinct layouts, default ``budget_fraction`` of the space rounded
+    down (so "at most 25%" holds), at least one.
     """
     space = search_space(spec)
     size = space.size()
     if size == 0:
         raise SpecError(spec.source, "constraints", list(spec.constraints), "leave no layout")
-    budget = budget or max(popsize, math.ceil(budget_fraction * size))
+    budget = budget or max(1, math.floor(budget_fraction * size))
     evaluated: list[pd.DataFrame] = []
 
     def evaluate(layouts: list[dict]) -> np.ndarray:
