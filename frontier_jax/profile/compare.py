@@ -24,27 +24,34 @@ def _stats(r: np.ndarray) -> dict:
             "within_10": float(np.mean(r <= 0.10)) if len(r) else None}
 
 
-def compare_runs(run1, run2) -> dict:
-    """``{"ops": {op: stats}, "all": stats}`` over the configurations both runs measured."""
+def compare_runs(run1, run2, stat: str = "time_s") -> dict:
+    """``{"ops": {op: stats}, "all": stats}`` over the configurations both runs measured;
+    ``stat``: the column compared (``time_s`` = median, ``min_s`` = fastest repetition)."""
     a, b = load_profiles(run1, "native"), load_profiles(run2, "native")
     parts = []
     for fam in sorted(set(a) & set(b)):
-        m = a[fam][["op", "config_key", "time_s"]].merge(
-            b[fam][["op", "config_key", "time_s"]], on=["op", "config_key"], suffixes=("_1", "_2"))
+        if stat not in a[fam].columns or stat not in b[fam].columns:
+            raise ValueError(f"{run1} / {run2}: column {stat}: missing in the {fam} profiles")
+        m = a[fam][["op", "config_key", stat]].rename(columns={stat: "time_s"}).merge(
+            b[fam][["op", "config_key", stat]].rename(columns={stat: "time_s"}), on=["op", "config_key"],
+            suffixes=("_1", "_2"))
         parts.append(m)
     m = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["op", "time_s_1", "time_s_2"])
     r = (m["time_s_1"] - m["time_s_2"]).abs().to_numpy(float) / m["time_s_2"].to_numpy(float)
     ops = {op: _stats(r[(m["op"] == op).to_numpy()]) for op in sorted(m["op"].unique())}
-    return {"run1": str(run1), "run2": str(run2), "ops": ops, "all": _stats(r)}
+    lr = np.log(m["time_s_1"].to_numpy(float) / m["time_s_2"].to_numpy(float))
+    return {"run1": str(run1), "run2": str(run2), "stat": stat, "ops": ops, "all": _stats(r),
+            "median_log_ratio_run1_run2": float(np.median(lr)) if len(lr) else None}
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="run-to-run noise of two profiling runs")
     ap.add_argument("run1")
     ap.add_argument("run2")
+    ap.add_argument("--stat", default="time_s", help="column to compare: time_s (median) or min_s")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    res = compare_runs(a.run1, a.run2)
+    res = compare_runs(a.run1, a.run2, a.stat)
     if a.json:
         print(json.dumps(res, indent=1))
         return

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from .plan import LayerShapes, PlanItem
 
 _EPS = 1e-6
+# Largest padded K+V batch of the CUDA decode path; bigger batches run one call per sequence.
+_MAX_PADDED_BYTES = 4 << 30
 
 
 def pick_dtype(device: str, requested: str = "auto") -> torch.dtype:
@@ -116,7 +118,8 @@ def build_attention(item: PlanItem, shapes: LayerShapes, dtype, device):
     Prefill: query ``q_i`` tokens attend to the ``c_i`` cached tokens (fully) and causally to
     the new chunk (lower-right causal bias; flash / memory-efficient kernels on CUDA).
     Decode: one query token per sequence attends to its ``c_i + 1`` tokens; on CUDA one
-    batched call over the padded batch with a key-padding mask, on CPU one call per sequence.
+    batched call over the padded batch with a key-padding mask (one call per sequence when the
+    padded K/V would exceed 4 GiB), on CPU one call per sequence.
     K/V of all sequences live in one pool (sequence i's cache is a slice of it); GQA via
     ``enable_gqa`` (K/V expanded to the query heads, outside the timed region, where the
     installed torch lacks it).
@@ -128,19 +131,21 @@ def build_attention(item: PlanItem, shapes: LayerShapes, dtype, device):
     nq, nkv, hd = shapes.local_q_heads, shapes.local_kv_heads, shapes.head_dim
     gqa = _gqa_supported(device, dtype, nq, nkv, hd)
     kv_heads = nkv if gqa else nq
-    total_kv = sum(q + c for q, c in seqs)
-    k_pool = _rand((1, kv_heads, total_kv, hd), dtype, device)
-    v_pool = _rand((1, kv_heads, total_kv, hd), dtype, device)
     extra = {"enable_gqa": True} if gqa and kv_heads != nq else {}
+    esize = torch.finfo(dtype).bits // 8
     if p["decode"] and device.startswith("cuda"):
         B = len(seqs)
         cmax = max(c + 1 for _, c in seqs)
-        k = _rand((B, kv_heads, cmax, hd), dtype, device)
-        v = _rand((B, kv_heads, cmax, hd), dtype, device)
-        lens = torch.tensor([c + 1 for _, c in seqs], device=device)
-        mask = (torch.arange(cmax, device=device)[None, :] < lens[:, None])[:, None, None, :]
-        qd = _rand((B, nq, 1, hd), dtype, device)
-        return lambda: F.scaled_dot_product_attention(qd, k, v, attn_mask=mask, **extra)
+        if 2 * B * kv_heads * cmax * hd * esize <= _MAX_PADDED_BYTES:
+            k = _rand((B, kv_heads, cmax, hd), dtype, device)
+            v = _rand((B, kv_heads, cmax, hd), dtype, device)
+            lens = torch.tensor([c + 1 for _, c in seqs], device=device)
+            mask = (torch.arange(cmax, device=device)[None, :] < lens[:, None])[:, None, None, :]
+            qd = _rand((B, nq, 1, hd), dtype, device)
+            return lambda: F.scaled_dot_product_attention(qd, k, v, attn_mask=mask, **extra)
+    total_kv = sum(q + c for q, c in seqs)
+    k_pool = _rand((1, kv_heads, total_kv, hd), dtype, device)
+    v_pool = _rand((1, kv_heads, total_kv, hd), dtype, device)
     calls = []
     off = 0
     for q, c in seqs:
