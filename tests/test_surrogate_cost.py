@@ -91,9 +91,10 @@ def test_price_is_the_sum_of_trained_surrogates_on_training_features(pset, model
     b = _batch(*MIXED)
     got = float(model.iteration_time(b, p, np))
     want = _by_hand(pset, *MIXED, p)
-    assert got == pytest.approx(want, rel=1e-9)
+    # the networks run in float32 (both simulators): agreement to float32 rounding
+    assert got == pytest.approx(want, rel=1e-6)
     jit = float(jax.jit(lambda b, p: model.iteration_time(b, p, jnp))(b, p))
-    assert jit == pytest.approx(got, rel=1e-9)
+    assert jit == pytest.approx(got, rel=1e-6)
     # the trained set is not the roofline in disguise
     assert abs(got / float(ROOFLINE.iteration_time(b, p, np)) - 1.0) > 0.05
 
@@ -110,9 +111,9 @@ def test_decode_window_matches_iterations(model):
     K = 8
     per_iter = [float(model.iteration_time(_batch(q, [x + j for x in c], [True] * 5), p, np))
                 for j in range(K)]
-    np.testing.assert_allclose(model.decode_window_times(b, p, np, K), per_iter, rtol=1e-12)
+    np.testing.assert_allclose(model.decode_window_times(b, p, np, K), per_iter, rtol=1e-6)
     win = jax.jit(lambda b, p: model.decode_window_times(b, p, jnp, K))(b, p)
-    np.testing.assert_allclose(np.asarray(win), per_iter, rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(win), per_iter, rtol=1e-6)
     assert per_iter[-1] > per_iter[0]  # longer contexts cost more
 
 
@@ -121,7 +122,7 @@ def test_vmaps_over_traced_tp(model):
     ps = stack([llama8b_h100_cost(1.0), llama8b_h100_cost(2.0)])
     got = jax.jit(jax.vmap(lambda p: model.iteration_time(b, p, jnp)))(ps)
     want = [float(model.iteration_time(b, llama8b_h100_cost(t), np)) for t in (1.0, 2.0)]
-    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
 
 
 def _scenario(pset, name="light", **extra):
@@ -181,3 +182,26 @@ def test_forest_kind_is_refused_with_the_alternative(pset):
 def test_card_records_the_device_it_prices(pset):
     card = json.loads((pset / "card.json").read_text())
     assert set(card["devices"]) == {"h100"}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_window_features_equal_features_of_grown_contexts(seed):
+    from frontier_jax.predict.features import attention_features, decode_window_features
+
+    rng = np.random.default_rng(seed)
+    B, K = 24, 40
+    c = rng.integers(0, 5000, B)
+    dec = rng.random(B) < 0.7
+    dec[0] = seed != 3  # seed 3: no decodes at all
+    if seed == 3:
+        dec[:] = False
+    q = np.where(dec, 1, 0)
+    mask = dec.copy()
+    kw = dict(n_q_heads=8.0, n_kv_heads=2.0, head_dim=128.0, peak_flops=989e12, mem_bw=3.35e12,
+              num_sms=132.0, dtype_bytes=2.0, block_size=16.0)
+    x0 = attention_features(q, c, mask, np, is_decode=dec, **kw)
+    got = decode_window_features(x0, c, dec & mask, K, np, peak_flops=989e12, mem_bw=3.35e12,
+                                 dtype_bytes=2.0, block_size=16.0)
+    want = np.stack([attention_features(q, c + j * dec, mask, np, is_decode=dec, **kw)
+                     for j in range(K)])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

@@ -56,14 +56,51 @@ DEFAULT_BLOCK_SIZE = 16  # KV page size assumed by the attention page-count feat
 
 
 def _mlp(weights: dict, x, xp):
-    """Surrogate time (s) of raw features ``x`` ``[..., F]``, in ``xp``."""
-    if xp is np:
-        from frontier_jax.predict.surrogate import _apply_np
+    """Surrogate time (s) of raw features ``x`` ``[..., F]`` (rows share one surrogate)."""
+    return _apply(weights, x, xp, "...f,fw->...w")
 
-        return _apply_np(weights, np.asarray(x, np.float64))
-    from frontier_jax.predict.surrogate import surrogate_apply
 
-    return surrogate_apply(weights, x)
+def stack_weights(ws: list[dict]) -> dict | None:
+    """Stack same-architecture surrogates along a new leading op axis (None if they differ)."""
+    keys = sorted(ws[0])
+    if any(sorted(w) != keys or any(w[k].shape != ws[0][k].shape for k in keys) for w in ws):
+        return None
+    return {k: np.stack([w[k] for w in ws]) for k in keys}
+
+
+def stacked_apply(sw: dict, x, xp):
+    """Seconds of ``O`` surrogates at once: ``sw`` stacked weights (leading axis O), ``x``
+    ``[O, F]`` (row o for surrogate o): a few batched products instead of O small ones."""
+    return _apply(sw, x, xp, "of,ofw->ow")
+
+
+def _apply(sw: dict, x, xp, spec: str):
+    """The maths of :func:`frontier_jax.predict.surrogate.surrogate_apply`, written once
+    for numpy and jax.numpy. The network runs in float32 (its weights are float32; float64
+    transcendentals would dominate the step); the roofline ratio is applied in float64."""
+    x = xp.asarray(x, dtype=xp.float64)
+    n_layers = sum(1 for k in sw if k.startswith("W"))
+    f32 = xp.float32
+    z = (xp.log1p(xp.maximum(x, 0.0).astype(f32)) - sw["x_mean"]) / sw["x_std"]
+    z = xp.clip(z, sw["z_lo"], sw["z_hi"])
+    for i in range(n_layers):
+        z = xp.einsum(spec, z, sw[f"W{i}"]) + sw[f"b{i}"]
+        if i < n_layers - 1:
+            z = z / (f32(1.0) + xp.exp(-z))
+    y = (z[..., 0] * sw["y_std"] + sw["y_mean"]).astype(xp.float64)
+    ratio = xp.sum(xp.where(sw["ratio_select"] > 0, x, 0.0), axis=-1)  # the one-hot column
+    y = y + xp.where(sw["has_ratio"], xp.log(xp.maximum(ratio, 1e-9)), 0.0)
+    return xp.exp(y)
+
+
+def _prepare(w: dict) -> dict:
+    """float32 network weights plus the ratio column as a mask (see :func:`_apply`)."""
+    out = {k: np.asarray(v, np.float32) for k, v in w.items()}
+    sel = np.asarray(w["ratio_select"], np.float64)
+    if np.count_nonzero(sel) > 1 or np.any((sel != 0) & (sel != 1)):
+        raise ValueError("ratio_select must be one-hot or zero")
+    out["has_ratio"] = np.asarray(sel.sum(-1) > 0)
+    return out
 
 
 class SurrogateCost:
@@ -79,124 +116,141 @@ class SurrogateCost:
         self.w = weights
         self.dev = device
         self.block_size = float(block_size)
-        self.elementwise = all(op in weights for op in ELEMENTWISE_OPS)
+        elementwise = all(op in weights for op in ELEMENTWISE_OPS)
+        # linear-family ops priced by surrogates, evaluated together as one stacked MLP
+        self.lin_ops = [op for op in GEMM_OPS.values() if op in weights]
+        self.lin_ops += list(ELEMENTWISE_OPS) if elementwise else []
+        self.lin_ops += [LM_HEAD_OP] if LM_HEAD_OP in weights else []
+        self.lin = stack_weights([weights[op] for op in self.lin_ops]) if self.lin_ops else None
+        self.attn_ops = [op for op in ATTENTION_OPS if op in weights]
+        self.attn = stack_weights([weights[op] for op in self.attn_ops]) if self.attn_ops else None
 
     def __repr__(self) -> str:
         return f"SurrogateCost({self.name!r}, ops={sorted(self.w)})"
 
-    # ---- device numbers the features were trained with
     def _peak(self, p: CostParams, xp):
         return xp.where(p.dtype_bytes <= 1, self.dev["peak_flops_fp8"], self.dev["peak_flops_bf16"])
 
-    def _gemm_s(self, op: str, m, n, k, p: CostParams, xp):
+    def _linear_times(self, t: BatchTotals, p: CostParams, xp) -> dict:
+        """Seconds of every surrogate-priced linear-family op (one call each)."""
+        if not self.lin_ops:
+            return {}
         from frontier_jax.predict.features import gemm_features
 
+        T, tp, hd, h = t.num_tokens, p.tp, p.head_dim, p.hidden
+        shapes = {  # (m, n, k) per GPU, as linear_op_shape in predict.importers
+            "attn_pre_proj": (T, xp.floor((p.q_heads + 2.0 * p.kv_heads) * hd / tp), h),
+            "attn_post_proj": (T, h, xp.floor(p.q_heads * hd / tp)),
+            "mlp_up_proj": (T, xp.floor((1.0 + p.gated) * p.ffn / tp), h),
+            "mlp_down_proj": (T, h, xp.floor(p.ffn / tp)),
+            "input_layernorm": (T, h, 1.0),
+            "post_attention_layernorm": (T, h, 1.0),
+            "add": (T, h, 1.0),
+            "attn_rope": (T, xp.floor((p.q_heads + p.kv_heads) * hd / tp), 1.0),
+            "mlp_act": (T, xp.floor(p.ffn / tp), 1.0),
+            LM_HEAD_OP: (t.num_sampled, p.vocab, h),
+        }
+        m, n, k = (xp.stack([xp.asarray(shapes[op][i], dtype=xp.float64) for op in self.lin_ops])
+                   for i in range(3))
         x = gemm_features(m, n, k, xp, peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"],
                           num_sms=self.dev["num_sms"], dtype_bytes=p.dtype_bytes)
-        return _mlp(self.w[op], x, xp)
+        y = stacked_apply(self.lin, x, xp)
+        return {op: y[i] for i, op in enumerate(self.lin_ops)}
 
-    # ---- per-layer operators that do not depend on the context lengths
-    def layer_fixed(self, t: BatchTotals, p: CostParams, xp):
-        """Seconds per layer of everything but attention, for batch totals ``t``."""
+    def fixed_parts(self, t: BatchTotals, p: CostParams, xp):
+        """(seconds per layer of everything but attention, seconds per iteration outside
+        the layers: sends, LM head, embedding, host) for batch totals ``t``."""
         ops = op_times(t, p, xp)
         del ops["attn_prefill"], ops["attn_decode"]
-        T, tp, hd, h = t.num_tokens, p.tp, p.head_dim, p.hidden
+        lin = self._linear_times(t, p, xp)
         dense = p.num_experts <= 0
-        shapes = {
-            "qkv_proj": (xp.floor((p.q_heads + 2.0 * p.kv_heads) * hd / tp), h),
-            "o_proj": (h, xp.floor(p.q_heads * hd / tp)),
-            "mlp_up": (xp.floor((1.0 + p.gated) * p.ffn / tp), h),
-            "mlp_down": (h, xp.floor(p.ffn / tp)),
-        }
         for rname, op in GEMM_OPS.items():
-            if op in self.w:
-                n, k = shapes[rname]
-                ops[rname] = xp.where(dense, self._gemm_s(op, T, n, k, p, xp), ops[rname])
-        if self.elementwise:
-            widths = {
-                "input_layernorm": h,
-                "post_attention_layernorm": h,
-                "add": h,
-                "attn_rope": xp.floor((p.q_heads + p.kv_heads) * hd / tp),
-                "mlp_act": xp.floor(p.ffn / tp),
-            }
+            if op in lin:
+                ops[rname] = xp.where(dense, lin[op], ops[rname])
+        if "add" in lin:
             elem = 0.0
             for op, times in ELEMENTWISE_OPS.items():
-                elem = elem + times * self._gemm_s(op, T, widths[op], 1.0, p, xp)
+                elem = elem + times * lin[op]
             ops["elementwise"] = xp.where(dense, elem, ops["elementwise"])
+        T, tp, h, b = t.num_tokens, p.tp, p.hidden, p.dtype_bytes
         if ALLREDUCE_OP in self.w:
             from frontier_jax.predict.features import collective_features
 
-            x = collective_features(T * h * p.dtype_bytes, tp, p.gpus_per_node, xp)
+            x = collective_features(T * h * b, tp, p.gpus_per_node, xp)
             ops["tp_allreduce"] = xp.where(tp > 1, 2.0 * _mlp(self.w[ALLREDUCE_OP], x, xp), 0.0)
-        total = 0.0
+        layer = 0.0
         for name in sorted(ops):
-            total = total + ops[name]
-        return total
+            layer = layer + ops[name]
+        pp_bw, pp_lat = _link(tp * p.pp, p, xp)
+        sends = (p.pp - 1.0) * (pp_lat + T * h * b / pp_bw)
+        if LM_HEAD_OP in lin:
+            lm = xp.where(t.num_sampled > 0, lin[LM_HEAD_OP], 0.0)
+        else:
+            lm = _gemm(t.num_sampled, p.vocab / tp, h, p, xp)
+        embed = T * h * b / (p.hbm_bw * p.mem_eff)
+        host = p.cpu_s + p.cpu_per_seq_s * t.num_seqs
+        return layer, sends + lm + embed + host
 
-    def attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp):
-        """Seconds per layer of attention; ``b`` may carry leading axes (then ``t`` too)."""
-        ops = op_times(t, p, xp)
-        pre, dec = ops["attn_prefill"], ops["attn_decode"]
-        if not any(op in self.w for op in ATTENTION_OPS):
-            return pre + dec
-        from frontier_jax.predict.features import ATTENTION_FEATURES, attention_features
+    def _attention_x(self, b: BatchSlots, p: CostParams, xp):
+        from frontier_jax.predict.features import attention_features
 
-        x = attention_features(
+        return attention_features(
             b.q_tokens, b.ctx_tokens, b.mask, xp, is_decode=b.is_decode & b.mask,
             n_q_heads=xp.maximum(p.q_heads / p.tp, 1.0),
             n_kv_heads=xp.maximum(p.kv_heads / p.tp, 1.0), head_dim=p.head_dim,
             peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"], num_sms=self.dev["num_sms"],
             dtype_bytes=p.dtype_bytes, block_size=self.block_size)
-        n_pre = x[..., ATTENTION_FEATURES.index("p_num_seqs")]
-        n_dec = x[..., ATTENTION_FEATURES.index("d_num_seqs")]
-        if "attn_prefill" in self.w:
-            pre = xp.where(n_pre > 0, _mlp(self.w["attn_prefill"], x, xp), 0.0)
-        if "attn_decode" in self.w:
-            dec = xp.where(n_dec > 0, _mlp(self.w["attn_decode"], x, xp), 0.0)
-        return pre + dec
 
-    def extras(self, t: BatchTotals, p: CostParams, xp):
-        """Seconds per iteration outside the layers: sends, LM head, embedding, host."""
-        T, h, b = t.num_tokens, p.hidden, p.dtype_bytes
-        pp_bw, pp_lat = _link(p.tp * p.pp, p, xp)
-        sends = (p.pp - 1.0) * (pp_lat + T * h * b / pp_bw)
-        if LM_HEAD_OP in self.w:
-            s = t.num_sampled
-            lm = xp.where(s > 0, self._gemm_s(LM_HEAD_OP, s, p.vocab, h, p, xp), 0.0)
-        else:
-            lm = _gemm(t.num_sampled, p.vocab / p.tp, h, p, xp)
-        embed = T * h * b / (p.hbm_bw * p.mem_eff)
-        host = p.cpu_s + p.cpu_per_seq_s * t.num_seqs
-        return sends + lm + embed + host
+    def attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp):
+        """Seconds per layer of prefill plus decode attention over the batch ``b``."""
+        from frontier_jax.predict.features import ATTENTION_FEATURES as AF
+
+        ops = op_times(t, p, xp)
+        part = {"attn_prefill": ops["attn_prefill"], "attn_decode": ops["attn_decode"]}
+        if self.attn_ops:
+            x = self._attention_x(b, p, xp)
+            y = stacked_apply(self.attn, xp.stack([x] * len(self.attn_ops)), xp)
+            for i, op in enumerate(self.attn_ops):
+                n = x[AF.index("p_num_seqs" if op == "attn_prefill" else "d_num_seqs")]
+                part[op] = xp.where(n > 0, y[i], 0.0)
+        return part["attn_prefill"] + part["attn_decode"]
+
+    def decode_attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, k: int):
+        """Seconds per layer of attention in ``k`` successive iterations of the decode-only
+        batch ``b`` ([k]; the contexts grow by one token per iteration, prefill is zero)."""
+        from frontier_jax.predict.features import ATTENTION_FEATURES as AF
+        from frontier_jax.predict.features import decode_window_features
+
+        if "attn_decode" not in self.w:
+            return op_times(t, p, xp)["attn_decode"]
+        x0 = self._attention_x(b, p, xp)
+        x = decode_window_features(
+            x0, b.ctx_tokens, b.mask & b.is_decode, k, xp, peak_flops=self._peak(p, xp),
+            mem_bw=self.dev["mem_bw"], dtype_bytes=p.dtype_bytes, block_size=self.block_size)
+        n = x[..., AF.index("d_num_seqs")]
+        return xp.where(n > 0, _mlp(self.w["attn_decode"], x, xp), 0.0)
 
     # ---- the CostModel entry points
     def iteration_time(self, batch: BatchSlots, p: CostParams, xp: Any):
         """Seconds of one iteration over ``batch`` (0 when it is empty)."""
         t = batch_totals(batch, xp)
-        layer = self.layer_fixed(t, p, xp) + self.attention(batch, t, p, xp)
-        return xp.where(t.num_seqs > 0, p.layers * layer + self.extras(t, p, xp), 0.0)
+        layer, extras = self.fixed_parts(t, p, xp)
+        layer = layer + self.attention(batch, t, p, xp)
+        return xp.where(t.num_seqs > 0, p.layers * layer + extras, 0.0)
 
     def decode_window_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
         """Seconds of ``k`` successive iterations of a decode-only ``batch`` ([k]).
 
-        Only attention sees the contexts grow; it is priced for all k at once.
+        Only decode attention sees the contexts grow; it is priced for all k at once.
+        Entries for a batch that is not decode-only are not meaningful (never used).
         """
         t = batch_totals(batch, xp)
-        j = xp.arange(k)
+        j = xp.arange(k, dtype=xp.float64)
         tj = t._replace(decode_kv_tokens=t.decode_kv_tokens + j * t.decode_seqs)
         tj = BatchTotals(*[xp.broadcast_to(v, (k,)) for v in tj])
-        grow = xp.where(batch.mask & batch.is_decode, 1, 0)
-        bj = BatchSlots(
-            q_tokens=xp.broadcast_to(batch.q_tokens, (k,) + batch.q_tokens.shape),
-            ctx_tokens=batch.ctx_tokens[None, :] + j[:, None] * grow[None, :],
-            is_decode=xp.broadcast_to(batch.is_decode, (k,) + batch.is_decode.shape),
-            samples=xp.broadcast_to(batch.samples, (k,) + batch.samples.shape),
-            mask=xp.broadcast_to(batch.mask, (k,) + batch.mask.shape),
-        )
-        layer = self.layer_fixed(t, p, xp) + self.attention(bj, tj, p, xp)
-        total = p.layers * layer + self.extras(t, p, xp)
-        return xp.where(t.num_seqs > 0, total, 0.0)
+        layer, extras = self.fixed_parts(t, p, xp)
+        layer = layer + self.decode_attention(batch, tj, p, xp, k)
+        return xp.where(t.num_seqs > 0, p.layers * layer + extras, 0.0)
 
 
 def resolve_predictor_dir(name: str, base: str | Path | None = None) -> Path:
@@ -242,7 +296,7 @@ def surrogate_cost(path: str, device: str | None = None):
     for op, w in pset["weights"].items():
         if "@" in op:  # kernel-only variants price a different measurement
             continue
-        weights[op] = {k: np.asarray(v, np.float64) for k, v in w.items()}
+        weights[op] = _prepare(w)
     block = int(card.get("attention_block_size") or DEFAULT_BLOCK_SIZE)
     sc = SurrogateCost(Path(path).name, weights, dict(devices[device]), block)
     return CostModel(sc.iteration_time, sc.decode_window_times)

@@ -181,12 +181,9 @@ def attention_features(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_hea
     # decode part
     n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d = _wstats(c, wd, xp)
     pages_d = xp.sum(wd * xp.ceil((c + 1.0) / blk), axis=-1)
-    ctas_d = n_d * nkv
-    waves_d = xp.ceil(ctas_d / sms)
-    weff_d = xp.where(waves_d > 0, ctas_d / xp.maximum(waves_d * sms, 1.0), 0.0)
-    flops_d = 4.0 * hd * nq * (cs_d + n_d)
-    bytes_d = db * (2.0 * n_d * nq * hd + 2.0 * (cs_d + n_d) * nkv * hd)
-    roof_d = xp.maximum(flops_d / pf, bytes_d / bw)
+    dec_cols = _decode_cols(n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d, pages_d,
+                            nq, nkv, hd, pf, bw, sms, db, xp)
+    roof_d = dec_cols[-1]
 
     n_all = n_p + n_d
     tok = qs_p + n_d
@@ -200,11 +197,70 @@ def attention_features(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_hea
         qc_p, q2_p, kv_p, kvmx_p,
         tiles_p, pad_p, ctas_p, waves_p, weff_p, pages_p,
         flops_p, bytes_p, roof_p,
-        n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d,
-        pages_d, ctas_d, waves_d, weff_d, flops_d, bytes_d, roof_d,
+        *dec_cols,
         n_all, tok, p_share, pt_share, kvw, roof_p + roof_d,
         nq, nkv, hd, pf * 1e-12, bw * 1e-12, sms,
     ]
+    return xp.stack(cols, axis=-1)
+
+
+def _decode_cols(n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d, pages_d, nq, nkv, hd, pf, bw, sms,
+                 db, xp):
+    """The ``d_*`` columns of :data:`ATTENTION_FEATURES` from the decode statistics."""
+    ctas_d = n_d * nkv
+    waves_d = xp.ceil(ctas_d / sms)
+    weff_d = xp.where(waves_d > 0, ctas_d / xp.maximum(waves_d * sms, 1.0), 0.0)
+    flops_d = 4.0 * hd * nq * (cs_d + n_d)
+    bytes_d = db * (2.0 * n_d * nq * hd + 2.0 * (cs_d + n_d) * nkv * hd)
+    roof_d = xp.maximum(flops_d / pf, bytes_d / bw)
+    return [n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d,
+            pages_d, ctas_d, waves_d, weff_d, flops_d, bytes_d, roof_d]
+
+
+def decode_window_features(x0, c, decode, k: int, xp=np, *, peak_flops, mem_bw, dtype_bytes=2,
+                           block_size=16):
+    """Attention features of ``k`` successive iterations of a decode-only batch, in
+    O(B x k) cheap operations instead of a full :func:`attention_features` per iteration.
+
+    Iteration j sees every decoding context grown by j tokens: the count, variance,
+    CTA and wave columns stay, sums, means, extremes, FLOPs and bytes shift exactly, and
+    only the KV page count needs the slots again. Equal (to rounding) to
+    ``attention_features`` on the shifted contexts (a test holds them together).
+
+    Args:
+        x0: ``[F]`` :func:`attention_features` of the batch at j = 0.
+        c: ``[B]`` context tokens per slot at j = 0; decode: ``[B]`` bool, the slot is a
+            scheduled decode (weight 1).
+        k: iterations; peak_flops, mem_bw, dtype_bytes, block_size: as given to
+            ``attention_features``.
+
+    Returns:
+        ``[k, len(ATTENTION_FEATURES)]``.
+    """
+    A = ATTENTION_FEATURES
+    g = lambda name: x0[..., A.index(name)]  # noqa: E731
+    j = xp.arange(k, dtype=x0.dtype)
+    n_d = g("d_num_seqs")
+    has = n_d > 0
+    shift = xp.where(has, j, 0.0)
+    cs_d = g("d_c_sum") + n_d * j
+    cm_d = g("d_c_mean") + shift
+    cv_d = xp.broadcast_to(g("d_c_var"), (k,))
+    ccv_d = xp.where(cm_d > 0, xp.sqrt(cv_d) / xp.where(cm_d > 0, cm_d, 1.0), 0.0)
+    cmx_d = g("d_c_max") + shift
+    cmn_d = g("d_c_min") + shift
+    w = xp.where(decode, 1.0, 0.0)
+    cf = _f(c, xp)
+    pages_d = xp.sum(w[None, :] * xp.ceil((cf[None, :] + j[:, None] + 1.0) / _f(block_size, xp)),
+                     axis=-1)
+    nq, nkv, hd, sms = g("n_q_heads"), g("n_kv_heads"), g("head_dim"), g("num_sms")
+    pf, bw = _f(peak_flops, xp), _f(mem_bw, xp)
+    dec = _decode_cols(xp.broadcast_to(n_d, (k,)), cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d, pages_d,
+                       nq, nkv, hd, pf, bw, sms, _f(dtype_bytes, xp), xp)
+    first, last = A.index("d_num_seqs"), A.index("d_roofline_s")
+    cols = [xp.broadcast_to(x0[..., i], (k,)) for i in range(len(A))]
+    cols[first:last + 1] = dec
+    cols[A.index("roofline_s")] = g("p_roofline_s") + dec[-1]
     return xp.stack(cols, axis=-1)
 
 

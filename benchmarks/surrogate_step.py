@@ -1,0 +1,110 @@
+"""Cost of the surrogate tier inside the compiled step, against the roofline, in one run.
+
+Runs the same configurations (a scenario at C arrival rates) through the vectorized
+simulator twice, once priced by the roofline and once by a predictor set's MLP
+surrogates, and prints the time per simulator event (step) of each and their ratio.
+Both runs take the same events when the costs are equal; they are not (the tiers price
+differently), so the comparison is per event: wall time / events, after compilation.
+
+The predictor set defaults to one trained here on synthetic profiles with the shipped
+sets' surrogate architecture (width 128, depth 3; weights do not change the cost of
+evaluating them); ``--predictor DIR`` uses any set profiled on the scenario's hardware.
+
+    python benchmarks/surrogate_step.py --json [--configs 1 64] [--requests 2000]
+"""
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from frontier_jax.cost import ROOFLINE
+from frontier_jax.sim import sim_params, sim_shape, simulate_batch, stack
+from frontier_jax.sim.build import cost_model
+from frontier_jax.spec import load_scenario, with_overrides
+from frontier_jax.workload import make_workload
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def _synthetic_set(out: Path) -> Path:
+    import synthetic_predictors as sp
+    from frontier_jax.predict import save_profiles, train_predictors
+
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    prof = out / "profiles"
+    prof.mkdir(parents=True, exist_ok=True)
+    save_profiles(pd.DataFrame(sp._linear_rows(rng, "h100")), prof / "linear.csv")
+    save_profiles(pd.DataFrame(sp._attention_rows(rng, "h100")), prof / "attention.csv")
+    train_predictors(prof, "native", out / "set", save_forests=False,
+                     forest_params={"n_estimators": 10, "min_samples_leaf": 2},
+                     surrogate_params={"width": 128, "depth": 3, "steps": 100},
+                     augment={"copies": 1, "max_points": 1000})
+    return out / "set"
+
+
+def _run(scenario, cost, c: int, n: int) -> dict:
+    rng = np.random.default_rng(0)
+    cfgs = []
+    for i in range(c):
+        s = with_overrides(scenario, {"workload.num_requests": n, "seed": i,
+                                      "workload.arrival.rate": float(scenario.workload.arrival.rate
+                                                                     * rng.uniform(0.5, 1.5))})
+        cfgs.append(sim_params(s, make_workload(s.workload, s.seed)))
+    params = stack(cfgs)
+    shape = sim_shape(params)
+    t0 = time.perf_counter()
+    jax.block_until_ready(simulate_batch(shape, params, cost))  # compile + first run
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = jax.block_until_ready(simulate_batch(shape, params, cost))
+    wall = time.perf_counter() - t0
+    steps = int(np.max(np.asarray(res.steps)))  # the loop runs until the longest config ends
+    return {"configs": c, "requests": n, "wall_s": wall, "compile_s": compile_s,
+            "loop_steps": steps, "us_per_step": 1e6 * wall / steps,
+            "us_per_config_step": 1e6 * wall / steps / c,
+            "incomplete": int(np.sum(np.asarray(res.incomplete)))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", default=str(REPO / "scenarios" / "light.toml"))
+    ap.add_argument("--predictor", default=None, help="predictor set folder [synthetic, trained here]")
+    ap.add_argument("--configs", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        pset = Path(a.predictor) if a.predictor else _synthetic_set(Path(tmp))
+        base = load_scenario(a.scenario)
+        sur = with_overrides(base, {"cost.kind": "surrogate", "cost.predictor": str(pset.resolve())})
+        cost = cost_model(sur)
+        rows = []
+        for c in a.configs:
+            r = _run(base, ROOFLINE, c, a.requests)
+            s = _run(sur, cost, c, a.requests)
+            rows.append({"configs": c, "roofline": r, "surrogate": s,
+                         "step_cost_ratio": s["us_per_step"] / r["us_per_step"]})
+    out = {"scenario": a.scenario, "predictor": a.predictor or "synthetic (width 128, depth 3)",
+           "machine": platform.machine(), "cpus": jax.device_count(), "backend": jax.default_backend(),
+           "results": rows}
+    if a.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for r in rows:
+            print(f"C={r['configs']:4d}  roofline {r['roofline']['us_per_step']:9.1f} us/step  "
+                  f"surrogate {r['surrogate']['us_per_step']:9.1f} us/step  "
+                  f"ratio {r['step_cost_ratio']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
