@@ -74,7 +74,7 @@ def simulate(scenario: str, reference: bool, out: str | None, as_json: bool, tra
 
         write_trace(
             out_dir / "trace.json",
-            iteration_trace(prep.params, prep.shape.max_replicas),
+            iteration_trace(prep.params, prep.shape.max_replicas, prep.cost),
         )
     if as_json:
         click.echo(json.dumps(_jsonable(run.metrics), indent=2))

@@ -6,15 +6,16 @@ from typing import Any
 
 import numpy as np
 
+from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.reference import simulate_reference
 
 
-def iteration_trace(params: Any, max_replicas: int) -> list[dict]:
+def iteration_trace(params: Any, max_replicas: int, cost: CostModel = ROOFLINE) -> list[dict]:
     """Trace events (Chrome JSON format, microseconds) of every engine iteration.
 
     The timeline comes from the exact reference simulator, which agrees with the
     vectorized one request by request (tests hold that), so no per-iteration buffer
-    is carried through the compiled loop.
+    is carried through the compiled loop. ``cost`` is the run's cost-model tier.
     """
     events: list[dict] = [
         {"name": "process_name", "ph": "M", "pid": 0, "args": {"name": "frontier-jax"}}
@@ -45,7 +46,7 @@ def iteration_trace(params: Any, max_replicas: int) -> list[dict]:
             }
         )
 
-    simulate_reference(params, max_replicas, on_iteration=on_iteration)
+    simulate_reference(params, max_replicas, cost, on_iteration=on_iteration)
     return events
 
 
