@@ -76,3 +76,28 @@ def make_predictor_set(out: Path, device: str = "h100", seed: int = 0) -> Path:
                      surrogate_params={"width": 32, "depth": 2, "steps": 600, "batch_size": 256},
                      augment={"copies": 1, "max_points": 2000})
     return out / "set"
+
+
+def make_iteration_set(out: Path, device: str = "h100", seed: int = 0) -> Path:
+    """A set with one ``iteration`` model: whole engine steps, as an engine profile gives."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(400):
+        n_pre = int(rng.integers(0, 3))
+        n_dec = int(rng.integers(0 if n_pre else 1, 48))
+        q = list(rng.integers(8, 1024, n_pre)) + [1] * n_dec
+        c = list(rng.integers(0, 2048, n_pre)) + list(rng.integers(16, 4096, n_dec))
+        d = [False] * n_pre + [True] * n_dec
+        t = 2e-3 + 4e-6 * sum(q) + 2e-8 * sum(ci for ci, di in zip(c, d, strict=True) if di)
+        rows.append(dict(family="attention", op="iteration", q_lens=q, c_lens=c, is_decode=d,
+                         counts=[1] * len(q), n_q_heads=32, n_kv_heads=8, head_dim=128, tp=1,
+                         block_size=16, dtype_bytes=2, device=device,
+                         time_s=t * rng.lognormal(0, 0.01)))
+    prof = out / "iteration_profiles"
+    prof.mkdir(parents=True, exist_ok=True)
+    save_profiles(pd.DataFrame(rows), prof / "engine.csv")
+    train_predictors(prof, "native", out / "iteration_set", seed=seed, save_forests=False,
+                     forest_params={"n_estimators": 20, "min_samples_leaf": 2},
+                     surrogate_params={"width": 32, "depth": 2, "steps": 600, "batch_size": 256},
+                     augment={"copies": 1, "max_points": 2000})
+    return out / "iteration_set"

@@ -205,3 +205,38 @@ def test_window_features_equal_features_of_grown_contexts(seed):
     want = np.stack([attention_features(q, c + j * dec, mask, np, is_decode=dec, **kw)
                      for j in range(K)])
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def iteration_set(tmp_path_factory):
+    from synthetic_predictors import make_iteration_set
+
+    return make_iteration_set(tmp_path_factory.mktemp("iterset"))
+
+
+def test_iteration_model_prices_whole_steps(iteration_set):
+    from frontier_jax.predict.features import frame_features
+
+    model = surrogate_cost(str(iteration_set), "h100")
+    p = llama8b_h100_cost()
+    q, c, d = MIXED
+    got = float(model.iteration_time(_batch(q, c, d), p, np))
+    row = pd.DataFrame([dict(q_lens=tuple(q), c_lens=tuple(c), is_decode=tuple(d),
+                             counts=(1,) * len(q), n_q_heads=32.0, n_kv_heads=8.0, head_dim=128,
+                             block_size=16, dtype_bytes=2, device="h100")])
+    want = predict_np(load_predictor_set(iteration_set)["weights"]["iteration"],
+                      frame_features("attention", row))[0]
+    assert got == pytest.approx(want, rel=1e-6)
+    assert got == pytest.approx(2e-3 + 4e-6 * sum(q) + 2e-8 * 2537, rel=0.1)  # the law trained on
+    # decode windows agree with the per-iteration price
+    qd, cd = [1] * 4, [40, 900, 3000, 17]
+    per = [float(model.iteration_time(_batch(qd, [x + j for x in cd], [True] * 4), p, np))
+           for j in range(6)]
+    np.testing.assert_allclose(model.decode_window_times(_batch(qd, cd, [True] * 4), p, np, 6),
+                               per, rtol=1e-6)
+
+
+def test_iteration_model_keeps_simulators_in_lockstep(iteration_set):
+    prep = prepare(_scenario(iteration_set, **{"workload.arrival.rate": 6.0}))
+    c = compare(run_vectorized(prep).result, run_reference(prep).result)
+    assert c["finished"] == 150 and c["max_rel_err_finish"] <= 1e-6 and c["iterations_equal"]

@@ -15,7 +15,9 @@ compiled step:
   pipeline sends and the host overhead ``cpu_s + cpu_per_seq_s * seqs``.
 
 An operator the set does not cover keeps its roofline price (:func:`op_times`); MoE
-expert layers stay on the roofline for now. Per-GPU attention heads follow the
+expert layers stay on the roofline for now. A set with an ``iteration`` model (an engine
+profiled step by step, e.g. vLLM on this CPU) prices each iteration with it alone, from
+the batch's attention features: that measurement already holds every layer and the host. Per-GPU attention heads follow the
 importers (``max(heads / tp, 1)``).
 
 The set is profiled on one device: its peak rates enter the features, so the
@@ -51,6 +53,7 @@ ELEMENTWISE_OPS = {
 }
 ATTENTION_OPS = ("attn_prefill", "attn_decode")
 ALLREDUCE_OP = "all_reduce"
+ITERATION_OP = "iteration"  # a whole engine step measured end to end (see predict.train)
 LM_HEAD_OP = "lm_head_linear"
 DEFAULT_BLOCK_SIZE = 16  # KV page size assumed by the attention page-count features
 
@@ -215,18 +218,22 @@ class SurrogateCost:
                 part[op] = xp.where(n > 0, y[i], 0.0)
         return part["attn_prefill"] + part["attn_decode"]
 
+    def _window_x(self, b: BatchSlots, p: CostParams, xp, k: int):
+        from frontier_jax.predict.features import decode_window_features
+
+        return decode_window_features(
+            self._attention_x(b, p, xp), b.ctx_tokens, b.mask & b.is_decode, k, xp,
+            peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"], dtype_bytes=p.dtype_bytes,
+            block_size=self.block_size)
+
     def decode_attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, k: int):
         """Seconds per layer of attention in ``k`` successive iterations of the decode-only
         batch ``b`` ([k]; the contexts grow by one token per iteration, prefill is zero)."""
         from frontier_jax.predict.features import ATTENTION_FEATURES as AF
-        from frontier_jax.predict.features import decode_window_features
 
         if "attn_decode" not in self.w:
             return op_times(t, p, xp)["attn_decode"]
-        x0 = self._attention_x(b, p, xp)
-        x = decode_window_features(
-            x0, b.ctx_tokens, b.mask & b.is_decode, k, xp, peak_flops=self._peak(p, xp),
-            mem_bw=self.dev["mem_bw"], dtype_bytes=p.dtype_bytes, block_size=self.block_size)
+        x = self._window_x(b, p, xp, k)
         n = x[..., AF.index("d_num_seqs")]
         return xp.where(n > 0, _mlp(self.w["attn_decode"], x, xp), 0.0)
 
@@ -234,6 +241,9 @@ class SurrogateCost:
     def iteration_time(self, batch: BatchSlots, p: CostParams, xp: Any):
         """Seconds of one iteration over ``batch`` (0 when it is empty)."""
         t = batch_totals(batch, xp)
+        if ITERATION_OP in self.w:
+            y = _mlp(self.w[ITERATION_OP], self._attention_x(batch, p, xp), xp)
+            return xp.where(t.num_seqs > 0, y, 0.0)
         layer, extras = self.fixed_parts(t, p, xp)
         layer = layer + self.attention(batch, t, p, xp)
         return xp.where(t.num_seqs > 0, p.layers * layer + extras, 0.0)
@@ -248,6 +258,9 @@ class SurrogateCost:
         j = xp.arange(k, dtype=xp.float64)
         tj = t._replace(decode_kv_tokens=t.decode_kv_tokens + j * t.decode_seqs)
         tj = BatchTotals(*[xp.broadcast_to(v, (k,)) for v in tj])
+        if ITERATION_OP in self.w:
+            y = _mlp(self.w[ITERATION_OP], self._window_x(batch, p, xp, k), xp)
+            return xp.where(t.num_seqs > 0, y, 0.0)
         layer, extras = self.fixed_parts(t, p, xp)
         layer = layer + self.decode_attention(batch, tj, p, xp, k)
         return xp.where(t.num_seqs > 0, p.layers * layer + extras, 0.0)

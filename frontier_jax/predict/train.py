@@ -35,6 +35,9 @@ from .surrogate import fit_surrogate, load_surrogate, predict_np, save_surrogate
 
 CARD_FORMAT = "frontier-jax-predictors/1"
 THRESHOLDS = (0.05, 0.10, 0.20)
+# A whole engine iteration measured end to end (e.g. vLLM's step on a CPU), family
+# "attention": its features describe the batch's query and context lengths.
+ITERATION_OP = "iteration"
 
 FEATURE_BUILDERS = {
     "attention": "frontier_jax.predict.features.attention_features",
@@ -112,6 +115,9 @@ def ratio_feature(family: str, op: str) -> str:
             return "p_roofline_s"
         if base == "attn_decode":
             return "d_roofline_s"
+        if base == ITERATION_OP:
+            # a whole engine iteration (GEMMs, attention, host work): time per token
+            return "num_tokens"
         return "roofline_s"
     if family == "collective":
         return "ring_bytes"
@@ -303,6 +309,9 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
         card["feature_builders"][family] = FEATURE_BUILDERS[family]
         for d in df["device"].unique():
             card["devices"][str(d)] = device_spec(str(d)).to_dict()
+        if family == "attention" and "block_size" in df.columns and len(df):
+            # the KV page size behind the page-count features (the simulator reuses it)
+            card["attention_block_size"] = int(df["block_size"].mode().iloc[0])
         sources.update(map(str, df["source"].unique()))
         X = F.frame_features(family, df)
         te = holdout_mask(df["config_key"], seed, test_fraction)
