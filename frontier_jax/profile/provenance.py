@@ -54,7 +54,7 @@ def stamp(pred_dir: str | Path, profile_dir: str | Path, *, train_command: str |
     card["data"]["profile"] = {k: man.get(k) for k in (
         "profiler_version", "command", "started", "finished", "wall_s", "device", "device_name",
         "torch_version", "torch_threads", "dtype", "model", "tp", "shapes_per_device", "seed",
-        "repeats", "warmup", "max_time_s", "timing", "rows")}
+        "repeats", "rounds", "warmup", "max_time_s", "timing", "rows")}
     if train_command:
         card["data"]["train_command"] = train_command
     if eval_command:
