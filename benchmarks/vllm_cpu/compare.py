@@ -24,10 +24,13 @@ priced on every measured iteration's own batch (q, context per sequence), agains
 time (median |error|, mean signed error, total predicted / total measured busy time). The same
 numbers go to --json.
 
-Hook for trained predictors: `--cost surrogate|forest --predictor DIR` sets `[cost] kind` and
-`predictor` in the scenario; `iteration_cost()` below is where a predictor set prices a batch
-(the simulator must also honour the kind; until frontier_jax does, the script says so and
-stops instead of silently using the roofline).
+Trained predictors: given --profile, the profiled iterations are also converted to the
+project's native profile format (family attention, op "iteration": each step's per-sequence
+query and context lengths and its measured time; `profile_to_native`), a predictor set is
+trained on them with the project's pipeline (`frontier-jax predictors train`, forest + MLP
+surrogate) into --predictor-out, and every run is simulated a third time with
+`[cost] kind = "surrogate"` and that set ("surrogate"): the simulator evaluates the MLP inside
+its compiled step. `--cost surrogate --predictor DIR` uses an existing set instead.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from frontier_jax.cost.batch import BatchTotals  # noqa: E402
 from frontier_jax.cost.params import cost_params_from_scenario  # noqa: E402
 from frontier_jax.runner import Prepared, simulate_sized, summarize  # noqa: E402
 from frontier_jax.sim import sim_params, sim_shape  # noqa: E402
+from frontier_jax.sim.build import cost_model  # noqa: E402
 from frontier_jax.spec import scenario_from_dict  # noqa: E402
 from frontier_jax.workload import Workload  # noqa: E402
 
@@ -138,21 +142,72 @@ def measured_totals(it: pd.DataFrame) -> BatchTotals:
     )
 
 
-def iteration_cost(scenario: Any) -> Callable[[BatchTotals], np.ndarray]:
-    """THE HOOK: seconds per iteration for batch totals under `scenario`'s cost model.
+def iteration_cost(scenario: Any) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Seconds per measured iteration (rows of a profile or iterations table: per-sequence
+    `q`, `context`, `is_decode`, `samples` lists) under `scenario`'s cost tier, priced by the
+    same functions the simulator uses."""
+    from frontier_jax.cost import BatchSlots
+    from frontier_jax.sim.build import cost_model
 
-    "roofline": frontier_jax.cost.totals_time with the scenario's CostParams. A trained predictor
-    set (`[cost] kind = "surrogate" | "forest"`, `predictor = DIR`) plugs in here: return a
-    function pricing the same BatchTotals (or per-sequence lists) with the predictors.
-    """
+    params = cost_params_from_scenario(scenario)
     if scenario.cost.kind == "roofline":
-        params = cost_params_from_scenario(scenario)
-        return lambda t: np.asarray(totals_time(t, params, np), np.float64)
-    raise SystemExit(
-        f"compare: [cost] kind = {scenario.cost.kind!r} (predictor {scenario.cost.predictor}) "
-        "has no iteration pricer in benchmarks/vllm_cpu/compare.py:iteration_cost yet, and "
-        "frontier_jax's simulator prices iterations with the roofline only: wire the predictor "
-        "set into both, then rerun")
+        return lambda it: np.asarray(totals_time(measured_totals(it), params, np), np.float64)
+    cost = cost_model(scenario)
+
+    def price(it: pd.DataFrame) -> np.ndarray:
+        q, c = _lists(it["q"]), _lists(it["context"])
+        d = _lists(it["is_decode"])
+        smp = _lists(it["samples"]) if "samples" in it else [np.ones_like(x) for x in q]
+        out = []
+        for qi, ci, di, si in zip(q, c, d, smp, strict=True):
+            b = BatchSlots(qi.astype(np.int64), ci.astype(np.int64), di.astype(bool),
+                           si.astype(bool), np.ones(len(qi), bool))
+            out.append(float(cost.iteration_time(b, params, np)))
+        return np.asarray(out, np.float64)
+
+    return price
+
+
+def profile_to_native(profile: pd.DataFrame, model_config: Path) -> pd.DataFrame:
+    """The profiled iterations as native-format rows: family "attention", op "iteration",
+    the batch's per-sequence q / context / is_decode lists, the model's per-GPU heads (tp 1),
+    the engine's block size and the measured time (seconds). Warm-up probes are dropped."""
+    cfg = json.loads(Path(model_config).read_text())
+    heads = int(cfg["num_attention_heads"])
+    head_dim = int(cfg.get("head_dim") or cfg["hidden_size"] // heads)
+    prof = (profile[~profile["probe"].fillna("").str.startswith("warmup")]
+            if "probe" in profile else profile)
+    q, c, d = _lists(prof["q"]), _lists(prof["context"]), _lists(prof["is_decode"])
+    return pd.DataFrame({
+        "family": "attention", "op": "iteration",
+        "q_lens": [tuple(int(v) for v in x) for x in q],
+        "c_lens": [tuple(int(v) for v in x) for x in c],
+        "is_decode": [tuple(bool(v) for v in x) for x in d],
+        "counts": [(1,) * len(x) for x in q],
+        "n_q_heads": float(heads), "n_kv_heads": float(cfg.get("num_key_value_heads", heads)),
+        "head_dim": head_dim, "tp": 1, "block_size": prof["block_size"].astype(int).to_numpy(),
+        "dtype_bytes": 2, "device": "cpu", "model": str(cfg.get("_name_or_path", "")),
+        "time_s": prof["time_s"].astype(float).to_numpy(),
+        "source": "benchmarks/vllm_cpu profile_engine.py (vLLM V1 on this CPU)",
+    })
+
+
+def train_engine_predictor(profile_csv: Path, model_config: Path, out: Path) -> Path:
+    """Train a predictor set on the engine profile (see :func:`profile_to_native`)."""
+    from frontier_jax.predict import save_profiles, train_predictors
+
+    native = out.parent / (out.name + "_native")
+    native.mkdir(parents=True, exist_ok=True)
+    save_profiles(profile_to_native(pd.read_csv(profile_csv), model_config), native / "engine.csv")
+    t0 = time.perf_counter()
+    card = train_predictors(native, "native", out, seed=0,
+                            surrogate_params={"steps": 6000, "width": 64, "depth": 2})
+    acc = card["models"]["iteration"]["accuracy"]
+    print(f"compare: trained {out} on {len(pd.read_csv(native / 'engine.csv'))} profiled "
+          f"iterations in {time.perf_counter() - t0:.0f} s; held-out rows: "
+          + ", ".join(f"{k} median |err| {v['median_rel_err']:.1%}"
+                      for k, v in acc.items() if isinstance(v, dict) and "median_rel_err" in v))
+    return out
 
 
 def iteration_error(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
@@ -231,9 +286,10 @@ def simulate_run(run: Path, hw: dict[str, Any], cost: dict[str, Any]) -> dict[st
     sc = scenario_for(meta, hw, cost, len(req))
     params = sim_params(sc, wl, kv_blocks=usable_blocks(meta["engine"]))
     shape = sim_shape(params, max_batch=min(sc.scheduler.max_num_seqs, 32))
+    tier = cost_model(sc)
     t0 = time.perf_counter()
-    res, shape = simulate_sized(shape, params)
-    out = summarize(Prepared(sc, params, shape), res, time.perf_counter() - t0)
+    res, shape = simulate_sized(shape, params, tier)
+    out = summarize(Prepared(sc, params, shape, tier), res, time.perf_counter() - t0)
     tab = out.table
     sim = stats(tab["arrival_s"], tab["arrival_s"] + tab["ttft_s"], tab["arrival_s"] + tab["e2e_s"],
                 tab["output_tokens"], tab["generated_tokens"], tab["preemptions"],
@@ -244,8 +300,8 @@ def simulate_run(run: Path, hw: dict[str, Any], cost: dict[str, Any]) -> dict[st
     meas = measured_stats(req.assign(arrival_s=req["arrival_s"] - t_shift,
                                      first_token_s=req["first_token_s"] - t_shift,
                                      last_token_s=req["last_token_s"] - t_shift), it)
-    per_iter = (iteration_error(iteration_cost(sc)(measured_totals(it)),
-                                it["time_s"].to_numpy(float)) if len(it) else {"n": 0})
+    per_iter = (iteration_error(iteration_cost(sc)(it), it["time_s"].to_numpy(float))
+                if len(it) else {"n": 0})
     return {"run": meta["run"], "rate": meta["rate"], "repeat": meta.get("repeat", 0),
             "loadavg_before": meta.get("loadavg_before"), "loadavg_after": meta.get("loadavg_after"),
             "kv_blocks": meta["engine"]["kv_blocks"],
@@ -323,8 +379,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="profile CSV: also simulate with the roofline fitted to it")
     ap.add_argument("--hardware", type=Path, default=None,
                     help="cpu_hardware.json (default: beside --profile, else work/profile/)")
-    ap.add_argument("--cost", choices=("roofline", "surrogate", "forest"), default="roofline")
-    ap.add_argument("--predictor", default=None, help="predictor set folder (non-roofline cost)")
+    ap.add_argument("--cost", choices=("roofline", "surrogate"), default="roofline")
+    ap.add_argument("--predictor", default=None, help="predictor set folder (--cost surrogate)")
+    ap.add_argument("--predictor-out", type=Path, default=None,
+                    help="where to train the engine's predictor set from --profile "
+                         "[beside the profile: predictor/]")
     ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
     args = ap.parse_args(argv)
 
@@ -349,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"compare: roofline fitted to {args.profile}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in fitted.items())
               + f"; profile rows median |err| {fit_err['median_abs_rel_err']:.1%}")
+        model_cfg = Path(meta0["engine"]["settings"]["model"]) / "config.json"
+        pred_dir = args.predictor_out or args.profile.parent / "predictor"
+        train_engine_predictor(args.profile, model_cfg, pred_dir)
+        variants["surrogate"] = {"kind": "surrogate", "predictor": str(pred_dir.resolve())}
     # a predictor kind stops in iteration_cost() with the reason, before simulating anything
     meta0 = json.loads((runs[0] / "meta.json").read_text())
     for cost in variants.values():
