@@ -22,6 +22,14 @@ How a continuous evolution strategy searches a discrete space here:
 * A CMA-ES run restarts (alternately around the best layout so far and from a random point)
   when it stops by its own criteria or finds nothing new for a few generations, so a run
   collapsed onto a plateau does not spin on cached layouts.
+* The last ``polish`` share of the budget goes to a local search around the best layout so
+  far: whenever that share is reached and the incumbent has valid neighbours not evaluated
+  yet (one cell up or down on one axis; when those are all done, two cells on one axis or
+  one on each of two axes), the generation evaluates up to ``popsize`` of them (seeded
+  random order) instead of a CMA-ES sample, and the best becomes the new incumbent.  A continuous
+  strategy rounded to a grid tends to stop one cell short of a discrete optimum; the polish
+  checks the cells next to it for a few evaluations.  With no untried neighbour left,
+  CMA-ES goes on with what remains of the budget.
 * ``strategy="cmaes-int"`` instead runs CMA-ES on the cell indices with pycma's own
   mixed-integer handling (LB+IC); ``"random"`` is a uniform baseline under the same rules.
 * Everything random is drawn from one ``numpy.random.Generator`` seeded with ``seed`` (the
@@ -410,6 +418,7 @@ def optimize(
     resample: int = 10,
     patience: int = 3,
     max_generations: int | None = None,
+    polish: float = 0.15,
 ) -> OptimizeResult:
     """Search ``space`` for the layout with the best ``evaluate`` score.
 
@@ -426,7 +435,9 @@ def optimize(
     or ``"random"`` (uniform random search, a baseline).  ``sigma0``: initial step size in
     ``[0, 1]`` units.  ``resample``: redraws of a sample that breaks the constraint before it
     is projected or penalised (``n_rejected`` counts the samples still invalid after them).
-    ``patience``: generations without a new layout before a CMA-ES restart.
+    ``patience``: generations without a new layout before a CMA-ES restart.  ``polish``:
+    share of the budget kept for the local search around the incumbent (CMA-ES strategies;
+    0 turns it off); polish generations have ``restart == -1`` in the history.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -434,6 +445,8 @@ def optimize(
         raise ValueError("budget must be >= 1")
     if popsize < 4:
         raise ValueError("popsize must be >= 4")
+    if not 0.0 <= polish < 1.0:
+        raise ValueError("polish must be in [0, 1)")
     if max_generations is None:
         max_generations = 50 + 20 * math.ceil(budget / popsize)
     clash = _RESERVED & set(space.names)
@@ -489,12 +502,68 @@ def optimize(
             total=min(budget, n_valid or budget), desc=f"optimize[{strategy}]", unit="layout"
         )
 
+    card = space.cardinalities
+    moves1 = [
+        tuple(d if j == i else 0 for j in range(space.ndim))
+        for i in range(space.ndim)
+        for d in (-1, 1)
+    ]
+    moves2 = [tuple(2 * m for m in mv) for mv in moves1] + [
+        tuple(da if j == a else db if j == b else 0 for j in range(space.ndim))
+        for a, b in itertools.combinations(range(space.ndim), 2)
+        for da in (-1, 1)
+        for db in (-1, 1)
+    ]
+
+    def untried_neighbours(key: Key) -> list[Key]:
+        for moves in (moves1, moves2):
+            out = []
+            for mv in moves:
+                k = tuple(i + d for i, d in zip(key, mv, strict=True))
+                if all(0 <= i < n for i, n in zip(k, card, strict=True)):
+                    if k not in cache and valid(k):
+                        out.append(k)
+            if out:
+                return [out[i] for i in rng.permutation(len(out))]
+        return []
+
+    reserve = 0 if strategy == "random" else math.floor(polish * budget)
     strat = new_strategy()
     no_new = 0
     generation = 0
     while generation < max_generations and n_valid != 0:
         if len(cache) >= budget or (n_valid is not None and len(cache) >= n_valid):
             break
+        polishing: list[Key] = []
+        if best_key is not None and budget - len(cache) <= reserve:
+            polishing = untried_neighbours(best_key)
+        if polishing:
+            new = polishing[: min(popsize, budget - len(cache))]
+            values = np.asarray(evaluate([space.layout_of(k) for k in new]), dtype=float)
+            values = values.reshape(-1)
+            n_calls += 1
+            if values.shape[0] != len(new):
+                raise ValueError(
+                    f"evaluate returned {values.shape[0]} values for {len(new)} layouts"
+                )
+            for m, (k, v) in enumerate(zip(new, values, strict=True)):
+                v = float(v)
+                cache[k] = v
+                row = {"generation": generation, **space.layout_of(k), "value": v}
+                eval_rows.append(row)
+                hist_rows.append(
+                    {**row, "restart": -1, "member": m, "evaluated": True, "repaired": False}
+                )
+                if math.isfinite(v):
+                    f = sign * v
+                    worst_f = max(worst_f, f)
+                    if f < best_f:
+                        best_f, best_key = f, k
+            if bar is not None:
+                bar.update(len(new))
+                bar.set_postfix(best=sign * best_f)
+            generation += 1
+            continue
         # ---- ask, with resampling and repair of constraint violations ----
         xs = strat.ask()
         keys: list[Key | None] = []
