@@ -53,6 +53,24 @@ def _rand(shape, dtype, device, gen=None):
     return torch.randn(*shape, dtype=dtype, device=device, generator=gen) * 0.1
 
 
+_WEIGHTS: dict = {}
+
+
+def _weight(name, shape, dtype, device):
+    """A random weight shared by every item of the same operator and shape (allocating a large
+    LM-head weight per item and per round would dominate the profiler's wall time)."""
+    key = (name, tuple(shape), dtype, str(device))
+    w = _WEIGHTS.get(key)
+    if w is None:
+        w = _WEIGHTS[key] = _rand(shape, dtype, device)
+    return w
+
+
+def clear_cache() -> None:
+    """Drop the cached weights (end of a profiling run)."""
+    _WEIGHTS.clear()
+
+
 def build_linear(item: PlanItem, shapes: LayerShapes, dtype, device):
     """GEMM ``[m, k] x [k, n]`` (``F.linear``) or the element-wise op of the item."""
     p = item.params
@@ -60,7 +78,7 @@ def build_linear(item: PlanItem, shapes: LayerShapes, dtype, device):
     op = item.op
     if p["is_gemm"]:
         x = _rand((m, k), dtype, device)
-        w = _rand((n, k), dtype, device)
+        w = _weight(op, (n, k), dtype, device)
         return lambda: F.linear(x, w)
     if op in ("input_layernorm", "post_attention_layernorm"):
         x = _rand((m, n), dtype, device)
@@ -181,8 +199,8 @@ def build_moe(item: PlanItem, shapes: LayerShapes, dtype, device):
     up_w = 2 * eh if shapes.gated else eh
     R = int(sum(counts))
     x = _rand((max(R, 1), h), dtype, device)
-    w1 = _rand((E, h, up_w), dtype, device)
-    w2 = _rand((E, eh, h), dtype, device)
+    w1 = _weight("moe_w1", (E, h, up_w), dtype, device)
+    w2 = _weight("moe_w2", (E, eh, h), dtype, device)
 
     def act(y):
         if shapes.gated:

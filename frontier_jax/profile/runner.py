@@ -183,6 +183,7 @@ def run_profile(model: str | ModelSpec, tp: int = 1, device: str = "cpu", out: s
         return _run(spec, shapes, tp, device, out, quick, repeats, warmup, seed, max_time_s, dtype,
                     max(int(rounds), 1), progress, command, t_start, started)
     finally:
+        ops.clear_cache()
         torch.set_num_threads(old_threads)
 
 
