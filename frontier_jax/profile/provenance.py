@@ -55,6 +55,13 @@ def stamp(pred_dir: str | Path, profile_dir: str | Path, *, train_command: str |
         "profiler_version", "command", "started", "finished", "wall_s", "device", "device_name",
         "torch_version", "torch_threads", "dtype", "model", "tp", "shapes_per_device", "seed",
         "repeats", "rounds", "warmup", "max_time_s", "timing", "rows")}
+    att = profile_dir / "attention.csv"
+    if "attention_block_size" not in card and att.exists():  # cards written before train.py recorded it
+        import pandas as pd
+
+        bs = pd.read_csv(att, usecols=["block_size"])["block_size"]
+        if len(bs):
+            card["attention_block_size"] = int(bs.mode().iloc[0])
     if train_command:
         card["data"]["train_command"] = train_command
     if eval_command:
