@@ -7,10 +7,14 @@ vectorized bisection) exhaustively as one sweep, then runs the CMA-ES optimiser 
 so the optimiser reads each layout's value from the exhaustive table: the same number
 a fresh simulation gives. Prints the gap to the exhaustive best per seed.
 
-    python benchmarks/optimizer_check.py --json [--requests 300] [--seeds 5] [--rounds 8]
+    python benchmarks/optimizer_check.py --json [--requests-per-gpu 50 | --requests 800]
+        [--seeds 5] [--rounds 8] [--table-out T.csv | --table-in T.csv]
 
-The budget is floor(25% x layouts); the optimiser counts distinct evaluated layouts. The
-same budget with uniform random search is reported alongside, as a baseline.
+Runs have 50 requests per GPU of the layout by default (each GPU sees as many requests
+whatever the replica count); --requests N gives every run N instead. Max QPS is the
+steady-state one of frontier_jax.sweep.maxqps. The budget is floor(25% x layouts); the
+optimiser counts distinct evaluated layouts. The same budget with uniform random search is
+reported alongside, as a baseline. ~13 min on 2 busy CPU cores (--table-in: seconds).
 """
 
 import argparse

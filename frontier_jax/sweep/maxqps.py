@@ -26,8 +26,14 @@ counts as sustained only when, in steady state (:func:`frontier_jax.metrics.stea
 The second test is what removes the finite-N bias: it compares the service rate with the
 arrival rate instead of asking whether a finite backlog happened to clear within the SLO.
 It is cheap (two medians per run, on arrays the attainment already needs) and needs no
-larger N. What it cannot see is overload that never queues within N requests (all of them
-fit in the running batches at once); the TPOT SLO then binds, since the batch grows.
+larger N. What it cannot see is a run shorter than the system's fill time: when the
+requests a replica gets at the max rate fit in its running batch at once and the run lasts
+about one end-to-end latency, the batch never reaches its steady-state size, TPOT stays
+optimistic and nothing queues. Max QPS is then still an overestimate that grows with the
+requests per replica falling; give runs enough requests per GPU (e.g. ``num_requests =
+K * replicas * tp``) that the run at the max rate lasts several end-to-end latencies.
+(Measured with benchmarks/optimizer_check.py, Llama-3-8B, one TP1 replica: 24 req/s/GPU
+with 800 requests per run, 64 with 50.)
 """
 
 from typing import Any
