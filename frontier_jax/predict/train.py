@@ -607,11 +607,18 @@ def register_cli(group) -> None:
     @click.option("--trees", type=int, default=None, help=f"trees per forest (default {DEFAULT_FOREST['n_estimators']})")
     @click.option("--surrogate-steps", type=int, default=None,
                   help=f"AdamW steps per surrogate (default {DEFAULT_SURROGATE['steps']})")
+    @click.option("--surrogate-width", type=int, default=None,
+                  help=f"hidden units per layer (default {DEFAULT_SURROGATE['width']}; 32 makes "
+                       "the simulator's step several times cheaper on a CPU)")
+    @click.option("--surrogate-depth", type=int, default=None,
+                  help=f"hidden layers (default {DEFAULT_SURROGATE['depth']})")
     @click.option("--json", "as_json", is_flag=True, help="print the card's accuracy as JSON")
-    def train_cmd(data, fmt, out, seed, test_fraction, include, ops, trees, surrogate_steps, as_json):
+    def train_cmd(data, fmt, out, seed, test_fraction, include, ops, trees, surrogate_steps,
+                  surrogate_width, surrogate_depth, as_json):
         """Train forests, proxy baselines and surrogates; write OUT/card.json and weights."""
         fp = {"n_estimators": trees} if trees else None
-        sp = {"steps": surrogate_steps} if surrogate_steps else None
+        sp = {k: v for k, v in (("steps", surrogate_steps), ("width", surrogate_width),
+                                ("depth", surrogate_depth)) if v} or None
         card = train_predictors(data, fmt, out, seed=seed, test_fraction=test_fraction,
                                 include=list(include) or None, ops=list(ops) or None,
                                 forest_params=fp, surrogate_params=sp, verbose=not as_json)
