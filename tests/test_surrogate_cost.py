@@ -240,3 +240,14 @@ def test_iteration_model_keeps_simulators_in_lockstep(iteration_set):
     prep = prepare(_scenario(iteration_set, **{"workload.arrival.rate": 6.0}))
     c = compare(run_vectorized(prep).result, run_reference(prep).result)
     assert c["finished"] == 150 and c["max_rel_err_finish"] <= 1e-6 and c["iterations_equal"]
+
+
+def test_shipped_cpu_set_runs_in_both_simulators():
+    """predictors/cpu-llama-512 (profiled here) priced through scenarios/cpu_tiny_llama.toml."""
+    s = with_overrides(load_scenario(SCENARIOS / "cpu_tiny_llama.toml"), {"workload.num_requests": 120})
+    prep = prepare(s)
+    assert prep.cost.iteration_time.__self__.name == "cpu-llama-512"
+    vec, ref = run_vectorized(prep), run_reference(prep)
+    c = compare(vec.result, ref.result)
+    assert c["finished"] == 120 and c["max_rel_err_finish"] <= 1e-6 and c["iterations_equal"]
+    assert 0 < vec.metrics["tpot_mean"] < 1.0
