@@ -134,8 +134,8 @@ def steady_state(
     Equivalently, first tokens come out at ``rate / (1 + ttft_trend)`` while requests arrive
     at ``rate``: about 0 when the system keeps up, about ``rate / capacity - 1`` when it is
     overloaded, whatever the run's length. Requests without a first token count as the
-    slowest of their third (``inf``); NaN when that leaves nothing to compare or the window
-    has fewer than three requests.
+    slowest of their third (``inf``); NaN when the window has fewer than three requests
+    (nothing to compare).
     """
     arrival = np.asarray(table["arrival_s"], np.float64)
     n = arrival.size
@@ -162,8 +162,8 @@ def steady_state(
     t_last = np.where(np.isfinite(t_last), t_last, np.inf)
     with np.errstate(invalid="ignore"):
         dt = float(np.median(t_last) - np.median(t_first))
-    if np.isnan(dt):
-        out["ttft_trend"] = float("nan")
+    if np.isnan(dt):  # most of both thirds never got a first token
+        out["ttft_trend"] = float("inf")
     else:
         out["ttft_trend"] = dt / da if da > 0 else (float("inf") if dt > 0 else 0.0)
     return out

@@ -85,6 +85,17 @@ def test_window_leaves_out_warmup_and_drain():
     assert steady_state(t, 1.0, 0.05)["window_attainment"] == pytest.approx(79 / 80)
 
 
+def test_no_first_tokens_is_not_keeping_up_and_tiny_runs_have_no_trend():
+    t = _queue(30, 50.0, 100.0)
+    t["ttft_s"][:] = np.nan
+    t["finished"][:] = False
+    assert steady_state(t, 1.0)["ttft_trend"] == np.inf
+    t = _queue(30, 50.0, 100.0)
+    t["ttft_s"][-12:] = np.nan  # the last third never got a first token
+    assert steady_state(t, 1.0)["ttft_trend"] == np.inf
+    assert np.isnan(steady_state(_queue(2, 50.0, 100.0), 1.0)["ttft_trend"])
+
+
 # --------------------------------------------------------------------------------------------
 # Acceptance on the simulator
 # --------------------------------------------------------------------------------------------

@@ -71,8 +71,10 @@ def steady(p: Planned, res: Any, wl: Any) -> dict[str, float]:
 
 
 def sustained(cfg: MaxQPS, st: dict[str, float]) -> bool:
-    """Whether a run's steady state meets ``cfg.target`` and keeps up with its arrivals."""
-    return bool(st["window_attainment"] >= cfg.target and st["ttft_trend"] <= KEEP_UP_EPS)
+    """Whether a run's steady state meets ``cfg.target`` and keeps up with its arrivals
+    (a run too short to show a trend, under 3 requests in the window, is judged on its
+    attainment alone)."""
+    return bool(st["window_attainment"] >= cfg.target and not st["ttft_trend"] > KEEP_UP_EPS)
 
 
 def _at_rate(base: list, rates: np.ndarray) -> list:
