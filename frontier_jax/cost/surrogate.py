@@ -89,7 +89,7 @@ def _apply(sw: dict, x, xp, spec: str):
     for i in range(n_layers):
         z = xp.einsum(spec, z, sw[f"W{i}"]) + sw[f"b{i}"]
         if i < n_layers - 1:
-            z = z / (f32(1.0) + xp.exp(-z))
+            z = z / (f32(1.0) + xp.exp(xp.minimum(-z, f32(60.0))))  # SiLU, no overflow
     y = (z[..., 0] * sw["y_std"] + sw["y_mean"]).astype(xp.float64)
     ratio = xp.sum(xp.where(sw["ratio_select"] > 0, x, 0.0), axis=-1)  # the one-hot column
     y = y + xp.where(sw["has_ratio"], xp.log(xp.maximum(ratio, 1e-9)), 0.0)
