@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from frontier_jax.metrics import request_table, run_metrics, steady_state
-from frontier_jax.sim.build import sim_params
+from frontier_jax.sim.build import cost_model, sim_params
 from frontier_jax.spec import with_overrides
 from frontier_jax.sweep.execute import Planned, metrics_row, simulate_configs
 from frontier_jax.sweep.spec import MaxQPS
@@ -95,9 +95,11 @@ def bisect(
         unit.append(sim_params(s, make_workload(s.workload, s.seed)))
     caps = [p.scenario.scheduler.max_num_seqs for p in members]
 
+    cost = cost_model(members[0].scenario)  # one cost model per chunk (see run_sweep)
+
     def meets(rates: np.ndarray) -> np.ndarray:
         params = _at_rate(unit, rates)
-        res, _ = simulate_configs(params, caps, size, n, r_slots, sharding)
+        res, _ = simulate_configs(params, caps, size, n, r_slots, sharding, cost)
         return np.array(
             [
                 sustained(cfg, steady(p, r, q.workload))
@@ -124,7 +126,8 @@ def max_qps_rows(
     best, unit, caps = bisect(cfg, members, size, n, r_slots, sharding)
     replay = np.where(best > 0, best, cfg.low)
     params = _at_rate(unit, replay)
-    res, slots = simulate_configs(params, caps, size, n, r_slots, sharding)
+    res, slots = simulate_configs(params, caps, size, n, r_slots, sharding,
+                                  cost_model(members[0].scenario))
     rows = []
     for p, r, q, b, qps in zip(members, res, params, slots, best, strict=True):
         row = metrics_row(p, r, q.workload, b)
