@@ -168,15 +168,46 @@ def iteration_cost(scenario: Any) -> Callable[[pd.DataFrame], np.ndarray]:
     return price
 
 
-def profile_to_native(profile: pd.DataFrame, model_config: Path) -> pd.DataFrame:
+DROP_TRANSIENT = 4
+
+
+def profile_rows(profile: pd.DataFrame, drop_transient: int = DROP_TRANSIENT) -> pd.DataFrame:
+    """The profile's iterations used for calibration: no warm-up probes, and, within each
+    probe, not the first ``drop_transient`` pure-decode steps after a prefill or mixed step.
+
+    Those steps run slower while the worker recovers from the prefill (measured here: the 2nd
+    to 5th decode step after one take 1.6x, 1.4x, 1.3x, 1.2x the settled time). A 16-step
+    decode probe is a quarter transient; a served request decoding hundreds of tokens sees
+    them far more rarely, so keeping them biases the decode cost upward at light load.
+    """
+    prof = (profile[~profile["probe"].fillna("").str.startswith("warmup")]
+            if "probe" in profile else profile)
+    if drop_transient <= 0 or "probe" not in prof or "kind" not in prof:
+        return prof
+    keep = np.ones(len(prof), bool)
+    order = prof.sort_values(["probe", "step"], kind="stable") if "step" in prof else prof
+    since: dict[str, int] = {}
+    pos = {ix: i for i, ix in enumerate(prof.index)}
+    for ix, probe, kind in zip(order.index, order["probe"], order["kind"], strict=True):
+        if kind != "decode":
+            since[probe] = 0
+            continue
+        n = since.get(probe, drop_transient)  # a probe that opens with decodes: none dropped
+        if n < drop_transient:
+            keep[pos[ix]] = False
+        since[probe] = n + 1
+    return prof[keep]
+
+
+def profile_to_native(profile: pd.DataFrame, model_config: Path,
+                      drop_transient: int = DROP_TRANSIENT) -> pd.DataFrame:
     """The profiled iterations as native-format rows: family "attention", op "iteration",
     the batch's per-sequence q / context / is_decode lists, the model's per-GPU heads (tp 1),
     the engine's block size and the measured time (seconds). Warm-up probes are dropped."""
     cfg = json.loads(Path(model_config).read_text())
     heads = int(cfg["num_attention_heads"])
     head_dim = int(cfg.get("head_dim") or cfg["hidden_size"] // heads)
-    prof = (profile[~profile["probe"].fillna("").str.startswith("warmup")]
-            if "probe" in profile else profile)
+    prof = profile_rows(profile, drop_transient)
     q, c, d = _lists(prof["q"]), _lists(prof["context"]), _lists(prof["is_decode"])
     return pd.DataFrame({
         "family": "attention", "op": "iteration",
@@ -192,13 +223,15 @@ def profile_to_native(profile: pd.DataFrame, model_config: Path) -> pd.DataFrame
     })
 
 
-def train_engine_predictor(profile_csv: Path, model_config: Path, out: Path) -> Path:
+def train_engine_predictor(profile_csv: Path, model_config: Path, out: Path,
+                           drop_transient: int = DROP_TRANSIENT) -> Path:
     """Train a predictor set on the engine profile (see :func:`profile_to_native`)."""
     from frontier_jax.predict import save_profiles, train_predictors
 
     native = out.parent / (out.name + "_native")
     native.mkdir(parents=True, exist_ok=True)
-    save_profiles(profile_to_native(pd.read_csv(profile_csv), model_config), native / "engine.csv")
+    save_profiles(profile_to_native(pd.read_csv(profile_csv), model_config, drop_transient),
+                  native / "engine.csv")
     t0 = time.perf_counter()
     card = train_predictors(native, "native", out, seed=0,
                             surrogate_params={"steps": 6000, "width": 64, "depth": 2})
@@ -220,13 +253,13 @@ def iteration_error(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
             "busy_ratio_pred_over_meas": float(pred[ok].sum() / meas[ok].sum())}
 
 
-def fit_cost(profile: pd.DataFrame, scenario: Any) -> tuple[dict[str, float], dict[str, float]]:
+def fit_cost(profile: pd.DataFrame, scenario: Any,
+             drop_transient: int = DROP_TRANSIENT) -> tuple[dict[str, float], dict[str, float]]:
     """Fit the roofline's efficiencies and host overheads to profiled iteration times
     (least squares on log time). Returns the [cost] values and the fit's error."""
     from scipy.optimize import least_squares
 
-    prof = (profile[~profile["probe"].fillna("").str.startswith("warmup")]
-            if "probe" in profile else profile)
+    prof = profile_rows(profile, drop_transient)
     tot = measured_totals(prof)
     meas = prof["time_s"].to_numpy(np.float64)
     base = cost_params_from_scenario(scenario)
@@ -384,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--predictor-out", type=Path, default=None,
                     help="where to train the engine's predictor set from --profile "
                          "[beside the profile: predictor/]")
+    ap.add_argument("--drop-transient", type=int, default=DROP_TRANSIENT,
+                    help="profile decode steps dropped after each prefill/mixed step when "
+                         f"calibrating (default {DROP_TRANSIENT}; 0 keeps all)")
     ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
     args = ap.parse_args(argv)
 
@@ -402,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is not None and args.cost == "roofline":
         meta0 = json.loads((runs[0] / "meta.json").read_text())
         sc0 = scenario_for(meta0, hw, {"kind": "roofline"}, 1)
-        fitted, fit_err = fit_cost(pd.read_csv(args.profile), sc0)
+        fitted, fit_err = fit_cost(pd.read_csv(args.profile), sc0, args.drop_transient)
         variants["roofline-fit"] = {"kind": "roofline", **fitted}
         fit_info = {"profile": str(args.profile), "fitted": fitted, "fit_error": fit_err}
         print(f"compare: roofline fitted to {args.profile}: " + ", ".join(
@@ -410,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
               + f"; profile rows median |err| {fit_err['median_abs_rel_err']:.1%}")
         model_cfg = Path(meta0["engine"]["settings"]["model"]) / "config.json"
         pred_dir = args.predictor_out or args.profile.parent / "predictor"
-        train_engine_predictor(args.profile, model_cfg, pred_dir)
+        train_engine_predictor(args.profile, model_cfg, pred_dir, args.drop_transient)
         variants["surrogate"] = {"kind": "surrogate", "predictor": str(pred_dir.resolve())}
     # a predictor kind stops in iteration_cost() with the reason, before simulating anything
     meta0 = json.loads((runs[0] / "meta.json").read_text())

@@ -9,9 +9,9 @@ Each probe is submitted while the EngineCore's scheduler is held (vLLM's pause_s
 - prefill  q@c: one request of prompt c + q and 1 output token whose per-step token budget is
   planned (iterlog.py, `fj_budgets`) as chunks of the context c (each <= the engine's budget)
   then q: the last step is a pure prefill chunk of q tokens over c cached tokens;
-- decode   b@c: b requests of prompt c and k = 16 outputs: their prefill steps (some mixed, as
-  the first prompts start decoding), then k - 1 pure decode steps of b sequences at contexts
-  c .. c + k - 2;
+- decode   b@c: b requests of prompt c and 16 + ceil(b c / budget) + 1 outputs: their prefill
+  steps (some mixed, as the first prompts start decoding), then at least 16 pure decode steps
+  of all b sequences together;
 - mixed    b@cd + q@cp: b decoding requests (context cd) are held, a request of prompt cp + q
   is added with the budget planned as b + chunk per step, so each step decodes the b sequences
   and prefills one chunk; its last step is b decodes + q prefill tokens over cp cached tokens.
@@ -73,6 +73,14 @@ GRIDS: dict[str, dict[str, list[int]]] = {
     },
 }
 DECODE_STEPS = 16
+
+
+def decode_outputs(b: int, c: int, budget: int) -> int:
+    """Output tokens per request of a `decode b@c` probe: enough that all b requests decode
+    together for DECODE_STEPS steps after the last prompt is prefilled. (With 16 outputs the
+    first requests finished before the last were prefilled, so b64@c1024 never decoded more
+    than 29 sequences at once and the profile missed large decode batches.)"""
+    return DECODE_STEPS + -(-b * c // budget) + 1
 
 
 def chunks(n: int, size: int) -> list[int]:
@@ -155,7 +163,8 @@ class Prober:
         t0 = time.monotonic()
         with E.paused(self.engine):
             for _ in range(b):
-                E.add_request(self.engine, self._rid(), self._prompt(c), DECODE_STEPS)
+                E.add_request(self.engine, self._rid(), self._prompt(c),
+                              decode_outputs(b, c, self.budget))
         E.drain(self.engine)
         self.windows.append((name, "decode", t0, time.monotonic()))
 
@@ -219,7 +228,8 @@ def run(args: argparse.Namespace) -> Path:
                     p.prefill(q, c, f"prefill q{q}@c{c} r{rep}")
             for c in grid["decode_c"]:
                 for b in grid["decode_b"]:
-                    if b > seqs or c + DECODE_STEPS > max_len or b * (c + DECODE_STEPS) > kv_tokens:
+                    out_n = decode_outputs(b, c, budget)
+                    if b > seqs or c + out_n > max_len or b * (c + out_n) > kv_tokens:
                         skipped.append(f"decode b{b}@c{c}")
                         continue
                     p.decode(b, c, f"decode b{b}@c{c} r{rep}")
