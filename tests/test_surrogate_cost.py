@@ -251,3 +251,58 @@ def test_shipped_cpu_set_runs_in_both_simulators():
     c = compare(vec.result, ref.result)
     assert c["finished"] == 120 and c["max_rel_err_finish"] <= 1e-6 and c["iterations_equal"]
     assert 0 < vec.metrics["tpot_mean"] < 1.0
+
+
+@pytest.mark.parametrize("kind", ["ops", "iteration"])
+def test_step_times_is_iteration_and_window_in_one_pass(model, iteration_set, kind):
+    m = model if kind == "ops" else surrogate_cost(str(iteration_set), "h100")
+    p = llama8b_h100_cost()
+    for q, c, d in (MIXED, ([1] * 5, [10, 700, 15, 4000, 63], [True] * 5)):
+        b = _batch(q, c, d)
+        dur, win = m.step_times(b, p, np, 8)
+        assert float(dur) == pytest.approx(float(m.iteration_time(b, p, np)), rel=1e-6)
+        want = np.asarray(m.decode_window_times(b, p, np, 8))
+        np.testing.assert_allclose(win[1:], want[1:], rtol=1e-6)
+        assert win[0] == dur
+        jd, jw = jax.jit(lambda b, p: m.step_times(b, p, jnp, 8))(b, p)
+        np.testing.assert_allclose(np.asarray(jw), win, rtol=1e-6)
+
+
+def test_sweep_over_a_surrogate_priced_scenario(tmp_path):
+    """A sweep whose base selects a predictor set: chunks run under that tier, and a
+    configuration whose hardware the set was not profiled on is kept as a row with the reason."""
+    from frontier_jax.sweep import run_sweep, sweep_from_dict
+
+    spec = sweep_from_dict({
+        "name": "sur", "base": str(SCENARIOS / "cpu_tiny_llama.toml"), "chunk_size": 4,
+        "axes": {"workload.arrival.rate": [2.0, 8.0], "hardware.name": ["cpu (2 cores)", "H100-SXM"]},
+        "derived": {"workload.num_requests": "40"},
+    })
+    df = run_sweep(spec, tmp_path, progress=False)
+    ok = df[df["status"] == "ok"]
+    assert len(ok) == 2 and (ok["tpot_mean"] > 0).all()
+    bad = df[df["status"] != "ok"]
+    assert len(bad) == 2 and bad["status"].str.contains("profiled on cpu").all()
+    # the ok rows equal single runs of the same scenarios under the same tier
+    s = with_overrides(load_scenario(SCENARIOS / "cpu_tiny_llama.toml"),
+                       {"workload.arrival.rate": 8.0, "workload.num_requests": 40})
+    single = run_vectorized(prepare(s)).metrics
+    row = ok[ok["rate"] == 8.0].iloc[0]
+    assert row["tpot_mean"] == pytest.approx(single["tpot_mean"], rel=1e-6)  # float32 nets
+
+
+def test_networks_of_different_shapes_are_priced_one_by_one(model):
+    """Stacking needs one shape per group; a set mixing widths is evaluated op by op, same price."""
+    from frontier_jax.cost.surrogate import SurrogateCost
+
+    sc = model.iteration_time.__self__
+    w = {op: dict(v) for op, v in sc.w.items()}
+    up = w["mlp_up_proj"]  # widen its first hidden layer with dead units: same function
+    pad = 3
+    up["W0"] = np.concatenate([up["W0"], np.zeros((up["W0"].shape[0], pad), np.float32)], 1)
+    up["b0"] = np.concatenate([up["b0"], np.zeros(pad, np.float32)])
+    up["W1"] = np.concatenate([up["W1"], np.zeros((pad, up["W1"].shape[1]), np.float32)], 0)
+    mixed = SurrogateCost("mixed", w, sc.dev, 16)
+    assert mixed.lin is None and sc.lin is not None
+    p, b = llama8b_h100_cost(), _batch(*MIXED)
+    assert float(mixed.iteration_time(b, p, np)) == pytest.approx(float(sc.iteration_time(b, p, np)), rel=1e-6)

@@ -25,12 +25,16 @@ class CostModel(NamedTuple):
 
     iteration_time(batch, params, xp) -> seconds of one iteration;
     decode_window_times(batch, params, xp, k) -> [k] seconds of k successive
-    iterations of a decode-only batch whose contexts grow by one token each.
+    iterations of a decode-only batch whose contexts grow by one token each;
+    step_times(batch, params, xp, k) -> (iteration_time, decode_window_times with its
+    first entry replaced by the iteration time), optional: one pass that shares the work
+    of both (the simulator's engine step uses it when given).
     Hashable, so it can be a static argument of jit.
     """
 
     iteration_time: Callable
     decode_window_times: Callable
+    step_times: Callable | None = None
 
 
 ROOFLINE = CostModel(iteration_time, decode_window_times)

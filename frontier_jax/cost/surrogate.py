@@ -109,7 +109,7 @@ def _prepare(w: dict) -> dict:
 class SurrogateCost:
     """The pricing functions of one predictor set on one device (see module doc).
 
-    ``weights``: ``{op: {name: float64 array}}``; ``device``: the card's device spec dict
+    ``weights``: ``{op: {name: array}}`` (see ``_prepare``); ``device``: the card's device spec dict
     (``peak_flops_bf16``, ``peak_flops_fp8``, ``mem_bw``, ``num_sms``); ``block_size``:
     the KV page size of the attention training rows.
     """
@@ -124,9 +124,16 @@ class SurrogateCost:
         self.lin_ops = [op for op in GEMM_OPS.values() if op in weights]
         self.lin_ops += list(ELEMENTWISE_OPS) if elementwise else []
         self.lin_ops += [LM_HEAD_OP] if LM_HEAD_OP in weights else []
-        self.lin = stack_weights([weights[op] for op in self.lin_ops]) if self.lin_ops else None
         self.attn_ops = [op for op in ATTENTION_OPS if op in weights]
+        # one stacked evaluation per group when the networks share a shape (as trained)
+        self.lin = stack_weights([weights[op] for op in self.lin_ops]) if self.lin_ops else None
         self.attn = stack_weights([weights[op] for op in self.attn_ops]) if self.attn_ops else None
+
+    def _group(self, ops: list[str], stacked: dict | None, x, xp):
+        """Seconds of surrogates ``ops`` on their rows of ``x`` ``[len(ops), F]``."""
+        if stacked is not None:
+            return stacked_apply(stacked, x, xp)
+        return xp.stack([_mlp(self.w[op], x[i], xp) for i, op in enumerate(ops)])
 
     def __repr__(self) -> str:
         return f"SurrogateCost({self.name!r}, ops={sorted(self.w)})"
@@ -157,7 +164,7 @@ class SurrogateCost:
                    for i in range(3))
         x = gemm_features(m, n, k, xp, peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"],
                           num_sms=self.dev["num_sms"], dtype_bytes=p.dtype_bytes)
-        y = stacked_apply(self.lin, x, xp)
+        y = self._group(self.lin_ops, self.lin, x, xp)
         return {op: y[i] for i, op in enumerate(self.lin_ops)}
 
     def fixed_parts(self, t: BatchTotals, p: CostParams, xp):
@@ -204,36 +211,38 @@ class SurrogateCost:
             peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"], num_sms=self.dev["num_sms"],
             dtype_bytes=p.dtype_bytes, block_size=self.block_size)
 
-    def attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp):
-        """Seconds per layer of prefill plus decode attention over the batch ``b``."""
+    def attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, x=None):
+        """Seconds per layer of prefill plus decode attention over the batch ``b`` (``x``:
+        its attention features, if computed already)."""
         from frontier_jax.predict.features import ATTENTION_FEATURES as AF
 
         ops = op_times(t, p, xp)
         part = {"attn_prefill": ops["attn_prefill"], "attn_decode": ops["attn_decode"]}
         if self.attn_ops:
-            x = self._attention_x(b, p, xp)
-            y = stacked_apply(self.attn, xp.stack([x] * len(self.attn_ops)), xp)
+            x = self._attention_x(b, p, xp) if x is None else x
+            y = self._group(self.attn_ops, self.attn, xp.stack([x] * len(self.attn_ops)), xp)
             for i, op in enumerate(self.attn_ops):
                 n = x[AF.index("p_num_seqs" if op == "attn_prefill" else "d_num_seqs")]
                 part[op] = xp.where(n > 0, y[i], 0.0)
         return part["attn_prefill"] + part["attn_decode"]
 
-    def _window_x(self, b: BatchSlots, p: CostParams, xp, k: int):
+    def _window_x(self, b: BatchSlots, p: CostParams, xp, k: int, x0=None):
         from frontier_jax.predict.features import decode_window_features
 
         return decode_window_features(
-            self._attention_x(b, p, xp), b.ctx_tokens, b.mask & b.is_decode, k, xp,
+            self._attention_x(b, p, xp) if x0 is None else x0, b.ctx_tokens, b.mask & b.is_decode, k, xp,
             peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"], dtype_bytes=p.dtype_bytes,
             block_size=self.block_size)
 
-    def decode_attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, k: int):
+    def decode_attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, k: int,
+                         x0=None):
         """Seconds per layer of attention in ``k`` successive iterations of the decode-only
         batch ``b`` ([k]; the contexts grow by one token per iteration, prefill is zero)."""
         from frontier_jax.predict.features import ATTENTION_FEATURES as AF
 
         if "attn_decode" not in self.w:
             return op_times(t, p, xp)["attn_decode"]
-        x = self._window_x(b, p, xp, k)
+        x = self._window_x(b, p, xp, k, x0)
         n = x[..., AF.index("d_num_seqs")]
         return xp.where(n > 0, _mlp(self.w["attn_decode"], x, xp), 0.0)
 
@@ -264,6 +273,26 @@ class SurrogateCost:
         layer, extras = self.fixed_parts(t, p, xp)
         layer = layer + self.decode_attention(batch, tj, p, xp, k)
         return xp.where(t.num_seqs > 0, p.layers * layer + extras, 0.0)
+
+    def step_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
+        """(iteration_time, decode_window_times with entry 0 = the iteration time) in one
+        pass: the totals, attention features and linear ops are computed once."""
+        t = batch_totals(batch, xp)
+        x0 = self._attention_x(batch, p, xp)
+        live = t.num_seqs > 0
+        if ITERATION_OP in self.w:
+            w = self.w[ITERATION_OP]
+            dur = xp.where(live, _mlp(w, x0, xp), 0.0)
+            rest = xp.where(live, _mlp(w, self._window_x(batch, p, xp, k, x0)[1:], xp), 0.0)
+            return dur, xp.concatenate([xp.reshape(dur, (1,)), rest])
+        layer, extras = self.fixed_parts(t, p, xp)
+        dur = xp.where(live, p.layers * (layer + self.attention(batch, t, p, xp, x0)) + extras, 0.0)
+        j = xp.arange(k, dtype=xp.float64)
+        tj = t._replace(decode_kv_tokens=t.decode_kv_tokens + j * t.decode_seqs)
+        tj = BatchTotals(*[xp.broadcast_to(v, (k,)) for v in tj])
+        att = self.decode_attention(batch, tj, p, xp, k, x0)
+        win = xp.where(live, p.layers * (layer + att) + extras, 0.0)
+        return dur, xp.concatenate([xp.reshape(dur, (1,)), win[1:]])
 
 
 def resolve_predictor_dir(name: str, base: str | Path | None = None) -> Path:
@@ -312,7 +341,7 @@ def surrogate_cost(path: str, device: str | None = None):
         weights[op] = _prepare(w)
     block = int(card.get("attention_block_size") or DEFAULT_BLOCK_SIZE)
     sc = SurrogateCost(Path(path).name, weights, dict(devices[device]), block)
-    return CostModel(sc.iteration_time, sc.decode_window_times)
+    return CostModel(sc.iteration_time, sc.decode_window_times, sc.step_times)
 
 
 __all__ = ["SurrogateCost", "resolve_predictor_dir", "surrogate_cost"]

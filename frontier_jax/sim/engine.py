@@ -208,7 +208,11 @@ def replica_step(
         samples=ctx + q == prompt + gen,
         mask=mask,
     )
-    dur = cost.iteration_time(batch, p.cost, jnp)
+    window_times = None
+    if cost.step_times is not None and shape.decode_window > 1:
+        dur, window_times = cost.step_times(batch, p.cost, jnp, shape.decode_window)
+    else:
+        dur = cost.iteration_time(batch, p.cost, jnp)
     busy = jnp.any(mask)
     free = plan.free_after - jnp.sum(adm.blocks, dtype=I32)
     used = p.engine.kv_blocks - free
@@ -239,7 +243,9 @@ def replica_step(
         & jnp.all(batch.is_decode | ~mask)
     )
     out = jnp.where(is_old, run.output, gen + 1)  # admitted rows never fast-forward
-    win = decode_window(shape, p, cost, batch, out - gen, free, used, t, dur, t_arrival, eligible)
+    win = decode_window(
+        shape, p, cost, batch, out - gen, free, used, t, dur, t_arrival, eligible, window_times
+    )
     skip = jnp.where(mask, win.length - 1, 0)  # iterations completed inside the window
     tt = jnp.full((B,), t)
     first_sched = s.first_sched_s[jnp.where(adm.ids >= 0, adm.ids, 0)]

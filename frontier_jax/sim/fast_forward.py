@@ -41,19 +41,23 @@ def decode_window(
     dur,
     t_next_arrival,
     eligible,
+    window_times=None,
 ) -> Window:
     """Longest window of identical decode iterations starting at ``t`` (see module doc).
 
     ``remaining``: [B] tokens each scheduled request has yet to emit (>= 1);
     ``free``/``used``: KV blocks after this iteration's allocation; ``dur``: this
     iteration's time; ``eligible``: decode-only batch, all running scheduled,
-    nothing waiting.
+    nothing waiting; ``window_times``: the [K] iteration times if the caller priced them
+    already (``CostModel.step_times``).
     """
     K = shape.decode_window
     if K <= 1:
         return Window(jnp.ones((), I32), t + dur, dur, used * dur, jnp.zeros((), I32))
     bs = p.engine.block_size
-    d = cost.decode_window_times(batch, p.cost, jnp, K).at[0].set(dur)
+    if window_times is None:
+        window_times = cost.decode_window_times(batch, p.cost, jnp, K)
+    d = window_times.at[0].set(dur)
     bounds = cumsum(jnp.concatenate([jnp.reshape(t, (1,)), d]))  # b_0 = t .. b_K
     # A sequence with context c = bs * m + r holds m + 1 + floor((r + j) / bs) blocks in
     # iteration j: floor(j / bs) more than in iteration 0, plus one once j mod bs > s,
