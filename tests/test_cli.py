@@ -90,7 +90,15 @@ def test_shipped_demo_scenario_is_valid():
     assert load_scenario(SCENARIOS / "demo.toml").workload.num_requests >= 1000
 
 
-def test_unwired_cost_tier_is_refused_not_run_as_roofline(tmp_path):
+def test_missing_predictor_set_is_one_line_not_run_as_roofline(tmp_path):
     text = SMALL + '\n[cost]\nkind = "surrogate"\npredictor = "predictors/none"\n'
     r = CliRunner().invoke(main, ["simulate", str(_write(tmp_path, text))])
-    assert r.exit_code == 2 and "cost.kind" in r.output and "roofline" in r.output
+    err = r.output.strip()
+    assert r.exit_code == 2 and "cost.predictor" in err and "no predictor set" in err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_forest_tier_is_refused_with_the_simulated_alternative(tmp_path):
+    text = SMALL + '\n[cost]\nkind = "forest"\npredictor = "cpu-llama-512"\n'
+    r = CliRunner().invoke(main, ["simulate", str(_write(tmp_path, text))])
+    assert r.exit_code == 2 and "cost.kind" in r.output and "surrogate" in r.output
