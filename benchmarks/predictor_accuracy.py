@@ -100,13 +100,16 @@ def _replicate_ceiling(frames, group, thr):
     return out
 
 
-def run(root: Path, out_dir: Path, devices=("a800", "h800"), seed: int = 0, quick: bool = False) -> dict:
+def run(root: Path, out_dir: Path, devices=("a800", "h800"), seed: int = 0, quick: bool = False,
+        surrogate: dict | None = None) -> dict:
     compute = root / "frontier" / "data" / "profiling" / "compute"
     result = {"data": str(compute), "split": {"seed": seed, "test_fraction": 0.2, "unit": "configuration"},
               "targets": {"share": TARGET_SHARE, "thresholds": TARGETS, "fidelity": FIDELITY_TARGET},
               "devices": {}}
     ops = list(ATTN_OPS + MOE_OPS + GEMM_OPS)
     sp = {"steps": 1500, "width": 64} if quick else None
+    if surrogate:
+        sp = {**(sp or {}), **surrogate}
     for dev in devices:
         path = compute / dev
         if not path.exists():
@@ -166,18 +169,24 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="where to write the predictor sets (default: a temp folder)")
     ap.add_argument("--device", action="append", help="a800 / h800 (repeatable; default both)")
     ap.add_argument("--quick", action="store_true", help="small surrogates (smoke run)")
+    ap.add_argument("--width", type=int, default=None, help="surrogate width (default: train's)")
+    ap.add_argument("--depth", type=int, default=None, help="surrogate depth (default: train's)")
     args = ap.parse_args(argv)
+    arch = {k: v for k, v in (("width", args.width), ("depth", args.depth)) if v} or None
     root = Path(args.data or os.environ.get("FRONTIER_SHARED_DATA") or REPO.parent / "shared" / "data")
     if not (root / "frontier" / "data" / "profiling" / "compute").exists():
         print(json.dumps({"skipped": f"no Frontier profiles under {root}"}))
         return 0
     t0 = time.time()
     if args.out:
-        res = run(root, Path(args.out), tuple(args.device or ("a800", "h800")), quick=args.quick)
+        res = run(root, Path(args.out), tuple(args.device or ("a800", "h800")), quick=args.quick,
+                  surrogate=arch)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            res = run(root, Path(tmp), tuple(args.device or ("a800", "h800")), quick=args.quick)
+            res = run(root, Path(tmp), tuple(args.device or ("a800", "h800")), quick=args.quick,
+                      surrogate=arch)
     res["wall_seconds"] = round(time.time() - t0, 1)
+    res["surrogate_arch"] = arch or "train's default"
     print(json.dumps(res, indent=1))
     return 0
 
