@@ -10,15 +10,17 @@ compiled step:
 * per decoder layer: QKV, O, up and down projections (GEMM surrogates at ``m`` = the
   batch's tokens and the model's TP-sharded ``n, k``); prefill and decode attention
   (surrogates of the batch's *distribution* of query and context lengths); norms, rope,
-  activation and the two residual adds; two TP all-reduces;
+  activation and the two residual adds; two TP all-reduces (the set's ``all_reduce`` if it
+  has one, else the roofline's);
 * per iteration: ``layers`` x the layer, the LM head on the sampled rows, the embedding,
   pipeline sends and the host overhead ``cpu_s + cpu_per_seq_s * seqs``.
 
 An operator the set does not cover keeps its roofline price (:func:`op_times`); MoE
 expert layers stay on the roofline for now. A set with an ``iteration`` model (an engine
 profiled step by step, e.g. vLLM on this CPU) prices each iteration with it alone, from
-the batch's attention features: that measurement already holds every layer and the host. Per-GPU attention heads follow the
-importers (``max(heads / tp, 1)``).
+the batch's attention features: that measurement already holds every layer and the host.
+Per-GPU attention heads follow the importers (``max(heads / tp, 1)``). The networks run in
+float32 in both simulators (see ``_apply``).
 
 The set is profiled on one device: its peak rates enter the features, so the
 simulated hardware must be that device (checked when the model is built).
