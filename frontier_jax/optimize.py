@@ -527,6 +527,26 @@ def optimize(
                 return [out[i] for i in rng.permutation(len(out))]
         return []
 
+    def evaluate_new(new: list[Key], generation: int) -> None:
+        """One ``evaluate`` call on distinct new layouts: cache, rows, incumbent, progress."""
+        nonlocal n_calls, best_f, best_key, worst_f
+        values = np.asarray(evaluate([space.layout_of(k) for k in new]), dtype=float).reshape(-1)
+        n_calls += 1
+        if values.shape[0] != len(new):
+            raise ValueError(f"evaluate returned {values.shape[0]} values for {len(new)} layouts")
+        for k, v in zip(new, values, strict=True):
+            v = float(v)
+            cache[k] = v
+            eval_rows.append({"generation": generation, **space.layout_of(k), "value": v})
+            if math.isfinite(v):
+                f = sign * v
+                worst_f = max(worst_f, f)
+                if f < best_f:
+                    best_f, best_key = f, k
+        if bar is not None:
+            bar.update(len(new))
+            bar.set_postfix(best=None if best_key is None else sign * best_f)
+
     reserve = 0 if strategy == "random" else math.floor(polish * budget)
     strat = new_strategy()
     no_new = 0
@@ -539,29 +559,11 @@ def optimize(
             polishing = untried_neighbours(best_key)
         if polishing:
             new = polishing[: min(popsize, budget - len(cache))]
-            values = np.asarray(evaluate([space.layout_of(k) for k in new]), dtype=float)
-            values = values.reshape(-1)
-            n_calls += 1
-            if values.shape[0] != len(new):
-                raise ValueError(
-                    f"evaluate returned {values.shape[0]} values for {len(new)} layouts"
-                )
-            for m, (k, v) in enumerate(zip(new, values, strict=True)):
-                v = float(v)
-                cache[k] = v
-                row = {"generation": generation, **space.layout_of(k), "value": v}
-                eval_rows.append(row)
-                hist_rows.append(
-                    {**row, "restart": -1, "member": m, "evaluated": True, "repaired": False}
-                )
-                if math.isfinite(v):
-                    f = sign * v
-                    worst_f = max(worst_f, f)
-                    if f < best_f:
-                        best_f, best_key = f, k
-            if bar is not None:
-                bar.update(len(new))
-                bar.set_postfix(best=sign * best_f)
+            evaluate_new(new, generation)
+            for m, k in enumerate(new):
+                hist_rows.append({"generation": generation, **space.layout_of(k),
+                                  "value": cache[k], "restart": -1, "member": m,
+                                  "evaluated": True, "repaired": False})
             generation += 1
             continue
         # ---- ask, with resampling and repair of constraint violations ----
@@ -595,26 +597,7 @@ def optimize(
         truncated = len(new) > budget - len(cache)
         new = new[: budget - len(cache)]
         if new:
-            values = np.asarray(evaluate([space.layout_of(k) for k in new]), dtype=float).reshape(
-                -1
-            )
-            n_calls += 1
-            if values.shape[0] != len(new):
-                raise ValueError(
-                    f"evaluate returned {values.shape[0]} values for {len(new)} layouts"
-                )
-            for k, v in zip(new, values, strict=True):
-                v = float(v)
-                cache[k] = v
-                eval_rows.append({"generation": generation, **space.layout_of(k), "value": v})
-                if math.isfinite(v):
-                    f = sign * v
-                    worst_f = max(worst_f, f)
-                    if f < best_f:
-                        best_f, best_key = f, k
-            if bar is not None:
-                bar.update(len(new))
-                bar.set_postfix(best=None if best_key is None else sign * best_f)
+            evaluate_new(new, generation)
 
         # ---- history ----
         fresh = set(new)  # a layout's first member in this generation carries the flag

@@ -218,12 +218,10 @@ def test_cli_eval_broken_profile_one_line(tiny_set, tmp_path):
 
 import dataclasses  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from test_fuzz_inputs import Outcome, _Timeout, alarm  # noqa: E402
+from test_fuzz_inputs import Outcome, attempt  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -420,21 +418,15 @@ def load_artifact_case(case: ArtifactCase, base: Path, folder: Path, limit_s: fl
     d = folder / "set"
     shutil.copytree(base, d)
     apply_corruption(d, case.ops)
-    t0 = time.perf_counter()
-    try:
-        with alarm(limit_s):
-            ps = load_predictor_set(d)
-            x = np.ones((1, F))
-            bad = [op for op, w in ps["weights"].items() if not np.isfinite(predict_np(w, x)).all()]
-    except _Timeout:
-        return Outcome("hang", time.perf_counter() - t0, f"stopped after {limit_s} s")
-    except DataError as e:
-        status = "error" if is_clear_artifact_error(e, d) else "unclear"
-        return Outcome(status, time.perf_counter() - t0, str(e))
-    except Exception as e:  # noqa: BLE001
-        tb = traceback.format_exception(type(e), e, e.__traceback__)
-        return Outcome("crash", time.perf_counter() - t0, "".join(tb[-3:]).strip())
-    dt = time.perf_counter() - t0
+    def load():
+        ps = load_predictor_set(d)
+        x = np.ones((1, F))
+        return ps, [op for op, w in ps["weights"].items() if not np.isfinite(predict_np(w, x)).all()]
+
+    out = attempt(load, limit_s, clear=lambda e: is_clear_artifact_error(e, d), expected=DataError)
+    if out.status != "ok":
+        return out
+    (ps, bad), dt = out.result, out.seconds
     # a corruption the checks accept (a renamed card field the loader ignores, a changed
     # accuracy) is fine; accepted weights that predict NaN would not be (1e30 weights may
     # overflow to inf: a finite-but-absurd set is not detectable without data)

@@ -111,17 +111,25 @@ def is_clear(err: SpecError, placeholder: str | None = None) -> bool:
     )
 
 
-def attempt(fn: Callable[[], Any], limit_s: float = 10.0, placeholder: str | None = None) -> Outcome:
-    """Returns the Outcome of calling `fn` (stopped after `limit_s` seconds); a SpecError is
-    clear when `is_clear(err, placeholder)`."""
+def attempt(
+    fn: Callable[[], Any],
+    limit_s: float = 10.0,
+    placeholder: str | None = None,
+    clear: Callable[[SpecError], bool] | None = None,
+    expected: type[SpecError] = SpecError,
+) -> Outcome:
+    """Returns the Outcome of calling `fn` (stopped after `limit_s` seconds); an `expected`
+    error is clear when `clear(err)` (default `is_clear(err, placeholder)`), any other
+    exception is a crash."""
     t0 = time.perf_counter()
     try:
         with alarm(limit_s):
             result = fn()
     except _Timeout:
         return Outcome("hang", time.perf_counter() - t0, f"stopped after {limit_s} s")
-    except SpecError as e:
-        status = "error" if is_clear(e, placeholder) else "unclear"
+    except expected as e:
+        ok = clear(e) if clear is not None else is_clear(e, placeholder)
+        status = "error" if ok else "unclear"
         return Outcome(status, time.perf_counter() - t0, str(e))
     except Exception as e:  # noqa: BLE001  (anything else is what we are looking for)
         tb = traceback.format_exception(type(e), e, e.__traceback__)

@@ -18,8 +18,6 @@ import io
 import math
 import os
 import tempfile
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fuzz_inputs import Outcome, _Timeout, alarm
+from test_fuzz_inputs import Outcome, attempt
 
 from frontier_jax.predict.importers import DataError, load_file, load_profiles
 
@@ -85,19 +83,11 @@ def load_profile_case(case: ProfileCase, folder: Path, limit_s: float = 10.0) ->
         path.write_bytes(case.content)
     else:
         path.write_text(case.content, encoding="utf-8")
-    t0 = time.perf_counter()
-    try:
-        with alarm(limit_s):
-            frames = load_file(path, case.fmt, root=folder)
-    except _Timeout:
-        return Outcome("hang", time.perf_counter() - t0, f"stopped after {limit_s} s")
-    except DataError as e:
-        status = "error" if is_clear_data_error(e, path) else "unclear"
-        return Outcome(status, time.perf_counter() - t0, str(e))
-    except Exception as e:  # noqa: BLE001
-        tb = traceback.format_exception(type(e), e, e.__traceback__)
-        return Outcome("crash", time.perf_counter() - t0, "".join(tb[-3:]).strip())
-    dt = time.perf_counter() - t0
+    out = attempt(lambda: load_file(path, case.fmt, root=folder), limit_s,
+                  clear=lambda e: is_clear_data_error(e, path), expected=DataError)
+    if out.status != "ok":
+        return out
+    frames, dt = out.result, out.seconds
     problem = check_frames(frames)
     if problem is None and case.valid:
         got = np.sort(np.concatenate([f["time_s"].to_numpy(float) for f in frames.values()] or [np.zeros(0)]))

@@ -258,21 +258,14 @@ def check_expressions(spec) -> None:
     """Parse every derived value and constraint and compute them at the sweep's first point;
     unknown names, forbidden forms and values that cannot be computed raise SpecError."""
     known = set(_scenario_names(spec.base)) | set(expression_names(spec)) | {"gpus"}
-    for key, expr in spec.derived:
-        unknown = _names(_parse(expr, spec.source, f"derived.{key}")) - known
+    fields = [(f"derived.{key}", expr) for key, expr in spec.derived]
+    fields += [(f"constraints.expressions[{i}]", e) for i, e in enumerate(spec.constraints)]
+    for field, expr in fields:
+        unknown = _names(_parse(expr, spec.source, field)) - known
         if unknown:
             raise SpecError(
                 spec.source,
-                f"derived.{key}",
-                expr,
-                f"unknown name {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}",
-            )
-    for i, expr in enumerate(spec.constraints):
-        unknown = _names(_parse(expr, spec.source, f"constraints.expressions[{i}]")) - known
-        if unknown:
-            raise SpecError(
-                spec.source,
-                f"constraints.expressions[{i}]",
+                field,
                 expr,
                 f"unknown name {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}",
             )
