@@ -36,21 +36,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 
 def _synthetic_set(out: Path, width: int = 128, depth: int = 3) -> Path:
-    import pandas as pd
-    import synthetic_predictors as sp
+    from synthetic_predictors import make_predictor_set  # tests/: the tests' synthetic set
 
-    from frontier_jax.predict import save_profiles, train_predictors
-
-    rng = np.random.default_rng(0)
-    prof = out / "profiles"
-    prof.mkdir(parents=True, exist_ok=True)
-    save_profiles(pd.DataFrame(sp._linear_rows(rng, "h100")), prof / "linear.csv")
-    save_profiles(pd.DataFrame(sp._attention_rows(rng, "h100")), prof / "attention.csv")
-    train_predictors(prof, "native", out / "set", save_forests=False,
-                     forest_params={"n_estimators": 10, "min_samples_leaf": 2},
-                     surrogate_params={"width": width, "depth": depth, "steps": 100},
-                     augment={"copies": 1, "max_points": 1000})
-    return out / "set"
+    return make_predictor_set(out, surrogate={"width": width, "depth": depth, "steps": 100})
 
 
 def _run(scenario, cost, c: int, n: int, repeats: int = 3) -> dict:

@@ -64,8 +64,10 @@ def _attention_rows(rng, device):
     return rows
 
 
-def make_predictor_set(out: Path, device: str = "h100", seed: int = 0) -> Path:
-    """Write synthetic profiles under ``out/profiles`` and train ``out/set``; returns the set."""
+def make_predictor_set(out: Path, device: str = "h100", seed: int = 0,
+                       surrogate: dict | None = None) -> Path:
+    """Write synthetic profiles under ``out/profiles`` and train ``out/set``; returns the set.
+    ``surrogate`` overrides the (small, fast) surrogate settings."""
     rng = np.random.default_rng(seed)
     prof = out / "profiles"
     prof.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,8 @@ def make_predictor_set(out: Path, device: str = "h100", seed: int = 0) -> Path:
     save_profiles(pd.DataFrame(_attention_rows(rng, device)), prof / "attention.csv")
     train_predictors(prof, "native", out / "set", seed=seed, save_forests=False,
                      forest_params={"n_estimators": 20, "min_samples_leaf": 2},
-                     surrogate_params={"width": 32, "depth": 2, "steps": 600, "batch_size": 256},
+                     surrogate_params={"width": 32, "depth": 2, "steps": 600, "batch_size": 256,
+                                       **(surrogate or {})},
                      augment={"copies": 1, "max_points": 2000})
     return out / "set"
 

@@ -58,3 +58,11 @@ def batch_totals(b: BatchSlots, xp: Any) -> BatchTotals:
         decode_kv_tokens=xp.sum(xp.where(dec, c + 1.0, 0.0)),
         num_sampled=xp.sum((m & b.samples).astype(f)),
     )
+
+
+def grow_decode(t: BatchTotals, k: int, xp: Any) -> BatchTotals:
+    """Totals of ``k`` successive iterations of the batch with totals ``t`` ([k] leaves):
+    iteration j sees every decoding context grown by j tokens."""
+    j = xp.arange(k, dtype=xp.float64)
+    tj = t._replace(decode_kv_tokens=t.decode_kv_tokens + j * t.decode_seqs)
+    return BatchTotals(*[xp.broadcast_to(v, (k,)) for v in tj])

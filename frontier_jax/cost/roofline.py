@@ -8,7 +8,7 @@ LM head, embedding and host overhead. All functions take the array module ``xp``
 
 from typing import Any
 
-from frontier_jax.cost.batch import BatchSlots, BatchTotals, batch_totals
+from frontier_jax.cost.batch import BatchSlots, BatchTotals, batch_totals, grow_decode
 from frontier_jax.cost.params import CostParams
 
 
@@ -106,8 +106,4 @@ def decode_window_times(batch: BatchSlots, p: CostParams, xp: Any, k: int):
 
     Iteration j sees every context grown by j tokens; only the decode KV reads change.
     """
-    t = batch_totals(batch, xp)
-    j = xp.arange(k, dtype=xp.float64)
-    tj = t._replace(decode_kv_tokens=t.decode_kv_tokens + j * t.decode_seqs)
-    tj = BatchTotals(*[xp.broadcast_to(x, (k,)) for x in tj])
-    return totals_time(tj, p, xp)
+    return totals_time(grow_decode(batch_totals(batch, xp), k, xp), p, xp)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from frontier_jax.cost.batch import BatchSlots, BatchTotals, batch_totals
+from frontier_jax.cost.batch import BatchSlots, BatchTotals, batch_totals, grow_decode
 from frontier_jax.cost.params import CostParams
 from frontier_jax.cost.roofline import _gemm, _link, op_times
 
@@ -248,53 +248,43 @@ class SurrogateCost:
         n = x[..., AF.index("d_num_seqs")]
         return xp.where(n > 0, _mlp(self.w["attn_decode"], x, xp), 0.0)
 
-    # ---- the CostModel entry points
+    # ---- the CostModel entry points (one pass, see _step)
     def iteration_time(self, batch: BatchSlots, p: CostParams, xp: Any):
         """Seconds of one iteration over ``batch`` (0 when it is empty)."""
-        t = batch_totals(batch, xp)
-        if ITERATION_OP in self.w:
-            y = _mlp(self.w[ITERATION_OP], self._attention_x(batch, p, xp), xp)
-            return xp.where(t.num_seqs > 0, y, 0.0)
-        layer, extras = self.fixed_parts(t, p, xp)
-        layer = layer + self.attention(batch, t, p, xp)
-        return xp.where(t.num_seqs > 0, p.layers * layer + extras, 0.0)
+        return self._step(batch, p, xp, 1)[0]
 
     def decode_window_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
-        """Seconds of ``k`` successive iterations of a decode-only ``batch`` ([k]).
-
-        Only decode attention sees the contexts grow; it is priced for all k at once.
-        Entries for a batch that is not decode-only are not meaningful (never used).
-        """
-        t = batch_totals(batch, xp)
-        j = xp.arange(k, dtype=xp.float64)
-        tj = t._replace(decode_kv_tokens=t.decode_kv_tokens + j * t.decode_seqs)
-        tj = BatchTotals(*[xp.broadcast_to(v, (k,)) for v in tj])
-        if ITERATION_OP in self.w:
-            y = _mlp(self.w[ITERATION_OP], self._window_x(batch, p, xp, k), xp)
-            return xp.where(t.num_seqs > 0, y, 0.0)
-        layer, extras = self.fixed_parts(t, p, xp)
-        layer = layer + self.decode_attention(batch, tj, p, xp, k)
-        return xp.where(t.num_seqs > 0, p.layers * layer + extras, 0.0)
+        """Seconds of ``k`` successive iterations of a decode-only ``batch`` ([k]; entries
+        past the first are meaningful for decode-only batches only, the only ones jumped)."""
+        return self._step(batch, p, xp, k)[1]
 
     def step_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
         """(iteration_time, decode_window_times with entry 0 = the iteration time) in one
         pass: the totals, attention features and linear ops are computed once."""
+        return self._step(batch, p, xp, k)
+
+    def _step(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
         t = batch_totals(batch, xp)
-        x0 = self._attention_x(batch, p, xp)
         live = t.num_seqs > 0
-        if ITERATION_OP in self.w:
+        whole = ITERATION_OP in self.w
+        x0 = self._attention_x(batch, p, xp) if whole or self.attn_ops else None
+        if whole:
             w = self.w[ITERATION_OP]
             dur = xp.where(live, _mlp(w, x0, xp), 0.0)
-            rest = xp.where(live, _mlp(w, self._window_x(batch, p, xp, k, x0)[1:], xp), 0.0)
-            return dur, xp.concatenate([xp.reshape(dur, (1,)), rest])
-        layer, extras = self.fixed_parts(t, p, xp)
-        dur = xp.where(live, p.layers * (layer + self.attention(batch, t, p, xp, x0)) + extras, 0.0)
-        j = xp.arange(k, dtype=xp.float64)
-        tj = t._replace(decode_kv_tokens=t.decode_kv_tokens + j * t.decode_seqs)
-        tj = BatchTotals(*[xp.broadcast_to(v, (k,)) for v in tj])
-        att = self.decode_attention(batch, tj, p, xp, k, x0)
-        win = xp.where(live, p.layers * (layer + att) + extras, 0.0)
-        return dur, xp.concatenate([xp.reshape(dur, (1,)), win[1:]])
+        else:
+            layer, extras = self.fixed_parts(t, p, xp)
+            dur = xp.where(live, p.layers * (layer + self.attention(batch, t, p, xp, x0)) + extras,
+                           0.0)
+        first = xp.reshape(dur, (1,))
+        if k <= 1:
+            return dur, first
+        # iterations 1..k-1 of a decode-only batch: only decode attention sees contexts grow
+        if whole:
+            rest = _mlp(w, self._window_x(batch, p, xp, k, x0)[1:], xp)
+        else:
+            att = self.decode_attention(batch, grow_decode(t, k, xp), p, xp, k, x0)[1:]
+            rest = p.layers * (layer + att) + extras
+        return dur, xp.concatenate([first, xp.where(live, rest, 0.0)])
 
 
 def resolve_predictor_dir(name: str, base: str | Path | None = None) -> Path:

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from frontier_jax.cost.surrogate import ITERATION_OP  # a whole engine step (family attention)
+
 from . import features as F
 from .devices import device_spec
 from .forest import fit_forest, fit_proxy_forest
@@ -35,9 +37,6 @@ from .surrogate import fit_surrogate, load_surrogate, predict_np, save_surrogate
 
 CARD_FORMAT = "frontier-jax-predictors/1"
 THRESHOLDS = (0.05, 0.10, 0.20)
-# A whole engine iteration measured end to end (e.g. vLLM's step on a CPU), family
-# "attention": its features describe the batch's query and context lengths.
-ITERATION_OP = "iteration"
 
 FEATURE_BUILDERS = {
     "attention": "frontier_jax.predict.features.attention_features",
