@@ -67,7 +67,9 @@ def _attention_rows(rng, device):
 def make_predictor_set(out: Path, device: str = "h100", seed: int = 0,
                        surrogate: dict | None = None) -> Path:
     """Write synthetic profiles under ``out/profiles`` and train ``out/set``; returns the set.
-    ``surrogate`` overrides the (small, fast) surrogate settings."""
+    ``surrogate`` overrides the (small, fast) surrogate settings; the architecture is train's
+    per-family default (attention width 32 / depth 2, GEMMs 128 / 3) unless it gives
+    ``width`` / ``depth``, which then apply to every operator."""
     rng = np.random.default_rng(seed)
     prof = out / "profiles"
     prof.mkdir(parents=True, exist_ok=True)
@@ -75,8 +77,7 @@ def make_predictor_set(out: Path, device: str = "h100", seed: int = 0,
     save_profiles(pd.DataFrame(_attention_rows(rng, device)), prof / "attention.csv")
     train_predictors(prof, "native", out / "set", seed=seed, save_forests=False,
                      forest_params={"n_estimators": 20, "min_samples_leaf": 2},
-                     surrogate_params={"width": 32, "depth": 2, "steps": 600, "batch_size": 256,
-                                       **(surrogate or {})},
+                     surrogate_params={"steps": 600, "batch_size": 256, **(surrogate or {})},
                      augment={"copies": 1, "max_points": 2000})
     return out / "set"
 
@@ -101,6 +102,6 @@ def make_iteration_set(out: Path, device: str = "h100", seed: int = 0) -> Path:
     save_profiles(pd.DataFrame(rows), prof / "engine.csv")
     train_predictors(prof, "native", out / "iteration_set", seed=seed, save_forests=False,
                      forest_params={"n_estimators": 20, "min_samples_leaf": 2},
-                     surrogate_params={"width": 32, "depth": 2, "steps": 600, "batch_size": 256},
+                     surrogate_params={"steps": 600, "batch_size": 256},  # attention: 32 / 2
                      augment={"copies": 1, "max_points": 2000})
     return out / "iteration_set"

@@ -4,6 +4,7 @@ evaluation and the CLI."""
 from __future__ import annotations
 
 import json
+import re
 
 import click
 import jax
@@ -100,6 +101,36 @@ def test_surrogate_extrapolates_along_the_roofline(trained):
     p = predict_np(w, X)
     assert 2.5 < p[1] / p[0] < 6.0  # 4x the tokens of the largest profiled GEMM: ~4x the time
     assert card["models"]["mlp_up_proj"]["rows"]["scaled_up"] > 0
+
+
+def _architecture(weights: dict) -> tuple[int, int]:
+    """(hidden width, hidden layers) of surrogate weights (W0..Wn: n hidden layers + head)."""
+    n = sum(1 for k in weights if re.fullmatch(r"W\d+", k))
+    return int(weights["W0"].shape[1]), n - 1
+
+
+@pytest.mark.parametrize("over, want", [
+    (None, {"attention": (32, 2), "linear": (128, 3)}),  # per-family defaults
+    ({"width": 16}, {"attention": (16, 2), "linear": (16, 3)}),  # explicit width: every family
+    ({"width": 16, "depth": 1}, {"attention": (16, 1), "linear": (16, 1)}),
+])
+def test_surrogate_architecture_per_family(tmp_path, over, want):
+    frames = _synthetic_frames(n=40)
+    att = frames["attention"]  # attn_prefill; a whole-step "iteration" op is attention too
+    frames["attention"] = pd.concat([att, att.assign(op="iteration")], ignore_index=True)
+    card = train_predictors(frames, "native", tmp_path / "set", seed=0, save_forests=False,
+                            forest_params={"n_estimators": 5, "min_samples_leaf": 1},
+                            surrogate_params={"steps": 20, "batch_size": 32, **(over or {})},
+                            augment={"copies": 1, "scaleup_copies": 0})
+    ps = load_predictor_set(tmp_path / "set")
+    assert set(ps["card"]["models"]) == {"mlp_up_proj", "attn_prefill", "iteration"}
+    for op, info in ps["card"]["models"].items():
+        arch = want[info["family"]]
+        assert _architecture(ps["weights"][op]) == arch, op
+        assert (info["surrogate"]["width"], info["surrogate"]["depth"]) == arch, op  # the card says so
+    for fam, (width, depth) in want.items():
+        assert (card["surrogate"]["by_family"][fam]["width"], card["surrogate"]["by_family"][fam]["depth"]) == (width, depth)
+    assert card["surrogate"]["overrides"] == {"steps": 20, "batch_size": 32, **(over or {})}
 
 
 def test_split_is_per_configuration_and_deterministic():

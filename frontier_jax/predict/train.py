@@ -51,6 +51,12 @@ DEFAULT_FOREST = {"kind": "extra", "n_estimators": 100, "min_samples_leaf": "aut
 LEAF_CANDIDATES = (1, 2, 3, 5)
 DEFAULT_SURROGATE = {"width": 128, "depth": 3, "steps": 20000, "batch_size": 1024, "lr": 3e-3,
                      "target": "log_ratio"}
+# Per-family architecture over DEFAULT_SURROGATE. The simulator evaluates the attention-family
+# surrogates (attn_prefill, attn_decode, the whole-step ITERATION_OP) several times per
+# simulated step, so they get a compact network: on Frontier's H800 data width 32 / depth 2
+# kept attention accuracy (95.8% of rows within 10% vs 95.6% at width 128) but lost on GEMMs
+# (60.7% vs 73.7%), so every other family keeps DEFAULT_SURROGATE's width 128 / depth 3.
+FAMILY_SURROGATE = {"attention": {"width": 32, "depth": 2}}
 AUGMENT = {"copies": 4, "max_points": 24000, "sigma": 0.15,
            # scale-up copies of the largest 10% of configurations, labelled with the forest's
            # time/roofline ratio at the original point (efficiency held constant beyond the data)
@@ -238,6 +244,13 @@ def _license_info(data_path: Path, sources: list[str]) -> list[dict]:
     return out
 
 
+def surrogate_settings(family: str, surrogate_params: dict | None = None) -> dict:
+    """Surrogate settings for an operator of ``family``: ``DEFAULT_SURROGATE``, then the
+    family's architecture (``FAMILY_SURROGATE``), then ``surrogate_params``; an explicit
+    key (e.g. ``width``) overrides it for every family."""
+    return {**DEFAULT_SURROGATE, **FAMILY_SURROGATE.get(family, {}), **(surrogate_params or {})}
+
+
 def _family_ops(df: pd.DataFrame) -> list[str]:
     return sorted(df["op"].unique())
 
@@ -260,7 +273,9 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
         ops: optional list of operator keys (or base names) to train; default all.
         min_rows: operators with fewer training rows are skipped.
         forest_params, surrogate_params, augment: override ``DEFAULT_FOREST``,
-            ``DEFAULT_SURROGATE``, ``AUGMENT``.
+            ``DEFAULT_SURROGATE``, ``AUGMENT``. The surrogate's width and depth default per
+            family (attention 32 / 2, the others 128 / 3: :func:`surrogate_settings`); a key
+            given in ``surrogate_params`` applies to every family.
         source_path: where in-memory ``data`` came from (recorded in the card).
 
     Returns:
@@ -269,7 +284,7 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
     """
     t_start = time.time()
     fp = {**DEFAULT_FOREST, **(forest_params or {})}
-    sp = {**DEFAULT_SURROGATE, **(surrogate_params or {})}
+    sp_over = dict(surrogate_params or {})
     ap = {**AUGMENT, **(augment or {})}
     if isinstance(data, dict):
         frames, data_path = data, Path(source_path or ".")
@@ -293,7 +308,10 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
         "features": {},
         "feature_builders": {},
         "proxy_features": {k: list(v) for k, v in F.PROXY_FEATURES.items()},
-        "forest": fp, "surrogate": sp, "augmentation": ap,
+        "forest": fp,
+        # settings per trained family (each operator's own: models[op]["surrogate"])
+        "surrogate": {"by_family": {}, "overrides": sp_over},
+        "augmentation": ap,
         "units": "seconds per op per layer per GPU",
         "models": {},
         "skipped_ops": {},
@@ -304,6 +322,8 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
         if family not in F.FEATURE_NAMES or len(df) == 0:
             continue
         names = F.FEATURE_NAMES[family]
+        sp = surrogate_settings(family, sp_over)
+        card["surrogate"]["by_family"][family] = sp
         card["features"][family] = list(names)
         card["feature_builders"][family] = FEATURE_BUILDERS[family]
         for d in df["device"].unique():
@@ -607,10 +627,14 @@ def register_cli(group) -> None:
     @click.option("--surrogate-steps", type=int, default=None,
                   help=f"AdamW steps per surrogate (default {DEFAULT_SURROGATE['steps']})")
     @click.option("--surrogate-width", type=int, default=None,
-                  help=f"hidden units per layer (default {DEFAULT_SURROGATE['width']}; 32 makes "
-                       "the simulator's step several times cheaper on a CPU)")
+                  help="hidden units per layer, for every operator (default per family: "
+                       f"attention {FAMILY_SURROGATE['attention']['width']}, the others "
+                       f"{DEFAULT_SURROGATE['width']}; the simulator evaluates the attention "
+                       "surrogates several times per step)")
     @click.option("--surrogate-depth", type=int, default=None,
-                  help=f"hidden layers (default {DEFAULT_SURROGATE['depth']})")
+                  help="hidden layers, for every operator (default per family: attention "
+                       f"{FAMILY_SURROGATE['attention']['depth']}, the others "
+                       f"{DEFAULT_SURROGATE['depth']})")
     @click.option("--json", "as_json", is_flag=True, help="print the card's accuracy as JSON")
     def train_cmd(data, fmt, out, seed, test_fraction, include, ops, trees, surrogate_steps,
                   surrogate_width, surrogate_depth, as_json):
