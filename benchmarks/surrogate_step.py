@@ -6,9 +6,12 @@ surrogates, and prints the time per simulator event (step) of each and their rat
 Both runs take the same events when the costs are equal; they are not (the tiers price
 differently), so the comparison is per event: wall time / events, after compilation.
 
-The predictor set defaults to one trained here on synthetic profiles with the shipped
-sets' surrogate architecture (width 128, depth 3; weights do not change the cost of
+The predictor set defaults to one trained here on synthetic profiles with the training
+pipeline's default architecture (attention networks width 32 / depth 2, the rest
+128 / 3; ``--width/--depth`` set every family; weights do not change the cost of
 evaluating them); ``--predictor DIR`` uses any set profiled on the scenario's hardware.
+Surrogate-priced configurations carry their host-side tables (``sim_params``), as in
+any run.
 
     python benchmarks/surrogate_step.py --json [--configs 1 64] [--requests 2000]
 """
@@ -35,10 +38,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 
-def _synthetic_set(out: Path, width: int = 128, depth: int = 3) -> Path:
+def _synthetic_set(out: Path, width: int | None = None, depth: int | None = None) -> Path:
     from synthetic_predictors import make_predictor_set  # tests/: the tests' synthetic set
 
-    return make_predictor_set(out, surrogate={"width": width, "depth": depth, "steps": 100})
+    arch = {k: v for k, v in (("width", width), ("depth", depth)) if v}
+    return make_predictor_set(out, surrogate={**arch, "steps": 100})
 
 
 def _run(scenario, cost, c: int, n: int, repeats: int = 3) -> dict:
@@ -75,8 +79,10 @@ def main() -> None:
     ap.add_argument("--predictor", default=None, help="predictor set folder [synthetic, trained here]")
     ap.add_argument("--configs", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--width", type=int, default=128, help="synthetic set's surrogate width")
-    ap.add_argument("--depth", type=int, default=3, help="synthetic set's surrogate depth")
+    ap.add_argument("--width", type=int, default=None,
+                    help="synthetic set's surrogate width, every family [per-family defaults]")
+    ap.add_argument("--depth", type=int, default=None,
+                    help="synthetic set's surrogate depth, every family [per-family defaults]")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +98,8 @@ def main() -> None:
                          "step_cost_ratio": s["us_per_step"] / r["us_per_step"],
                          "step_cpu_ratio": s["cpu_us_per_step"] / r["cpu_us_per_step"]})
     out = {"scenario": a.scenario,
-           "predictor": a.predictor or f"synthetic (width {a.width}, depth {a.depth})",
+           "predictor": a.predictor or ("synthetic (width {}, depth {})".format(
+               a.width or "per family", a.depth or "per family")),
            "machine": platform.machine(), "cpus": jax.device_count(), "backend": jax.default_backend(),
            "results": rows}
     if a.json:

@@ -51,6 +51,15 @@ def _batch(q, c, dec, B=16):
 MIXED = ([300, 1, 1, 1], [100, 500, 2000, 37], [False, True, True, True])
 
 
+def _on_grid(price, c, dec, G=32):
+    """``price(contexts)`` of a batch on the decode-context grid, by hand: interpolate
+    between the anchors whose shortest decoding context is the multiple of G below and above."""
+    c, dec = np.asarray(c), np.asarray(dec, bool)
+    r = int(c[dec].min()) % G
+    lo = np.where(dec, c - r, c)
+    return (1 - r / G) * price(lo) + (r / G) * price(np.where(dec, lo + G, c))
+
+
 def _by_hand(pset, q, c, dec, p):
     """The iteration price composed from host predictions on training-style rows."""
     ws = load_predictor_set(pset)["weights"]
@@ -65,14 +74,16 @@ def _by_hand(pset, q, c, dec, p):
     df = pd.DataFrame([dict(m=T, n=n, k=k, dtype_bytes=2, device="h100") for _, _, n, k in lin])
     X = frame_features("linear", df)
     layer = sum(t * predict_np(ws[op], X[i:i + 1])[0] for i, (op, t, _, _) in enumerate(lin))
-    att = pd.DataFrame([dict(q_lens=tuple(q), c_lens=tuple(c), is_decode=tuple(dec),
-                             counts=(1,) * len(q), n_q_heads=32 / tp, n_kv_heads=8 / tp,
-                             head_dim=128, block_size=16, dtype_bytes=2, device="h100")])
-    Xa = frame_features("attention", att)
+    def att(cs):
+        return frame_features("attention", pd.DataFrame([dict(
+            q_lens=tuple(q), c_lens=tuple(cs), is_decode=tuple(dec), counts=(1,) * len(q),
+            n_q_heads=32 / tp, n_kv_heads=8 / tp, head_dim=128, block_size=16, dtype_bytes=2,
+            device="h100")]))
+
     if not all(dec):
-        layer += predict_np(ws["attn_prefill"], Xa)[0]
-    if any(dec):
-        layer += predict_np(ws["attn_decode"], Xa)[0]
+        layer += predict_np(ws["attn_prefill"], att(c))[0]
+    if any(dec):  # decode contexts on the 32-token grid (see cost.surrogate)
+        layer += _on_grid(lambda cs: predict_np(ws["attn_decode"], att(cs))[0], c, dec)
     n, k, _ = linear_op_shape("lm_head_linear", tp=tp, **MODEL)
     lm = predict_np(ws["lm_head_linear"], frame_features(
         "linear", pd.DataFrame([dict(m=len(q), n=n, k=k, dtype_bytes=2, device="h100")])))[0]
@@ -224,8 +235,9 @@ def test_iteration_model_prices_whole_steps(iteration_set):
     row = pd.DataFrame([dict(q_lens=tuple(q), c_lens=tuple(c), is_decode=tuple(d),
                              counts=(1,) * len(q), n_q_heads=32.0, n_kv_heads=8.0, head_dim=128,
                              block_size=16, dtype_bytes=2, device="h100")])
-    want = predict_np(load_predictor_set(iteration_set)["weights"]["iteration"],
-                      frame_features("attention", row))[0]
+    w = load_predictor_set(iteration_set)["weights"]["iteration"]
+    want = _on_grid(lambda cs: predict_np(w, frame_features("attention", row.assign(
+        c_lens=[tuple(int(x) for x in cs)])))[0], c, d)
     assert got == pytest.approx(want, rel=1e-6)
     assert got == pytest.approx(2e-3 + 4e-6 * sum(q) + 2e-8 * 2537, rel=0.1)  # the law trained on
     # decode windows agree with the per-iteration price

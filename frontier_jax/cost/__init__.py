@@ -29,12 +29,18 @@ class CostModel(NamedTuple):
     step_times(batch, params, xp, k) -> (iteration_time, decode_window_times with its
     first entry replaced by the iteration time), optional: one pass that shares the work
     of both (the simulator's engine step uses it when given).
+    prepare(params, max_tokens, max_seqs) -> params, optional, host side: called once per
+    configuration when its params are built (:func:`frontier_jax.sim.build.sim_params`),
+    returns the :class:`CostParams` with the tier's precomputed ``tables`` attached (an
+    iteration has at most ``max_tokens`` tokens and ``max_seqs`` sequences). Prices are the
+    same with or without them; tables only make the step cheaper.
     Hashable, so it can be a static argument of jit.
     """
 
     iteration_time: Callable
     decode_window_times: Callable
     step_times: Callable | None = None
+    prepare: Callable | None = None
 
 
 ROOFLINE = CostModel(iteration_time, decode_window_times)

@@ -19,6 +19,8 @@ class CostParams(NamedTuple):
     hbm_bw (bytes/s), nvlink_bw / net_bw (bytes/s per direction), nvlink_lat_s /
     net_lat_s (s), gpus_per_node. Efficiencies (fractions of peak): gemm_eff,
     attn_eff, mem_eff. Host overhead per iteration: cpu_s + cpu_per_seq_s * seqs.
+    ``tables``: None, or what a tier's ``CostModel.prepare`` attached (e.g. the surrogate
+    tier's per-token-count tables, :class:`frontier_jax.cost.surrogate.StepTables`).
     """
 
     hidden: Any
@@ -48,6 +50,7 @@ class CostParams(NamedTuple):
     mem_eff: Any
     cpu_s: Any
     cpu_per_seq_s: Any
+    tables: Any = None  # a cost tier's host-precomputed lookup tables (CostModel.prepare)
 
 
 def cost_params_from_scenario(s: Any) -> CostParams:

@@ -22,6 +22,24 @@ the batch's attention features: that measurement already holds every layer and t
 Per-GPU attention heads follow the importers (``max(heads / tp, 1)``). The networks run in
 float32 in both simulators (see ``_apply``).
 
+Two devices keep the in-step price cheap without changing what it means:
+
+* **Tables.** Everything in a layer but attention, and the LM head, depend on the batch's
+  token count (sampled rows) alone, so :meth:`SurrogateCost.prepare` evaluates them once
+  per configuration on the host at every count an iteration can have (0 ..
+  ``max_num_batched_tokens``, 0 .. ``max_num_seqs``), and the step looks them up
+  (:class:`StepTables`, attached to the params by ``sim_params``). Without tables the step
+  evaluates the same expressions directly.
+* **Decode contexts on a token grid.** Attention (and the ``iteration`` model) prices a
+  batch with decoding sequences by linear interpolation between two *anchor* batches: its
+  decoding contexts shifted so that the shortest lands on the multiple of
+  ``ANCHOR_TOKENS`` (G = 32) at or below it, and G tokens further (weights from the
+  remainder). Over a decode window (contexts + j, j < K) the anchors repeat, so K
+  iterations need ``(G + K - 2) // G + 2`` network rows (3 for K = 32) instead of K, and a
+  single iteration is priced by the same rule in both simulators. Attention time is close
+  to linear in context over 32 tokens; the grid's deviation from the raw surrogate is
+  bounded in the tests.
+
 The set is profiled on one device: its peak rates enter the features, so the
 simulated hardware must be that device (checked when the model is built).
 """
@@ -30,7 +48,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -58,6 +76,7 @@ ALLREDUCE_OP = "all_reduce"
 ITERATION_OP = "iteration"  # a whole engine step measured end to end (see predict.train)
 LM_HEAD_OP = "lm_head_linear"
 DEFAULT_BLOCK_SIZE = 16  # KV page size assumed by the attention page-count features
+ANCHOR_TOKENS = 32  # decode contexts are priced on a grid of this many tokens (see module doc)
 
 
 def _mlp(weights: dict, x, xp):
@@ -108,6 +127,26 @@ def _prepare(w: dict) -> dict:
     return out
 
 
+class StepTables(NamedTuple):
+    """Per-configuration lookup tables of the surrogate tier (host, once per configuration,
+    :meth:`SurrogateCost.prepare`): ``layer`` [M+1] seconds per decoder layer of everything
+    but attention at m = 0..M batch tokens; ``lm_head`` [S+1] seconds of the LM head at
+    s = 0..S sampled rows. Exact: the same expressions at every integer the step can ask for."""
+
+    layer: Any
+    lm_head: Any
+
+
+def _lookup(table, x, xp):
+    """``table[x]`` for an integer-valued float count ``x`` (clipped to the table)."""
+    return table[xp.clip(x, 0, table.shape[-1] - 1).astype(xp.int32)]
+
+
+def _interp(f, lo, alpha):
+    """Linear interpolation between anchor prices ``f`` [A] at ``lo`` and ``lo + 1`` ([k])."""
+    return (1.0 - alpha) * f[lo] + alpha * f[lo + 1]
+
+
 class SurrogateCost:
     """The pricing functions of one predictor set on one device (see module doc).
 
@@ -122,20 +161,13 @@ class SurrogateCost:
         self.dev = device
         self.block_size = float(block_size)
         elementwise = all(op in weights for op in ELEMENTWISE_OPS)
-        # linear-family ops priced by surrogates, evaluated together as one stacked MLP
+        # per-layer linear-family ops priced by surrogates, evaluated as one stacked MLP
         self.lin_ops = [op for op in GEMM_OPS.values() if op in weights]
         self.lin_ops += list(ELEMENTWISE_OPS) if elementwise else []
-        self.lin_ops += [LM_HEAD_OP] if LM_HEAD_OP in weights else []
-        self.attn_ops = [op for op in ATTENTION_OPS if op in weights]
-        # one stacked evaluation per group when the networks share a shape (as trained)
         self.lin = stack_weights([weights[op] for op in self.lin_ops]) if self.lin_ops else None
-        self.attn = stack_weights([weights[op] for op in self.attn_ops]) if self.attn_ops else None
-
-    def _group(self, ops: list[str], stacked: dict | None, x, xp):
-        """Seconds of surrogates ``ops`` on their rows of ``x`` ``[len(ops), F]``."""
-        if stacked is not None:
-            return stacked_apply(stacked, x, xp)
-        return xp.stack([_mlp(self.w[op], x[i], xp) for i, op in enumerate(ops)])
+        self.attn_ops = [op for op in ATTENTION_OPS if op in weights]
+        self._attn_stacks: dict[int, dict | None] = {}
+        self._tables: dict[tuple, StepTables] = {}
 
     def __repr__(self) -> str:
         return f"SurrogateCost({self.name!r}, ops={sorted(self.w)})"
@@ -143,38 +175,51 @@ class SurrogateCost:
     def _peak(self, p: CostParams, xp):
         return xp.where(p.dtype_bytes <= 1, self.dev["peak_flops_fp8"], self.dev["peak_flops_bf16"])
 
-    def _linear_times(self, t: BatchTotals, p: CostParams, xp) -> dict:
-        """Seconds of every surrogate-priced linear-family op (one call each)."""
-        if not self.lin_ops:
-            return {}
+    # ---- linear family: per layer as a function of the batch's tokens only
+    def _gemm_x(self, m, nk, p, xp):
+        """GEMM features of ``[m, k] x [k, n]`` per (n, k) in ``nk`` ([O, *m.shape, F])."""
         from frontier_jax.predict.features import gemm_features
 
-        T, tp, hd, h = t.num_tokens, p.tp, p.head_dim, p.hidden
-        shapes = {  # (m, n, k) per GPU, as linear_op_shape in predict.importers
-            "attn_pre_proj": (T, xp.floor((p.q_heads + 2.0 * p.kv_heads) * hd / tp), h),
-            "attn_post_proj": (T, h, xp.floor(p.q_heads * hd / tp)),
-            "mlp_up_proj": (T, xp.floor((1.0 + p.gated) * p.ffn / tp), h),
-            "mlp_down_proj": (T, h, xp.floor(p.ffn / tp)),
-            "input_layernorm": (T, h, 1.0),
-            "post_attention_layernorm": (T, h, 1.0),
-            "add": (T, h, 1.0),
-            "attn_rope": (T, xp.floor((p.q_heads + p.kv_heads) * hd / tp), 1.0),
-            "mlp_act": (T, xp.floor(p.ffn / tp), 1.0),
-            LM_HEAD_OP: (t.num_sampled, p.vocab, h),
+        m = xp.asarray(m, dtype=xp.float64)
+        n, k = (xp.stack([xp.broadcast_to(xp.asarray(v[i], dtype=xp.float64), m.shape) for v in nk])
+                for i in range(2))
+        return gemm_features(xp.broadcast_to(m, n.shape), n, k, xp, peak_flops=self._peak(p, xp),
+                             mem_bw=self.dev["mem_bw"], num_sms=self.dev["num_sms"],
+                             dtype_bytes=p.dtype_bytes)
+
+    def _linear_times(self, T, p, xp) -> dict:
+        """Seconds of every surrogate-priced per-layer linear-family op at ``T`` tokens (any
+        shape; a scalar runs the stacked networks in one call)."""
+        if not self.lin_ops:
+            return {}
+        tp, hd, h = p.tp, p.head_dim, p.hidden
+        nk = {  # (n, k) per GPU, as linear_op_shape in predict.importers
+            "attn_pre_proj": (xp.floor((p.q_heads + 2.0 * p.kv_heads) * hd / tp), h),
+            "attn_post_proj": (h, xp.floor(p.q_heads * hd / tp)),
+            "mlp_up_proj": (xp.floor((1.0 + p.gated) * p.ffn / tp), h),
+            "mlp_down_proj": (h, xp.floor(p.ffn / tp)),
+            "input_layernorm": (h, 1.0),
+            "post_attention_layernorm": (h, 1.0),
+            "add": (h, 1.0),
+            "attn_rope": (xp.floor((p.q_heads + p.kv_heads) * hd / tp), 1.0),
+            "mlp_act": (xp.floor(p.ffn / tp), 1.0),
         }
-        m, n, k = (xp.stack([xp.asarray(shapes[op][i], dtype=xp.float64) for op in self.lin_ops])
-                   for i in range(3))
-        x = gemm_features(m, n, k, xp, peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"],
-                          num_sms=self.dev["num_sms"], dtype_bytes=p.dtype_bytes)
-        y = self._group(self.lin_ops, self.lin, x, xp)
+        x = self._gemm_x(T, [nk[op] for op in self.lin_ops], p, xp)
+        if self.lin is not None and x.ndim == 2:
+            y = stacked_apply(self.lin, x, xp)
+        else:
+            y = [_mlp(self.w[op], x[i], xp) for i, op in enumerate(self.lin_ops)]
         return {op: y[i] for i, op in enumerate(self.lin_ops)}
 
-    def fixed_parts(self, t: BatchTotals, p: CostParams, xp):
-        """(seconds per layer of everything but attention, seconds per iteration outside
-        the layers: sends, LM head, embedding, host) for batch totals ``t``."""
+    def layer_time(self, T, p: CostParams, xp):
+        """Seconds per decoder layer of everything but attention at ``T`` batch tokens (any
+        shape): surrogate GEMMs, element-wise ops and all-reduce where the set has them, the
+        roofline's price for the rest (and for MoE layers)."""
+        zero = T * 0.0
+        t = BatchTotals(zero, T, zero, zero, zero, zero, zero, zero)
         ops = op_times(t, p, xp)
         del ops["attn_prefill"], ops["attn_decode"]
-        lin = self._linear_times(t, p, xp)
+        lin = self._linear_times(T, p, xp)
         dense = p.num_experts <= 0
         for rname, op in GEMM_OPS.items():
             if op in lin:
@@ -184,7 +229,7 @@ class SurrogateCost:
             for op, times in ELEMENTWISE_OPS.items():
                 elem = elem + times * lin[op]
             ops["elementwise"] = xp.where(dense, elem, ops["elementwise"])
-        T, tp, h, b = t.num_tokens, p.tp, p.hidden, p.dtype_bytes
+        tp, h, b = p.tp, p.hidden, p.dtype_bytes
         if ALLREDUCE_OP in self.w:
             from frontier_jax.predict.features import collective_features
 
@@ -193,16 +238,45 @@ class SurrogateCost:
         layer = 0.0
         for name in sorted(ops):
             layer = layer + ops[name]
+        return layer
+
+    def lm_head_time(self, S, p: CostParams, xp):
+        """Seconds of the LM head on ``S`` sampled rows (any shape)."""
+        if LM_HEAD_OP not in self.w:
+            return _gemm(S, p.vocab / p.tp, p.hidden, p, xp)
+        x = self._gemm_x(S, [(p.vocab, p.hidden)], p, xp)[0]
+        return xp.where(S > 0, _mlp(self.w[LM_HEAD_OP], x, xp), 0.0)
+
+    def prepare(self, p: CostParams, max_tokens: int, max_seqs: int) -> CostParams:
+        """``p`` with its :class:`StepTables` for iterations of up to ``max_tokens`` tokens and
+        ``max_seqs`` sequences (host, numpy; cached per distinct configuration): the step
+        then looks the linear family up instead of evaluating its networks."""
+        p = p._replace(tables=None)
+        key = (tuple(float(v) for v in p[:-1]), int(max_tokens), int(max_seqs))
+        if key not in self._tables:
+            T = np.arange(int(max_tokens) + 1, dtype=np.float64)
+            S = np.arange(int(max_seqs) + 1, dtype=np.float64)
+            self._tables[key] = StepTables(np.asarray(self.layer_time(T, p, np), np.float64),
+                                           np.asarray(self.lm_head_time(S, p, np), np.float64))
+        return p._replace(tables=self._tables[key])
+
+    def fixed_parts(self, t: BatchTotals, p: CostParams, xp):
+        """(seconds per layer of everything but attention, seconds per iteration outside
+        the layers: sends, LM head, embedding, host) for batch totals ``t``; looked up in
+        ``p.tables`` when :meth:`prepare` attached them."""
+        if p.tables is not None:
+            layer = _lookup(p.tables.layer, t.num_tokens, xp)
+            lm = _lookup(p.tables.lm_head, t.num_sampled, xp)
+        else:
+            layer, lm = self.layer_time(t.num_tokens, p, xp), self.lm_head_time(t.num_sampled, p, xp)
+        T, tp, h, b = t.num_tokens, p.tp, p.hidden, p.dtype_bytes
         pp_bw, pp_lat = _link(tp * p.pp, p, xp)
         sends = (p.pp - 1.0) * (pp_lat + T * h * b / pp_bw)
-        if LM_HEAD_OP in lin:
-            lm = xp.where(t.num_sampled > 0, lin[LM_HEAD_OP], 0.0)
-        else:
-            lm = _gemm(t.num_sampled, p.vocab / tp, h, p, xp)
         embed = T * h * b / (p.hbm_bw * p.mem_eff)
         host = p.cpu_s + p.cpu_per_seq_s * t.num_seqs
         return layer, sends + lm + embed + host
 
+    # ---- attention: distributional features, decode contexts priced on a token grid
     def _attention_x(self, b: BatchSlots, p: CostParams, xp):
         from frontier_jax.predict.features import attention_features
 
@@ -213,40 +287,60 @@ class SurrogateCost:
             peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"], num_sms=self.dev["num_sms"],
             dtype_bytes=p.dtype_bytes, block_size=self.block_size)
 
-    def attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, x=None):
-        """Seconds per layer of prefill plus decode attention over the batch ``b`` (``x``:
-        its attention features, if computed already)."""
+    def _anchors(self, x0, b: BatchSlots, p: CostParams, xp, k: int):
+        """Anchor features and interpolation of iterations 0..k-1 (see module doc).
+
+        Iteration j's decoding contexts are ``c + j``; its price interpolates linearly
+        between the anchor batches whose shortest decoding context is the multiple of
+        ``ANCHOR_TOKENS`` (G) at or below, and the next one above, ``min(c) + j``. Returns
+        (features [A, F] of anchors a = 0..A-1, decode contexts shifted by G a - r,
+        r = min(c) mod G; lower anchor [k]; weight of the upper one [k])."""
+        from frontier_jax.predict.features import ATTENTION_FEATURES as AF
+        from frontier_jax.predict.features import shifted_decode_features
+
+        G = float(ANCHOR_TOKENS)
+        n_anchor = (ANCHOR_TOKENS - 1 + k - 1) // ANCHOR_TOKENS + 2
+        r = xp.mod(x0[AF.index("d_c_min")], G)
+        shifts = G * xp.arange(n_anchor, dtype=xp.float64) - r
+        xa = shifted_decode_features(x0, b.ctx_tokens, b.mask & b.is_decode, shifts, xp,
+                                     peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"],
+                                     dtype_bytes=p.dtype_bytes, block_size=self.block_size)
+        u = r + xp.arange(k, dtype=xp.float64)
+        lo = xp.floor(u / G)
+        return xa, lo.astype(xp.int32), (u - G * lo) / G
+
+    def _attention_stack(self, n_anchor: int):
+        """Prefill and decode networks stacked as rows [prefill, decode x n_anchor] (None
+        when the set lacks one or their shapes differ)."""
+        if n_anchor not in self._attn_stacks:
+            ok = all(op in self.w for op in ATTENTION_OPS)
+            self._attn_stacks[n_anchor] = stack_weights(
+                [self.w["attn_prefill"]] + [self.w["attn_decode"]] * n_anchor) if ok else None
+        return self._attn_stacks[n_anchor]
+
+    def attention_times(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, k: int, x0):
+        """Seconds per layer of attention in iterations 0..k-1 ([k]; iteration j's decoding
+        contexts grown by j tokens; ``x0``: the batch's attention features)."""
         from frontier_jax.predict.features import ATTENTION_FEATURES as AF
 
         ops = op_times(t, p, xp)
-        part = {"attn_prefill": ops["attn_prefill"], "attn_decode": ops["attn_decode"]}
-        if self.attn_ops:
-            x = self._attention_x(b, p, xp) if x is None else x
-            y = self._group(self.attn_ops, self.attn, xp.stack([x] * len(self.attn_ops)), xp)
-            for i, op in enumerate(self.attn_ops):
-                n = x[AF.index("p_num_seqs" if op == "attn_prefill" else "d_num_seqs")]
-                part[op] = xp.where(n > 0, y[i], 0.0)
-        return part["attn_prefill"] + part["attn_decode"]
-
-    def _window_x(self, b: BatchSlots, p: CostParams, xp, k: int, x0=None):
-        from frontier_jax.predict.features import decode_window_features
-
-        return decode_window_features(
-            self._attention_x(b, p, xp) if x0 is None else x0, b.ctx_tokens, b.mask & b.is_decode, k, xp,
-            peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"], dtype_bytes=p.dtype_bytes,
-            block_size=self.block_size)
-
-    def decode_attention(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, k: int,
-                         x0=None):
-        """Seconds per layer of attention in ``k`` successive iterations of the decode-only
-        batch ``b`` ([k]; the contexts grow by one token per iteration, prefill is zero)."""
-        from frontier_jax.predict.features import ATTENTION_FEATURES as AF
-
-        if "attn_decode" not in self.w:
-            return op_times(t, p, xp)["attn_decode"]
-        x = self._window_x(b, p, xp, k, x0)
-        n = x[..., AF.index("d_num_seqs")]
-        return xp.where(n > 0, _mlp(self.w["attn_decode"], x, xp), 0.0)
+        pre, stacked = ops["attn_prefill"], None
+        if "attn_decode" in self.w:
+            xa, lo, alpha = self._anchors(x0, b, p, xp, k)
+            stacked = self._attention_stack(xa.shape[0])
+            if stacked is not None:  # one stacked call: [prefill at x0, decode at anchors]
+                y = stacked_apply(stacked, xp.concatenate([x0[None], xa]), xp)
+                pre, fa = y[0], y[1:]
+            else:
+                fa = _mlp(self.w["attn_decode"], xa, xp)
+            dec = xp.where(x0[AF.index("d_num_seqs")] > 0, _interp(fa, lo, alpha), 0.0)
+        else:
+            dec = op_times(grow_decode(t, k, xp), p, xp)["attn_decode"]
+        if "attn_prefill" in self.w:
+            if stacked is None:
+                pre = _mlp(self.w["attn_prefill"], x0, xp)
+            pre = xp.where(x0[AF.index("p_num_seqs")] > 0, pre, 0.0)
+        return pre + dec
 
     # ---- the CostModel entry points (one pass, see _step)
     def iteration_time(self, batch: BatchSlots, p: CostParams, xp: Any):
@@ -266,26 +360,15 @@ class SurrogateCost:
     def _step(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
         t = batch_totals(batch, xp)
         live = t.num_seqs > 0
-        whole = ITERATION_OP in self.w
-        x0 = self._attention_x(batch, p, xp) if whole or self.attn_ops else None
-        if whole:
-            w = self.w[ITERATION_OP]
-            dur = xp.where(live, _mlp(w, x0, xp), 0.0)
+        x0 = self._attention_x(batch, p, xp) if ITERATION_OP in self.w or self.attn_ops else None
+        if ITERATION_OP in self.w:  # the whole step from its attention features, on the grid
+            xa, lo, alpha = self._anchors(x0, batch, p, xp, k)
+            times = _interp(_mlp(self.w[ITERATION_OP], xa, xp), lo, alpha)
         else:
             layer, extras = self.fixed_parts(t, p, xp)
-            dur = xp.where(live, p.layers * (layer + self.attention(batch, t, p, xp, x0)) + extras,
-                           0.0)
-        first = xp.reshape(dur, (1,))
-        if k <= 1:
-            return dur, first
-        # iterations 1..k-1 of a decode-only batch: only decode attention sees contexts grow
-        if whole:
-            rest = _mlp(w, self._window_x(batch, p, xp, k, x0)[1:], xp)
-        else:
-            att = self.decode_attention(batch, grow_decode(t, k, xp), p, xp, k, x0)[1:]
-            rest = p.layers * (layer + att) + extras
-        return dur, xp.concatenate([first, xp.where(live, rest, 0.0)])
-
+            times = p.layers * (layer + self.attention_times(batch, t, p, xp, k, x0)) + extras
+        times = xp.where(live, times, 0.0)
+        return times[0], times
 
 def resolve_predictor_dir(name: str, base: str | Path | None = None) -> Path:
     """Folder of predictor set ``name``: a path (absolute, or relative to the working
@@ -333,7 +416,7 @@ def surrogate_cost(path: str, device: str | None = None):
         weights[op] = _prepare(w)
     block = int(card.get("attention_block_size") or DEFAULT_BLOCK_SIZE)
     sc = SurrogateCost(Path(path).name, weights, dict(devices[device]), block)
-    return CostModel(sc.iteration_time, sc.decode_window_times, sc.step_times)
+    return CostModel(sc.iteration_time, sc.decode_window_times, sc.step_times, sc.prepare)
 
 
-__all__ = ["SurrogateCost", "resolve_predictor_dir", "surrogate_cost"]
+__all__ = ["ANCHOR_TOKENS", "StepTables", "SurrogateCost", "resolve_predictor_dir", "surrogate_cost"]

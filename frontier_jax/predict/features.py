@@ -107,6 +107,17 @@ def _wstats(x, w, xp):
     return n, s, mean, var, cv, mx, mn
 
 
+def _spread(n, total, lo, centred_sq, xp):
+    """Mean, population variance and CV from a weighted count, sum, the minimum ``lo`` and
+    the weighted sum of squares about it (shift-invariant; 0 for an empty group)."""
+    nn = xp.maximum(n, 1.0)
+    mean = total / nn
+    d = (total - n * lo) / nn
+    var = xp.maximum(centred_sq / nn - d * d, 0.0)
+    cv = xp.where(mean > 0, xp.sqrt(var) / xp.where(mean > 0, mean, 1.0), 0.0)
+    return mean, var, cv
+
+
 def _bc(v, like, xp):
     return xp.broadcast_to(_f(v, xp), like.shape)
 
@@ -159,109 +170,131 @@ def attention_features(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_hea
     blk = _f(block_size, xp)
     grp = nq / xp.maximum(nkv, 1.0)
 
-    # prefill part
-    n_p, qs_p, qm_p, qv_p, qcv_p, qmx_p, qmn_p = _wstats(q, wp, xp)
-    _, cs_p, cm_p, cv_p, ccv_p, cmx_p, cmn_p = _wstats(c, wp, xp)
-    qc_p = xp.sum(wp * q * c, axis=-1)
-    q2_p = xp.sum(wp * q * q, axis=-1)
-    kv_p = xp.sum(wp * (q + c), axis=-1)
-    kvmx_p = xp.max(xp.where(wp > 0, q + c, 0.0), axis=-1)
-    tiles_p = xp.sum(wp * xp.ceil(q * grp[..., None] / tile_q), axis=-1)
-    rows_p = qs_p * grp
-    pad_p = xp.where(rows_p > 0, tiles_p * tile_q / xp.maximum(rows_p, 1.0), 0.0)
-    ctas_p = tiles_p * nkv
-    waves_p = xp.ceil(ctas_p / sms)
-    weff_p = xp.where(waves_p > 0, ctas_p / xp.maximum(waves_p * sms, 1.0), 0.0)
-    pages_p = xp.sum(wp * xp.ceil((q + c) / blk), axis=-1)
-    pairs_p = qc_p + 0.5 * (q2_p + qs_p)  # causal query-key pairs
-    flops_p = 4.0 * hd * nq * pairs_p
-    bytes_p = db * (2.0 * qs_p * nq * hd + 2.0 * kv_p * nkv * hd)
-    roof_p = xp.maximum(flops_p / pf, bytes_p / bw)
+    # Every statistic comes from two reductions over the slots (XLA emits a reduction
+    # per reduced array, so many small ones dominate the compiled step): the extremes,
+    # then the sums, with the spreads centred on the minima (shift-invariant, and exact
+    # for integer lengths in float64).
+    pres_p, pres_d = wp > 0, wd > 0
+    kv = q + c
+    big = xp.asarray(np.finfo(np.float32).max, dtype=q.dtype)
+    ext = xp.max(xp.stack([
+        xp.where(pres_p, q, 0.0), xp.where(pres_p, -q, -big), xp.where(pres_p, c, 0.0),
+        xp.where(pres_p, -c, -big), xp.where(pres_p, kv, 0.0), xp.where(pres_d, c, 0.0),
+        xp.where(pres_d, -c, -big)], axis=-1), axis=-2)
+    lo3 = xp.take(ext, xp.asarray([1, 3, 6]), axis=-1)
+    mn = xp.where(lo3 > -big, -lo3, 0.0)  # minima: q, c of prefill, c of decode (0 if none)
+    dq_p, dc_p, dc_d = q - mn[..., 0:1], c - mn[..., 1:2], c - mn[..., 2:3]
+    tot = xp.sum(xp.stack([
+        wp, wp * q, wp * dq_p * dq_p, wp * c, wp * dc_p * dc_p, wp * q * c, wp * q * q, wp * kv,
+        wp * xp.ceil(q * grp[..., None] / tile_q), wp * xp.ceil(kv / blk),
+        wd, wd * c, wd * dc_d * dc_d, wd * xp.ceil((c + 1.0) / blk)], axis=-1), axis=-2)
+    # The columns, computed a group at a time ([..., g] vectors) and put in order with one
+    # gather: per-column scalars would each become a kernel of their own.
+    col = lambda a, idx: xp.take(a, xp.asarray(idx), axis=-1)  # noqa: E731
+    n3, s3, sq3 = col(tot, [0, 0, 10]), col(tot, [1, 3, 11]), col(tot, [2, 4, 12])
+    mean3, var3, cv3 = _spread(n3, s3, mn, sq3, xp)  # (q, c) of prefill, c of decode
+    n_d, cs_d = tot[..., 10], tot[..., 11]
+    ctas2 = col(tot, [8, 10]) * nkv[..., None]  # thread blocks: prefill tiles, decodes
+    waves2 = xp.ceil(ctas2 / sms[..., None])
+    weff2 = xp.where(waves2 > 0, ctas2 / xp.maximum(waves2 * sms[..., None], 1.0), 0.0)
+    qs2 = col(tot, [1, 10])  # query tokens
+    kv2 = xp.stack([tot[..., 7], cs_d + n_d], axis=-1)  # KV tokens read
+    pairs2 = xp.stack([tot[..., 5] + 0.5 * (tot[..., 6] + tot[..., 1]), cs_d + n_d], axis=-1)
+    flops2 = 4.0 * (hd * nq)[..., None] * pairs2
+    bytes2 = db[..., None] * (2.0 * (nq * hd)[..., None] * qs2 + 2.0 * (nkv * hd)[..., None] * kv2)
+    roof2 = xp.maximum(flops2 / pf[..., None], bytes2 / bw[..., None])
+    all2 = col(tot, [0, 1]) + n_d[..., None]  # sequences, tokens
+    share2 = xp.where(all2 > 0, col(tot, [0, 1]) / xp.maximum(all2, 1.0), 0.0)
+    rows_p = tot[..., 1] * grp
+    pad_p = xp.where(rows_p > 0, tot[..., 8] * tile_q / xp.maximum(rows_p, 1.0), 0.0)
+    misc = xp.stack([pad_p, db * 2.0 * all2[..., 1] * nkv * hd, roof2[..., 0] + roof2[..., 1],
+                     nq, nkv, hd, pf * 1e-12, bw * 1e-12, sms], axis=-1)
+    pool = xp.concatenate([tot, ext, mn, mean3, var3, cv3, ctas2, waves2, weff2, flops2, bytes2,
+                           roof2, all2, share2, misc], axis=-1)
+    return col(pool, _ATTENTION_ORDER)
 
-    # decode part
-    n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d = _wstats(c, wd, xp)
-    pages_d = xp.sum(wd * xp.ceil((c + 1.0) / blk), axis=-1)
-    dec_cols = _decode_cols(n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d, pages_d,
-                            nq, nkv, hd, pf, bw, sms, db, xp)
-    roof_d = dec_cols[-1]
 
-    n_all = n_p + n_d
-    tok = qs_p + n_d
-    p_share = xp.where(n_all > 0, n_p / xp.maximum(n_all, 1.0), 0.0)
-    pt_share = xp.where(tok > 0, qs_p / xp.maximum(tok, 1.0), 0.0)
-    kvw = db * 2.0 * tok * nkv * hd
-
-    cols = [
-        n_p, qs_p, qm_p, qv_p, qcv_p, qmx_p, qmn_p,
-        cs_p, cm_p, cv_p, ccv_p, cmx_p, cmn_p,
-        qc_p, q2_p, kv_p, kvmx_p,
-        tiles_p, pad_p, ctas_p, waves_p, weff_p, pages_p,
-        flops_p, bytes_p, roof_p,
-        *dec_cols,
-        n_all, tok, p_share, pt_share, kvw, roof_p + roof_d,
-        nq, nkv, hd, pf * 1e-12, bw * 1e-12, sms,
-    ]
-    return xp.stack(cols, axis=-1)
+def _attention_order() -> list[int]:
+    """Where each ATTENTION_FEATURES column sits in attention_features' pool."""
+    g3 = lambda p: [f"p_q_{p}", f"p_c_{p}", f"d_c_{p}"]  # noqa: E731
+    g2 = lambda p: [f"p_{p}", f"d_{p}"]  # noqa: E731
+    names = (["p_num_seqs", "p_q_sum", "", "p_c_sum", "", "p_qc_sum", "p_q2_sum", "p_kv_sum",
+              "p_q_tiles", "p_kv_pages", "d_num_seqs", "d_c_sum", "", "d_kv_pages"]
+             + ["p_q_max", "", "p_c_max", "", "p_kv_max", "d_c_max", ""]
+             + g3("min") + g3("mean") + g3("var") + g3("cv") + g2("ctas") + g2("waves")
+             + g2("wave_eff") + g2("flops") + g2("bytes") + g2("roofline_s")
+             + ["num_seqs", "num_tokens", "prefill_seq_share", "prefill_token_share"]
+             + ["p_q_pad_ratio", "kv_write_bytes", "roofline_s", "n_q_heads", "n_kv_heads",
+                "head_dim", "peak_tflops", "mem_bw_tbs", "num_sms"])
+    return [names.index(f) for f in ATTENTION_FEATURES]
 
 
-def _decode_cols(n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d, pages_d, nq, nkv, hd, pf, bw, sms,
-                 db, xp):
-    """The ``d_*`` columns of :data:`ATTENTION_FEATURES` from the decode statistics."""
-    ctas_d = n_d * nkv
-    waves_d = xp.ceil(ctas_d / sms)
-    weff_d = xp.where(waves_d > 0, ctas_d / xp.maximum(waves_d * sms, 1.0), 0.0)
-    flops_d = 4.0 * hd * nq * (cs_d + n_d)
-    bytes_d = db * (2.0 * n_d * nq * hd + 2.0 * (cs_d + n_d) * nkv * hd)
-    roof_d = xp.maximum(flops_d / pf, bytes_d / bw)
-    return [n_d, cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d,
-            pages_d, ctas_d, waves_d, weff_d, flops_d, bytes_d, roof_d]
+_ATTENTION_ORDER = _attention_order()
 
 
 def decode_window_features(x0, c, decode, k: int, xp=np, *, peak_flops, mem_bw, dtype_bytes=2,
                            block_size=16):
-    """Attention features of ``k`` successive iterations of a decode-only batch, in
-    O(B x k) cheap operations instead of a full :func:`attention_features` per iteration.
+    """Attention features of ``k`` successive iterations of a decode-only batch: iteration
+    j sees every decoding context grown by j tokens (:func:`shifted_decode_features` at
+    shifts ``0 .. k-1``). Returns ``[k, len(ATTENTION_FEATURES)]``."""
+    return shifted_decode_features(x0, c, decode, xp.arange(k, dtype=x0.dtype), xp,
+                                   peak_flops=peak_flops, mem_bw=mem_bw, dtype_bytes=dtype_bytes,
+                                   block_size=block_size)
 
-    Iteration j sees every decoding context grown by j tokens: the count, variance,
-    CTA and wave columns stay, sums, means, extremes, FLOPs and bytes shift exactly, and
-    only the KV page count needs the slots again. Equal (to rounding) to
-    ``attention_features`` on the shifted contexts (a test holds them together).
+
+def shifted_decode_features(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw, dtype_bytes=2,
+                            block_size=16):
+    """Attention features of the batch with every decoding context shifted by ``shifts[a]``
+    tokens (prefill slots unchanged), in O(B x A) cheap operations instead of a full
+    :func:`attention_features` per shift.
+
+    The count, variance, CTA and wave columns stay, sums, means, extremes, FLOPs and bytes
+    shift exactly, and only the KV page count needs the slots again. Equal (to rounding)
+    to ``attention_features`` on the shifted contexts (a test holds them together).
 
     Args:
-        x0: ``[F]`` :func:`attention_features` of the batch at j = 0.
-        c: ``[B]`` context tokens per slot at j = 0; decode: ``[B]`` bool, the slot is a
-            scheduled decode (weight 1).
-        k: iterations; peak_flops, mem_bw, dtype_bytes, block_size: as given to
-            ``attention_features``.
+        x0: ``[F]`` :func:`attention_features` of the batch (shift 0).
+        c: ``[B]`` context tokens per slot; decode: ``[B]`` bool, the slot is a scheduled
+            decode (weight 1).
+        shifts: ``[A]`` tokens added to every decoding context (negative allowed down to
+            minus the smallest decoding context).
+        peak_flops, mem_bw, dtype_bytes, block_size: as given to ``attention_features``.
 
     Returns:
-        ``[k, len(ATTENTION_FEATURES)]``.
+        ``[A, len(ATTENTION_FEATURES)]``.
     """
     A = ATTENTION_FEATURES
     g = lambda name: x0[..., A.index(name)]  # noqa: E731
-    j = xp.arange(k, dtype=x0.dtype)
+    i = A.index
+    s = xp.asarray(shifts, dtype=x0.dtype)[:, None]
     n_d = g("d_num_seqs")
-    has = n_d > 0
-    shift = xp.where(has, j, 0.0)
-    cs_d = g("d_c_sum") + n_d * j
-    cm_d = g("d_c_mean") + shift
-    cv_d = xp.broadcast_to(g("d_c_var"), (k,))
-    ccv_d = xp.where(cm_d > 0, xp.sqrt(cv_d) / xp.where(cm_d > 0, cm_d, 1.0), 0.0)
-    cmx_d = g("d_c_max") + shift
-    cmn_d = g("d_c_min") + shift
+    # columns that move linearly with the shift (one fused expression over all columns)
+    slope = (n_d * _SHIFT_MASKS[0] + xp.where(n_d > 0, 1.0, 0.0) * _SHIFT_MASKS[1]
+             + 4.0 * g("head_dim") * g("n_q_heads") * n_d * _SHIFT_MASKS[2]
+             + _f(dtype_bytes, xp) * 2.0 * g("n_kv_heads") * g("head_dim") * n_d * _SHIFT_MASKS[3])
+    xl = x0[None, :] + s * slope[None, :]
+    # and the four that do not: CV, KV pages (from the slots), decode and total roofline
+    mean = xl[:, i("d_c_mean")]
+    cv = xp.where(mean > 0, xp.sqrt(g("d_c_var")) / xp.where(mean > 0, mean, 1.0), 0.0)
     w = xp.where(decode, 1.0, 0.0)
-    cf = _f(c, xp)
-    pages_d = xp.sum(w[None, :] * xp.ceil((cf[None, :] + j[:, None] + 1.0) / _f(block_size, xp)),
-                     axis=-1)
-    nq, nkv, hd, sms = g("n_q_heads"), g("n_kv_heads"), g("head_dim"), g("num_sms")
-    pf, bw = _f(peak_flops, xp), _f(mem_bw, xp)
-    dec = _decode_cols(xp.broadcast_to(n_d, (k,)), cs_d, cm_d, cv_d, ccv_d, cmx_d, cmn_d, pages_d,
-                       nq, nkv, hd, pf, bw, sms, _f(dtype_bytes, xp), xp)
-    first, last = A.index("d_num_seqs"), A.index("d_roofline_s")
-    cols = [xp.broadcast_to(x0[..., i], (k,)) for i in range(len(A))]
-    cols[first:last + 1] = dec
-    cols[A.index("roofline_s")] = g("p_roofline_s") + dec[-1]
-    return xp.stack(cols, axis=-1)
+    pages = xp.sum(w[None, :] * xp.ceil((_f(c, xp)[None, :] + s + 1.0) / _f(block_size, xp)),
+                   axis=-1)
+    roof_d = xp.maximum(xl[:, i("d_flops")] / _f(peak_flops, xp), xl[:, i("d_bytes")] / _f(mem_bw, xp))
+    k = xp.arange(len(A))[None, :]
+    out = xp.where(k == i("d_c_cv"), cv[:, None], xl)
+    out = xp.where(k == i("d_kv_pages"), pages[:, None], out)
+    out = xp.where(k == i("d_roofline_s"), roof_d[:, None], out)
+    return xp.where(k == i("roofline_s"), (g("p_roofline_s") + roof_d)[:, None], out)
+
+
+def _shift_masks() -> np.ndarray:
+    """[4, F] 0/1 masks of the columns that move with a decode-context shift s, by slope:
+    n_d (sum), 1 if any decode (mean, max, min), FLOPs per token, bytes per token."""
+    groups = (("d_c_sum",), ("d_c_mean", "d_c_max", "d_c_min"), ("d_flops",), ("d_bytes",))
+    return np.array([[float(f in g) for f in ATTENTION_FEATURES] for g in groups])
+
+
+_SHIFT_MASKS = _shift_masks()
 
 
 # --------------------------------------------------------------------------------------

@@ -50,7 +50,13 @@ def sim_params(s: Any, wl: Any, kv_blocks: int | None = None) -> SimParams:
     """
     arrays = workload_arrays(wl)
     steps = s.sim.max_steps or default_max_steps(arrays)
-    return SimParams(engine_params(s, steps, kv_blocks), cost_params_from_scenario(s), arrays)
+    cost = cost_params_from_scenario(s)
+    if s.cost.kind != "roofline":  # the tier's host-side tables (CostModel.prepare)
+        prep = cost_model(s).prepare
+        if prep is not None:
+            sc = s.scheduler
+            cost = prep(cost, sc.max_num_batched_tokens, sc.max_num_seqs)
+    return SimParams(engine_params(s, steps, kv_blocks), cost, arrays)
 
 
 def cost_model(s: Any) -> CostModel:
@@ -120,8 +126,25 @@ def sim_shape(
 
 
 def stack(configs: Sequence[SimParams]) -> SimParams:
-    """Stack configurations along a new leading axis (for ``simulate_batch``)."""
+    """Stack configurations along a new leading axis (for ``simulate_batch``).
+
+    Cost-tier lookup tables (``cost.tables``) of different lengths (configurations with
+    different token budgets) are padded with their last entry, never read past a
+    configuration's own length."""
+    configs = _pad_tables(list(configs))
     return jax.tree.map(lambda *xs: np.stack(xs), *configs)
+
+
+def _pad_tables(configs: list) -> list:
+    tabs = [getattr(getattr(c, "cost", None), "tables", None) for c in configs]
+    if any(t is None for t in tabs):
+        return configs
+    longest = [max(np.shape(t[i])[-1] for t in tabs) for i in range(len(tabs[0]))]
+    out = []
+    for c, t in zip(configs, tabs, strict=True):
+        t = type(t)(*[np.pad(x, (0, n - np.shape(x)[-1]), mode="edge") for x, n in zip(t, longest, strict=True)])
+        out.append(c._replace(cost=c.cost._replace(tables=t)))
+    return out
 
 
 def unstack(tree: Any, i: int) -> Any:
