@@ -218,6 +218,30 @@ def test_window_features_equal_features_of_grown_contexts(seed):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("aligned", [False, True])
+def test_shifted_features_equal_features_of_shifted_contexts(aligned):
+    """Anchor batches: decode contexts moved down (to the grid) and up, prefill untouched;
+    ``aligned`` shifts differ by whole pages and take the one-pass page count."""
+    from frontier_jax.predict.features import attention_features, shifted_decode_features
+
+    rng = np.random.default_rng(7)
+    B = 20
+    dec = rng.random(B) < 0.6
+    c = np.where(dec, rng.integers(40, 3000, B), rng.integers(0, 500, B))
+    q = np.where(dec, 1, rng.integers(2, 300, B))
+    mask = rng.random(B) < 0.9
+    kw = dict(n_q_heads=8.0, n_kv_heads=2.0, head_dim=128.0, peak_flops=989e12, mem_bw=3.35e12,
+              num_sms=132.0, dtype_bytes=2.0, block_size=16.0)
+    r = int(c[dec & mask].min()) % 32
+    shifts = np.array([-r, 32 - r, 64 - r]) if aligned else np.array([-r, 5 - r, 17, 3])
+    x0 = attention_features(q, c, mask, np, is_decode=dec, **kw)
+    got = shifted_decode_features(x0, c, dec & mask, shifts, np, peak_flops=989e12, mem_bw=3.35e12,
+                                  dtype_bytes=2.0, block_size=16.0, aligned=aligned)
+    want = np.stack([attention_features(q, c + s * (dec & mask), mask, np, is_decode=dec, **kw)
+                     for s in shifts])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
 @pytest.fixture(scope="module")
 def iteration_set(tmp_path_factory):
     from synthetic_predictors import make_iteration_set

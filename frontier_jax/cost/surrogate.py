@@ -142,6 +142,20 @@ def _lookup(table, x, xp):
     return table[xp.clip(x, 0, table.shape[-1] - 1).astype(xp.int32)]
 
 
+def _totals_of(x, b: BatchSlots, xp) -> BatchTotals:
+    """:func:`batch_totals` read off the batch's attention features ``x`` (the same integer
+    sums; only the sampled rows need the slots again)."""
+    from frontier_jax.predict.features import ATTENTION_FEATURES as AF
+
+    g = lambda name: x[AF.index(name)]  # noqa: E731
+    return BatchTotals(
+        num_seqs=g("num_seqs"), num_tokens=g("num_tokens"), prefill_tokens=g("p_q_sum"),
+        decode_seqs=g("d_num_seqs"),
+        prefill_attn_pairs=g("p_qc_sum") + 0.5 * (g("p_q2_sum") + g("p_q_sum")),
+        prefill_kv_tokens=g("p_kv_sum"), decode_kv_tokens=g("d_c_sum") + g("d_num_seqs"),
+        num_sampled=xp.sum((b.mask & b.samples).astype(xp.float64)))
+
+
 def _interp(f, lo, alpha):
     """Linear interpolation between anchor prices ``f`` [A] at ``lo`` and ``lo + 1`` ([k])."""
     return (1.0 - alpha) * f[lo] + alpha * f[lo + 1]
@@ -304,7 +318,8 @@ class SurrogateCost:
         shifts = G * xp.arange(n_anchor, dtype=xp.float64) - r
         xa = shifted_decode_features(x0, b.ctx_tokens, b.mask & b.is_decode, shifts, xp,
                                      peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"],
-                                     dtype_bytes=p.dtype_bytes, block_size=self.block_size)
+                                     dtype_bytes=p.dtype_bytes, block_size=self.block_size,
+                                     aligned=ANCHOR_TOKENS % self.block_size == 0)
         u = r + xp.arange(k, dtype=xp.float64)
         lo = xp.floor(u / G)
         return xa, lo.astype(xp.int32), (u - G * lo) / G
@@ -358,9 +373,9 @@ class SurrogateCost:
         return self._step(batch, p, xp, k)
 
     def _step(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
-        t = batch_totals(batch, xp)
-        live = t.num_seqs > 0
         x0 = self._attention_x(batch, p, xp) if ITERATION_OP in self.w or self.attn_ops else None
+        t = batch_totals(batch, xp) if x0 is None else _totals_of(x0, batch, xp)
+        live = t.num_seqs > 0
         if ITERATION_OP in self.w:  # the whole step from its attention features, on the grid
             xa, lo, alpha = self._anchors(x0, batch, p, xp, k)
             times = _interp(_mlp(self.w[ITERATION_OP], xa, xp), lo, alpha)

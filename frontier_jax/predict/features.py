@@ -107,6 +107,29 @@ def _wstats(x, w, xp):
     return n, s, mean, var, cv, mx, mn
 
 
+def reduce_last(op: str, xp, xs) -> object:
+    """``op`` ("sum" or "max") of each array in ``xs`` over its last axis, as
+    ``[..., len(xs)]``. Under jax one variadic reduction: XLA then walks the slots once for
+    all of them (separate or stacked reductions cost several times more in the step).
+    Exact for the integer-valued sums the features use (any order)."""
+    if xp is np:
+        f = np.max if op == "max" else np.sum
+        return np.stack([f(np.asarray(x), axis=-1) for x in xs], axis=-1)
+    import jax
+
+    shape = np.broadcast_shapes(*(np.shape(x) for x in xs))
+    xs = tuple(xp.broadcast_to(x, shape) for x in xs)
+    init = tuple(np.array(-np.inf if op == "max" else 0.0, x.dtype) for x in xs)
+    comb = xp.maximum if op == "max" else xp.add
+    out = jax.lax.reduce(xs, init, lambda a, b: tuple(map(comb, a, b)), (len(shape) - 1,))
+    return xp.stack(out, axis=-1)
+
+
+def col3(a, idx):
+    """Columns ``idx`` of the last axis of ``a`` (a constant gather)."""
+    return a[..., np.asarray(idx)]
+
+
 def _spread(n, total, lo, centred_sq, xp):
     """Mean, population variance and CV from a weighted count, sum, the minimum ``lo`` and
     the weighted sum of squares about it (shift-invariant; 0 for an empty group)."""
@@ -170,27 +193,30 @@ def attention_features(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_hea
     blk = _f(block_size, xp)
     grp = nq / xp.maximum(nkv, 1.0)
 
-    # Every statistic comes from two reductions over the slots (XLA emits a reduction
-    # per reduced array, so many small ones dominate the compiled step): the extremes,
-    # then the sums, with the spreads centred on the minima (shift-invariant, and exact
-    # for integer lengths in float64).
+    # Per-slot sums and extremes, each in one pass over the slots (reduce_last); the spreads
+    # follow from sums of squares about the minima, exact in float64 for integer lengths
+    # (sums below 2**53), so no second pass.
     pres_p, pres_d = wp > 0, wd > 0
     kv = q + c
     big = xp.asarray(np.finfo(np.float32).max, dtype=q.dtype)
-    ext = xp.max(xp.stack([
+    ext = reduce_last("max", xp, (
         xp.where(pres_p, q, 0.0), xp.where(pres_p, -q, -big), xp.where(pres_p, c, 0.0),
         xp.where(pres_p, -c, -big), xp.where(pres_p, kv, 0.0), xp.where(pres_d, c, 0.0),
-        xp.where(pres_d, -c, -big)], axis=-1), axis=-2)
-    lo3 = xp.take(ext, xp.asarray([1, 3, 6]), axis=-1)
+        xp.where(pres_d, -c, -big)))
+    lo3 = col3(ext, [1, 3, 6])
     mn = xp.where(lo3 > -big, -lo3, 0.0)  # minima: q, c of prefill, c of decode (0 if none)
-    dq_p, dc_p, dc_d = q - mn[..., 0:1], c - mn[..., 1:2], c - mn[..., 2:3]
-    tot = xp.sum(xp.stack([
-        wp, wp * q, wp * dq_p * dq_p, wp * c, wp * dc_p * dc_p, wp * q * c, wp * q * q, wp * kv,
-        wp * xp.ceil(q * grp[..., None] / tile_q), wp * xp.ceil(kv / blk),
-        wd, wd * c, wd * dc_d * dc_d, wd * xp.ceil((c + 1.0) / blk)], axis=-1), axis=-2)
+    wpc, wdc = wp * c, wd * c
+    raw = reduce_last("sum", xp, (
+        wp, wp * q, wp * q * q, wpc, wpc * c, wpc * q, wp * xp.ceil(q * grp[..., None] / tile_q),
+        wp * xp.ceil(kv / blk), wd, wdc, wdc * c, wd * xp.ceil((c + 1.0) / blk)))
+    # sum of squares about the minimum: sum(w x^2) - 2 m sum(w x) + m^2 n
+    sq = col3(raw, [2, 4, 10]) - 2.0 * mn * col3(raw, [1, 3, 9]) + mn * mn * col3(raw, [0, 0, 8])
+    tot = xp.concatenate([raw[..., 0:2], sq[..., 0:1], raw[..., 3:4], sq[..., 1:2], raw[..., 5:6],
+                          raw[..., 2:3], (raw[..., 1] + raw[..., 3])[..., None], raw[..., 6:10],
+                          sq[..., 2:3], raw[..., 11:12]], axis=-1)
     # The columns, computed a group at a time ([..., g] vectors) and put in order with one
-    # gather: per-column scalars would each become a kernel of their own.
-    col = lambda a, idx: xp.take(a, xp.asarray(idx), axis=-1)  # noqa: E731
+    # gather: per-column scalars would each become a kernel of their own in the step.
+    col = col3
     n3, s3, sq3 = col(tot, [0, 0, 10]), col(tot, [1, 3, 11]), col(tot, [2, 4, 12])
     mean3, var3, cv3 = _spread(n3, s3, mn, sq3, xp)  # (q, c) of prefill, c of decode
     n_d, cs_d = tot[..., 10], tot[..., 11]
@@ -243,7 +269,7 @@ def decode_window_features(x0, c, decode, k: int, xp=np, *, peak_flops, mem_bw, 
 
 
 def shifted_decode_features(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw, dtype_bytes=2,
-                            block_size=16):
+                            block_size=16, aligned=False):
     """Attention features of the batch with every decoding context shifted by ``shifts[a]``
     tokens (prefill slots unchanged), in O(B x A) cheap operations instead of a full
     :func:`attention_features` per shift.
@@ -259,6 +285,8 @@ def shifted_decode_features(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw,
         shifts: ``[A]`` tokens added to every decoding context (negative allowed down to
             minus the smallest decoding context).
         peak_flops, mem_bw, dtype_bytes, block_size: as given to ``attention_features``.
+        aligned: every shift differs from the first by a multiple of ``block_size`` (the
+            KV page counts then follow from one pass over the slots).
 
     Returns:
         ``[A, len(ATTENTION_FEATURES)]``.
@@ -277,8 +305,11 @@ def shifted_decode_features(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw,
     mean = xl[:, i("d_c_mean")]
     cv = xp.where(mean > 0, xp.sqrt(g("d_c_var")) / xp.where(mean > 0, mean, 1.0), 0.0)
     w = xp.where(decode, 1.0, 0.0)
-    pages = xp.sum(w[None, :] * xp.ceil((_f(c, xp)[None, :] + s + 1.0) / _f(block_size, xp)),
-                   axis=-1)
+    blk = _f(block_size, xp)
+    if aligned:  # every shift is the first plus whole pages: one pass over the slots
+        pages = xp.sum(w * xp.ceil((_f(c, xp) + s[0] + 1.0) / blk)) + n_d * (s[:, 0] - s[0, 0]) / blk
+    else:
+        pages = xp.sum(w[None, :] * xp.ceil((_f(c, xp)[None, :] + s + 1.0) / blk), axis=-1)
     roof_d = xp.maximum(xl[:, i("d_flops")] / _f(peak_flops, xp), xl[:, i("d_bytes")] / _f(mem_bw, xp))
     k = xp.arange(len(A))[None, :]
     out = xp.where(k == i("d_c_cv"), cv[:, None], xl)
