@@ -92,27 +92,32 @@ def stack_weights(ws: list[dict]) -> dict | None:
     return {k: np.stack([w[k] for w in ws]) for k in keys}
 
 
-def stacked_apply(sw: dict, x, xp):
+def stacked_apply(sw: dict, x, xp, **kw):
     """Seconds of ``O`` surrogates at once: ``sw`` stacked weights (leading axis O), ``x``
-    ``[O, F]`` (row o for surrogate o): a few batched products instead of O small ones."""
-    return _apply(sw, x, xp, "of,ofw->ow")
+    ``[O, F]`` (row o for surrogate o): a few batched products instead of O small ones
+    (``kw``: see :func:`_apply`)."""
+    return _apply(sw, x, xp, "of,ofw->ow", **kw)
 
 
-def _apply(sw: dict, x, xp, spec: str):
+def _apply(sw: dict, x, xp, spec: str, logs=None, ratio=None):
     """The maths of :func:`frontier_jax.predict.surrogate.surrogate_apply`, written once
     for numpy and jax.numpy. The network runs in float32 (its weights are float32; float64
-    transcendentals would dominate the step); the roofline ratio is applied in float64."""
-    x = xp.asarray(x, dtype=xp.float64)
-    n_layers = sum(1 for k in sw if k.startswith("W"))
+    transcendentals would dominate the step); the roofline ratio is applied in float64.
+    ``logs``/``ratio``: the float32 ``log1p(max(x, 0))`` rows and the ratio column's value,
+    when the caller has them (then ``x`` is not needed)."""
     f32 = xp.float32
-    z = (xp.log1p(xp.maximum(x, 0.0).astype(f32)) - sw["x_mean"]) / sw["x_std"]
-    z = xp.clip(z, sw["z_lo"], sw["z_hi"])
+    if logs is None:
+        x = xp.asarray(x, dtype=xp.float64)
+        logs = xp.log1p(xp.maximum(x, 0.0).astype(f32))
+    if ratio is None:
+        ratio = xp.sum(xp.where(sw["ratio_select"] > 0, x, 0.0), axis=-1)  # the one-hot column
+    n_layers = sum(1 for k in sw if k.startswith("W"))
+    z = xp.clip((logs - sw["x_mean"]) / sw["x_std"], sw["z_lo"], sw["z_hi"])
     for i in range(n_layers):
         z = xp.einsum(spec, z, sw[f"W{i}"]) + sw[f"b{i}"]
         if i < n_layers - 1:
             z = z / (f32(1.0) + xp.exp(xp.minimum(-z, f32(60.0))))  # SiLU, no overflow
     y = (z[..., 0] * sw["y_std"] + sw["y_mean"]).astype(xp.float64)
-    ratio = xp.sum(xp.where(sw["ratio_select"] > 0, x, 0.0), axis=-1)  # the one-hot column
     y = y + xp.where(sw["has_ratio"], xp.log(xp.maximum(ratio, 1e-9)), 0.0)
     return xp.exp(y)
 
@@ -157,8 +162,12 @@ def _totals_of(x, b: BatchSlots, xp) -> BatchTotals:
 
 
 def _interp(f, lo, alpha):
-    """Linear interpolation between anchor prices ``f`` [A] at ``lo`` and ``lo + 1`` ([k])."""
-    return (1.0 - alpha) * f[lo] + alpha * f[lo + 1]
+    """Linear interpolation between anchor prices ``f`` [A] at ``lo`` and ``lo + 1`` ([k]),
+    as a sum over the (few) anchors: selects, where a gather would cost more in the step."""
+    out = 0.0
+    for a in range(f.shape[-1]):
+        out = out + f[a] * ((lo == a) * (1.0 - alpha) + (lo + 1 == a) * alpha)
+    return out
 
 
 class SurrogateCost:
@@ -302,27 +311,45 @@ class SurrogateCost:
             dtype_bytes=p.dtype_bytes, block_size=self.block_size)
 
     def _anchors(self, x0, b: BatchSlots, p: CostParams, xp, k: int):
-        """Anchor features and interpolation of iterations 0..k-1 (see module doc).
+        """Anchor inputs and interpolation of iterations 0..k-1 (see module doc).
 
         Iteration j's decoding contexts are ``c + j``; its price interpolates linearly
         between the anchor batches whose shortest decoding context is the multiple of
-        ``ANCHOR_TOKENS`` (G) at or below, and the next one above, ``min(c) + j``. Returns
-        (features [A, F] of anchors a = 0..A-1, decode contexts shifted by G a - r,
-        r = min(c) mod G; lower anchor [k]; weight of the upper one [k])."""
+        ``ANCHOR_TOKENS`` (G) at or below, and the next one above, ``min(c) + j``. Anchor a
+        has the decode contexts shifted by G a - r, r = min(c) mod G. Returns (log rows
+        [1 + A, F]: the batch's ``log1p`` features then the anchors', which differ only in
+        :data:`SHIFTED_COLUMNS`; those columns' raw values at the anchors [A, S]; lower
+        anchor [k]; weight of the upper one [k])."""
         from frontier_jax.predict.features import ATTENTION_FEATURES as AF
-        from frontier_jax.predict.features import shifted_decode_features
+        from frontier_jax.predict.features import SHIFT_EMBED, SHIFT_KEEP, shifted_decode_columns
 
         G = float(ANCHOR_TOKENS)
         n_anchor = (ANCHOR_TOKENS - 1 + k - 1) // ANCHOR_TOKENS + 2
         r = xp.mod(x0[AF.index("d_c_min")], G)
         shifts = G * xp.arange(n_anchor, dtype=xp.float64) - r
-        xa = shifted_decode_features(x0, b.ctx_tokens, b.mask & b.is_decode, shifts, xp,
-                                     peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"],
-                                     dtype_bytes=p.dtype_bytes, block_size=self.block_size,
-                                     aligned=ANCHOR_TOKENS % self.block_size == 0)
-        u = r + xp.arange(k, dtype=xp.float64)
-        lo = xp.floor(u / G)
-        return xa, lo.astype(xp.int32), (u - G * lo) / G
+        xs = shifted_decode_columns(x0, b.ctx_tokens, b.mask & b.is_decode, shifts, xp,
+                                    peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"],
+                                    dtype_bytes=p.dtype_bytes, block_size=self.block_size,
+                                    aligned=ANCHOR_TOKENS % self.block_size == 0)
+        f32 = xp.float32
+        log = lambda v: xp.log1p(xp.maximum(v, 0.0).astype(f32))  # noqa: E731
+        l0 = log(x0)
+        # one-hot products are exact: the anchors' rows are the batch's with S columns swapped
+        la = l0[None, :] * SHIFT_KEEP.astype(np.float32) + log(xs) @ SHIFT_EMBED.astype(np.float32)
+        u = r.astype(xp.int32) + xp.arange(k, dtype=xp.int32)
+        logs = xp.concatenate([l0[None, :], la])
+        return logs, xs, u // ANCHOR_TOKENS, (u % ANCHOR_TOKENS).astype(xp.float64) / G
+
+    def _ratio_rows(self, op: str, x0, xs, xp):
+        """The ratio column of network ``op`` at the batch and at each anchor ([1 + A])."""
+        from frontier_jax.predict.features import ATTENTION_FEATURES as AF
+        from frontier_jax.predict.features import SHIFTED_COLUMNS
+
+        sel = np.asarray(self.w[op]["ratio_select"])
+        name = AF[int(np.argmax(sel))] if sel.any() else AF[0]
+        at = (xs[:, SHIFTED_COLUMNS.index(name)] if name in SHIFTED_COLUMNS
+              else xp.broadcast_to(x0[AF.index(name)], xs.shape[:1]))
+        return xp.concatenate([x0[AF.index(name)][None], at])
 
     def _attention_stack(self, n_anchor: int):
         """Prefill and decode networks stacked as rows [prefill, decode x n_anchor] (None
@@ -341,13 +368,16 @@ class SurrogateCost:
         ops = op_times(t, p, xp)
         pre, stacked = ops["attn_prefill"], None
         if "attn_decode" in self.w:
-            xa, lo, alpha = self._anchors(x0, b, p, xp, k)
-            stacked = self._attention_stack(xa.shape[0])
+            logs, xs, lo, alpha = self._anchors(x0, b, p, xp, k)
+            rd = self._ratio_rows("attn_decode", x0, xs, xp)
+            stacked = self._attention_stack(xs.shape[0])
             if stacked is not None:  # one stacked call: [prefill at x0, decode at anchors]
-                y = stacked_apply(stacked, xp.concatenate([x0[None], xa]), xp)
+                rp = self._ratio_rows("attn_prefill", x0, xs, xp)
+                y = stacked_apply(stacked, None, xp, logs=logs, ratio=xp.concatenate([rp[:1], rd[1:]]))
                 pre, fa = y[0], y[1:]
             else:
-                fa = _mlp(self.w["attn_decode"], xa, xp)
+                fa = _apply(self.w["attn_decode"], None, xp, "...f,fw->...w", logs=logs[1:],
+                            ratio=rd[1:])
             dec = xp.where(x0[AF.index("d_num_seqs")] > 0, _interp(fa, lo, alpha), 0.0)
         else:
             dec = op_times(grow_decode(t, k, xp), p, xp)["attn_decode"]
@@ -377,8 +407,10 @@ class SurrogateCost:
         t = batch_totals(batch, xp) if x0 is None else _totals_of(x0, batch, xp)
         live = t.num_seqs > 0
         if ITERATION_OP in self.w:  # the whole step from its attention features, on the grid
-            xa, lo, alpha = self._anchors(x0, batch, p, xp, k)
-            times = _interp(_mlp(self.w[ITERATION_OP], xa, xp), lo, alpha)
+            logs, xs, lo, alpha = self._anchors(x0, batch, p, xp, k)
+            f = _apply(self.w[ITERATION_OP], None, xp, "...f,fw->...w", logs=logs[1:],
+                       ratio=self._ratio_rows(ITERATION_OP, x0, xs, xp)[1:])
+            times = _interp(f, lo, alpha)
         else:
             layer, extras = self.fixed_parts(t, p, xp)
             times = p.layers * (layer + self.attention_times(batch, t, p, xp, k, x0)) + extras

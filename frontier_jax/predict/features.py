@@ -268,15 +268,37 @@ def decode_window_features(x0, c, decode, k: int, xp=np, *, peak_flops, mem_bw, 
                                    block_size=block_size)
 
 
+# the attention columns a decode-context shift changes (shifted_decode_columns' order)
+SHIFTED_COLUMNS: tuple[str, ...] = (
+    "d_c_sum", "d_c_mean", "d_c_cv", "d_c_max", "d_c_min", "d_kv_pages", "d_flops", "d_bytes",
+    "d_roofline_s", "roofline_s",
+)
+# [S, F] one-hot: column s of shifted_decode_columns is attention column SHIFT_EMBED[s].argmax()
+SHIFT_EMBED = np.array([[float(f == g) for f in ATTENTION_FEATURES] for g in SHIFTED_COLUMNS])
+SHIFT_KEEP = 1.0 - SHIFT_EMBED.sum(axis=0)  # [F] 1 where a shift leaves the column alone
+
+
 def shifted_decode_features(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw, dtype_bytes=2,
                             block_size=16, aligned=False):
     """Attention features of the batch with every decoding context shifted by ``shifts[a]``
     tokens (prefill slots unchanged), in O(B x A) cheap operations instead of a full
-    :func:`attention_features` per shift.
+    :func:`attention_features` per shift: ``x0`` with its :data:`SHIFTED_COLUMNS`
+    replaced by :func:`shifted_decode_columns` (same arguments).
 
-    The count, variance, CTA and wave columns stay, sums, means, extremes, FLOPs and bytes
-    shift exactly, and only the KV page count needs the slots again. Equal (to rounding)
-    to ``attention_features`` on the shifted contexts (a test holds them together).
+    Equal (to rounding) to ``attention_features`` on the shifted contexts (a test holds
+    them together). Returns ``[A, len(ATTENTION_FEATURES)]``.
+    """
+    cols = shifted_decode_columns(x0, c, decode, shifts, xp, peak_flops=peak_flops,
+                                  mem_bw=mem_bw, dtype_bytes=dtype_bytes, block_size=block_size,
+                                  aligned=aligned)
+    return x0[None, :] * SHIFT_KEEP + cols @ SHIFT_EMBED  # exact: one-hot
+
+
+def shifted_decode_columns(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw, dtype_bytes=2,
+                           block_size=16, aligned=False):
+    """The :data:`SHIFTED_COLUMNS` of the batch with every decoding context shifted by
+    ``shifts[a]`` tokens: the count, variance, CTA and wave columns stay; sums, means,
+    extremes, FLOPs and bytes move linearly; the CV, KV pages and roofline follow.
 
     Args:
         x0: ``[F]`` :func:`attention_features` of the batch (shift 0).
@@ -289,43 +311,26 @@ def shifted_decode_features(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw,
             KV page counts then follow from one pass over the slots).
 
     Returns:
-        ``[A, len(ATTENTION_FEATURES)]``.
+        ``[A, len(SHIFTED_COLUMNS)]``.
     """
-    A = ATTENTION_FEATURES
-    g = lambda name: x0[..., A.index(name)]  # noqa: E731
-    i = A.index
-    s = xp.asarray(shifts, dtype=x0.dtype)[:, None]
+    g = lambda name: x0[..., ATTENTION_FEATURES.index(name)]  # noqa: E731
+    s = xp.asarray(shifts, dtype=x0.dtype)
     n_d = g("d_num_seqs")
-    # columns that move linearly with the shift (one fused expression over all columns)
-    slope = (n_d * _SHIFT_MASKS[0] + xp.where(n_d > 0, 1.0, 0.0) * _SHIFT_MASKS[1]
-             + 4.0 * g("head_dim") * g("n_q_heads") * n_d * _SHIFT_MASKS[2]
-             + _f(dtype_bytes, xp) * 2.0 * g("n_kv_heads") * g("head_dim") * n_d * _SHIFT_MASKS[3])
-    xl = x0[None, :] + s * slope[None, :]
-    # and the four that do not: CV, KV pages (from the slots), decode and total roofline
-    mean = xl[:, i("d_c_mean")]
+    moved = xp.where(n_d > 0, s, 0.0)
+    mean = g("d_c_mean") + moved
     cv = xp.where(mean > 0, xp.sqrt(g("d_c_var")) / xp.where(mean > 0, mean, 1.0), 0.0)
     w = xp.where(decode, 1.0, 0.0)
     blk = _f(block_size, xp)
+    cf = _f(c, xp)
     if aligned:  # every shift is the first plus whole pages: one pass over the slots
-        pages = xp.sum(w * xp.ceil((_f(c, xp) + s[0] + 1.0) / blk)) + n_d * (s[:, 0] - s[0, 0]) / blk
+        pages = xp.sum(w * xp.ceil((cf + s[0] + 1.0) / blk)) + n_d * (s - s[0]) / blk
     else:
-        pages = xp.sum(w[None, :] * xp.ceil((_f(c, xp)[None, :] + s + 1.0) / blk), axis=-1)
-    roof_d = xp.maximum(xl[:, i("d_flops")] / _f(peak_flops, xp), xl[:, i("d_bytes")] / _f(mem_bw, xp))
-    k = xp.arange(len(A))[None, :]
-    out = xp.where(k == i("d_c_cv"), cv[:, None], xl)
-    out = xp.where(k == i("d_kv_pages"), pages[:, None], out)
-    out = xp.where(k == i("d_roofline_s"), roof_d[:, None], out)
-    return xp.where(k == i("roofline_s"), (g("p_roofline_s") + roof_d)[:, None], out)
-
-
-def _shift_masks() -> np.ndarray:
-    """[4, F] 0/1 masks of the columns that move with a decode-context shift s, by slope:
-    n_d (sum), 1 if any decode (mean, max, min), FLOPs per token, bytes per token."""
-    groups = (("d_c_sum",), ("d_c_mean", "d_c_max", "d_c_min"), ("d_flops",), ("d_bytes",))
-    return np.array([[float(f in g) for f in ATTENTION_FEATURES] for g in groups])
-
-
-_SHIFT_MASKS = _shift_masks()
+        pages = xp.sum(w[None, :] * xp.ceil((cf[None, :] + s[:, None] + 1.0) / blk), axis=-1)
+    flops = g("d_flops") + 4.0 * g("head_dim") * g("n_q_heads") * n_d * s
+    nbytes = g("d_bytes") + _f(dtype_bytes, xp) * 2.0 * g("n_kv_heads") * g("head_dim") * n_d * s
+    roof_d = xp.maximum(flops / _f(peak_flops, xp), nbytes / _f(mem_bw, xp))
+    return xp.stack([g("d_c_sum") + n_d * s, mean, cv, g("d_c_max") + moved, g("d_c_min") + moved,
+                     pages, flops, nbytes, roof_d, g("p_roofline_s") + roof_d], axis=-1)
 
 
 # --------------------------------------------------------------------------------------
