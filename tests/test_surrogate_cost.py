@@ -342,3 +342,101 @@ def test_networks_of_different_shapes_are_priced_one_by_one(model):
     assert mixed.lin is None and sc.lin is not None
     p, b = llama8b_h100_cost(), _batch(*MIXED)
     assert float(mixed.iteration_time(b, p, np)) == pytest.approx(float(sc.iteration_time(b, p, np)), rel=1e-6)
+
+
+def _random_batch(rng, B=16, max_q=600, decode_share=0.6):
+    dec = rng.random(B) < decode_share
+    q = np.where(dec, 1, rng.integers(1, max_q, B))
+    c = rng.integers(1, 4000, B)
+    m = rng.random(B) < 0.8
+    return BatchSlots(q.astype(np.int32), c.astype(np.int32), dec & m, rng.random(B) < 0.7, m)
+
+
+@pytest.mark.parametrize("tp", [1.0, 2.0])
+def test_tables_price_like_the_networks(model, tp):
+    """CostModel.prepare tabulates the linear family exactly: a step priced from the
+    tables equals the step that evaluates the networks, in numpy and under jit."""
+    sc = model.iteration_time.__self__
+    p = llama8b_h100_cost(tp)
+    pt = model.prepare(p, 16 * 600, 16)
+    assert pt.tables.layer.shape == (16 * 600 + 1,) and pt.tables.lm_head.shape == (17,)
+    assert float(pt.tables.layer[0]) == pytest.approx(float(sc.layer_time(np.float64(0.0), p, np)), rel=1e-6)
+    rng = np.random.default_rng(int(tp))
+    jit = jax.jit(lambda b, p: model.step_times(b, p, jnp, 8))
+    for _ in range(20):
+        b = _random_batch(rng)
+        want = model.step_times(b, p, np, 8)
+        got = model.step_times(b, pt, np, 8)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(jit(b, pt)[1]), want[1], rtol=1e-6)
+    assert model.prepare(p, 16 * 600, 16).tables is pt.tables  # cached per configuration
+
+
+def test_sim_params_carry_tables_and_stack_pads_them(pset):
+    """Configurations with different token budgets stack (tables padded with their last
+    entry) and the vectorized batch equals each configuration's reference run."""
+    preps = [prepare(_scenario(pset, **{"scheduler.max_num_batched_tokens": n,
+                                        "workload.arrival.rate": 6.0})) for n in (512, 2048)]
+    lens = [p.params.cost.tables.layer.shape[-1] for p in preps]
+    assert lens == [513, 2049]
+    params = stack([p.params for p in preps])
+    assert params.cost.tables.layer.shape == (2, 2049)
+    assert np.all(params.cost.tables.layer[0, 513:] == preps[0].params.cost.tables.layer[-1])
+    res = simulate_batch(preps[1].shape, params, preps[0].cost)
+    for i, p in enumerate(preps):
+        ref = run_reference(p).result
+        np.testing.assert_allclose(np.asarray(res.finish_s[i]), ref.finish_s, rtol=1e-6)
+
+
+def test_totals_read_off_the_attention_features():
+    from frontier_jax.cost import batch_totals
+    from frontier_jax.cost.surrogate import _totals_of
+    from frontier_jax.predict.features import attention_features
+
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        b = _random_batch(rng)
+        x = attention_features(b.q_tokens, b.ctx_tokens, b.mask, np, is_decode=b.is_decode & b.mask,
+                               n_q_heads=8.0, n_kv_heads=2.0, head_dim=128.0, peak_flops=1e15,
+                               mem_bw=3e12, num_sms=132.0)
+        assert tuple(map(float, _totals_of(x, b, np))) == tuple(map(float, batch_totals(b, np)))
+
+
+def _grid_deviation(sc, p, c_lo, n=200, seed=0):
+    """|grid price / raw surrogate - 1| of decode attention on random decode batches whose
+    shortest context is at least ``c_lo``."""
+    from frontier_jax.cost import batch_totals
+    from frontier_jax.cost.surrogate import _mlp
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        B = 24
+        m = np.arange(B) < rng.integers(1, B)
+        c = rng.integers(c_lo, 4000, B)
+        b = BatchSlots(np.ones(B, np.int32), c.astype(np.int32), m, m, m)
+        x0 = sc._attention_x(b, p, np)
+        raw = float(_mlp(sc.w["attn_decode"], x0, np))
+        out.append(abs(float(sc.attention_times(b, batch_totals(b, np), p, np, 1, x0)[0]) / raw - 1))
+    return np.asarray(out)
+
+
+def test_grid_price_stays_near_the_raw_surrogate(model):
+    """The 32-token grid interpolates; on a grid point it is the raw surrogate itself, and
+    off it stays close (bounds measured; see the module doc of cost.surrogate)."""
+    from frontier_jax.cost.surrogate import _mlp
+
+    sc = model.iteration_time.__self__
+    p = llama8b_h100_cost()
+    b = _batch([1] * 3, [64, 700, 4000], [True] * 3)  # shortest context on the grid
+    x0 = sc._attention_x(b, p, np)
+    from frontier_jax.cost import batch_totals
+    got = float(sc.attention_times(b, batch_totals(b, np), p, np, 1, x0)[0])
+    assert got == pytest.approx(float(_mlp(sc.w["attn_decode"], x0, np)), rel=1e-6)
+    assert _grid_deviation(sc, p, 1).max() < 0.005
+    # the shipped CPU set bends sharply at short contexts; from 128 tokens on it is smooth
+    from frontier_jax.cost import cost_params_from_scenario
+    cpu = surrogate_cost(str(SCENARIOS.parent / "predictors" / "cpu-llama-512"), "cpu")
+    pc = cost_params_from_scenario(load_scenario(SCENARIOS / "cpu_tiny_llama.toml"))
+    dev = _grid_deviation(cpu.iteration_time.__self__, pc, 128)
+    assert np.median(dev) < 0.005 and dev.max() < 0.03

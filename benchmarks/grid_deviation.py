@@ -1,0 +1,73 @@
+"""How far the surrogate tier's 32-token decode grid moves a price from the raw surrogate.
+
+The tier prices decode attention by interpolating between anchor batches whose shortest
+decoding context sits on a multiple of ``ANCHOR_TOKENS`` (see ``frontier_jax.cost.surrogate``).
+This draws random decode-only batches (24 slots, 1-23 sequences, contexts up to 4,000
+tokens, 30% of them short), prices their decode attention both ways and prints the relative
+deviation by the batch's shortest context.
+
+    python benchmarks/grid_deviation.py [--predictor predictors/cpu-llama-512]
+        [--scenario scenarios/cpu_tiny_llama.toml] [--batches 1500] [--json]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from frontier_jax.cost import BatchSlots, batch_totals, cost_params_from_scenario
+from frontier_jax.cost.surrogate import _mlp
+from frontier_jax.sim.build import cost_model
+from frontier_jax.spec import load_scenario, with_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+BANDS = ((0, 32), (32, 64), (64, 128), (128, 256), (256, 1 << 30))
+
+
+def deviations(sc, p, batches: int, seed: int = 0) -> np.ndarray:
+    """[batches, 2]: shortest decoding context, |grid price / raw surrogate - 1|."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(batches):
+        B = 24
+        m = np.arange(B) < rng.integers(1, B)
+        c = np.where(rng.random(B) < 0.3, rng.integers(1, 300, B), rng.integers(1, 4000, B))
+        b = BatchSlots(np.ones(B, np.int32), c.astype(np.int32), m, m, m)
+        x0 = sc._attention_x(b, p, np)
+        raw = float(_mlp(sc.w["attn_decode"], x0, np))
+        grid = float(sc.attention_times(b, batch_totals(b, np), p, np, 1, x0)[0])
+        rows.append((c[m].min(), abs(grid / raw - 1.0)))
+    return np.asarray(rows, dtype=float)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--predictor", default=str(REPO / "predictors" / "cpu-llama-512"))
+    ap.add_argument("--scenario", default=str(REPO / "scenarios" / "cpu_tiny_llama.toml"))
+    ap.add_argument("--batches", type=int, default=1500)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    s = with_overrides(load_scenario(a.scenario), {"cost.kind": "surrogate",
+                                                   "cost.predictor": str(Path(a.predictor).resolve())})
+    sc = cost_model(s).step_times.__self__
+    if "attn_decode" not in sc.w:
+        raise SystemExit(f"{a.predictor}: no attn_decode surrogate to compare")
+    d = deviations(sc, cost_params_from_scenario(s), a.batches)
+    out = []
+    for lo, hi in BANDS:
+        e = d[(d[:, 0] >= lo) & (d[:, 0] < hi), 1]
+        if len(e):
+            out.append({"shortest_context": f"{lo}-{hi if hi < 1 << 30 else 'max'}", "batches": len(e),
+                        "median": float(np.median(e)), "p99": float(np.quantile(e, 0.99)),
+                        "max": float(e.max())})
+    if a.json:
+        print(json.dumps({"predictor": a.predictor, "scenario": a.scenario, "bands": out}, indent=2))
+    else:
+        for r in out:
+            print(f"shortest context {r['shortest_context']:>9}: {r['batches']:5d} batches  "
+                  f"median {100 * r['median']:.2f}%  p99 {100 * r['p99']:.2f}%  max {100 * r['max']:.2f}%")
+
+
+if __name__ == "__main__":
+    main()
