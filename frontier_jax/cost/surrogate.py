@@ -77,6 +77,7 @@ ITERATION_OP = "iteration"  # a whole engine step measured end to end (see predi
 LM_HEAD_OP = "lm_head_linear"
 DEFAULT_BLOCK_SIZE = 16  # KV page size assumed by the attention page-count features
 ANCHOR_TOKENS = 32  # decode contexts are priced on a grid of this many tokens (see module doc)
+TABLE_CACHE = 256  # distinct configurations whose StepTables a cost model keeps
 
 
 def _mlp(weights: dict, x, xp):
@@ -92,32 +93,53 @@ def stack_weights(ws: list[dict]) -> dict | None:
     return {k: np.stack([w[k] for w in ws]) for k in keys}
 
 
-def stacked_apply(sw: dict, x, xp, **kw):
+def stacked_apply(sw: dict, x, xp):
     """Seconds of ``O`` surrogates at once: ``sw`` stacked weights (leading axis O), ``x``
-    ``[O, F]`` (row o for surrogate o): a few batched products instead of O small ones
-    (``kw``: see :func:`_apply`)."""
-    return _apply(sw, x, xp, "of,ofw->ow", **kw)
+    ``[O, F]`` (row o for surrogate o): a few batched products instead of O small ones."""
+    return _apply(sw, x, xp, "of,ofw->ow")
 
 
-def _apply(sw: dict, x, xp, spec: str, logs=None, ratio=None):
+def _apply(sw: dict, x, xp, spec: str):
     """The maths of :func:`frontier_jax.predict.surrogate.surrogate_apply`, written once
     for numpy and jax.numpy. The network runs in float32 (its weights are float32; float64
-    transcendentals would dominate the step); the roofline ratio is applied in float64.
-    ``logs``/``ratio``: the float32 ``log1p(max(x, 0))`` rows and the ratio column's value,
-    when the caller has them (then ``x`` is not needed)."""
-    f32 = xp.float32
-    if logs is None:
-        x = xp.asarray(x, dtype=xp.float64)
-        logs = xp.log1p(xp.maximum(x, 0.0).astype(f32))
-    if ratio is None:
-        ratio = xp.sum(xp.where(sw["ratio_select"] > 0, x, 0.0), axis=-1)  # the one-hot column
-    n_layers = sum(1 for k in sw if k.startswith("W"))
+    transcendentals would dominate the step); the roofline ratio is applied in float64."""
+    x = xp.asarray(x, dtype=xp.float64)
+    ratio = xp.sum(xp.where(sw["ratio_select"] > 0, x, 0.0), axis=-1)  # the one-hot column
+    return _finish(sw, _first(sw, _log(x, xp), xp, spec), ratio, xp, spec)
+
+
+def _log(x, xp):
+    """The networks' input transform, ``log1p(max(x, 0))`` in float32."""
+    return xp.log1p(xp.maximum(x, 0.0).astype(xp.float32))
+
+
+def _first(sw: dict, logs, xp, spec: str):
+    """First layer (before its activation) on log-features ``logs``."""
     z = xp.clip((logs - sw["x_mean"]) / sw["x_std"], sw["z_lo"], sw["z_hi"])
-    for i in range(n_layers):
-        z = xp.einsum(spec, z, sw[f"W{i}"]) + sw[f"b{i}"]
-        if i < n_layers - 1:
-            z = z / (f32(1.0) + xp.exp(xp.minimum(-z, f32(60.0))))  # SiLU, no overflow
-    y = (z[..., 0] * sw["y_std"] + sw["y_mean"]).astype(xp.float64)
+    return xp.einsum(spec, z, sw["W0"]) + sw["b0"]
+
+
+def _first_at_anchors(sw: dict, l0, ls, xp):
+    """First layer of one network at anchor rows that equal the batch's log-features
+    ``l0`` [F] except in :data:`SHIFTED_COLUMNS`, whose logs are ``ls`` [A, S]: the
+    unchanged columns' product once, the S changed ones per anchor ([A, W])."""
+    from frontier_jax.predict.features import SHIFT_KEEP, SHIFTED_INDEX
+
+    z0 = xp.clip((l0 - sw["x_mean"]) / sw["x_std"], sw["z_lo"], sw["z_hi"])
+    base = (z0 * SHIFT_KEEP.astype(np.float32)) @ sw["W0"] + sw["b0"]
+    i = SHIFTED_INDEX
+    zs = xp.clip((ls - sw["x_mean"][i]) / sw["x_std"][i], sw["z_lo"][i], sw["z_hi"][i])
+    return base + zs @ sw["W0"][i]
+
+
+def _finish(sw: dict, h, ratio, xp, spec: str):
+    """The rest of the network from the first layer's output ``h``, in seconds."""
+    f32 = xp.float32
+    n_layers = sum(1 for k in sw if k.startswith("W"))
+    for i in range(1, n_layers):
+        h = h / (f32(1.0) + xp.exp(xp.minimum(-h, f32(60.0))))  # SiLU, no overflow
+        h = xp.einsum(spec, h, sw[f"W{i}"]) + sw[f"b{i}"]
+    y = (h[..., 0] * sw["y_std"] + sw["y_mean"]).astype(xp.float64)
     y = y + xp.where(sw["has_ratio"], xp.log(xp.maximum(ratio, 1e-9)), 0.0)
     return xp.exp(y)
 
@@ -277,6 +299,8 @@ class SurrogateCost:
         p = p._replace(tables=None)
         key = (tuple(float(v) for v in p[:-1]), int(max_tokens), int(max_seqs))
         if key not in self._tables:
+            if len(self._tables) >= TABLE_CACHE:  # bounded: drop the oldest
+                self._tables.pop(next(iter(self._tables)))
             T = np.arange(int(max_tokens) + 1, dtype=np.float64)
             S = np.arange(int(max_seqs) + 1, dtype=np.float64)
             self._tables[key] = StepTables(np.asarray(self.layer_time(T, p, np), np.float64),
@@ -316,12 +340,12 @@ class SurrogateCost:
         Iteration j's decoding contexts are ``c + j``; its price interpolates linearly
         between the anchor batches whose shortest decoding context is the multiple of
         ``ANCHOR_TOKENS`` (G) at or below, and the next one above, ``min(c) + j``. Anchor a
-        has the decode contexts shifted by G a - r, r = min(c) mod G. Returns (log rows
-        [1 + A, F]: the batch's ``log1p`` features then the anchors', which differ only in
-        :data:`SHIFTED_COLUMNS`; those columns' raw values at the anchors [A, S]; lower
-        anchor [k]; weight of the upper one [k])."""
+        has the decode contexts shifted by G a - r, r = min(c) mod G; its features equal
+        the batch's except in :data:`SHIFTED_COLUMNS`. Returns (the batch's log-features
+        [F]; those columns' raw values at the anchors [A, S]; lower anchor [k]; weight of
+        the upper one [k])."""
         from frontier_jax.predict.features import ATTENTION_FEATURES as AF
-        from frontier_jax.predict.features import SHIFT_EMBED, SHIFT_KEEP, shifted_decode_columns
+        from frontier_jax.predict.features import shifted_decode_columns
 
         G = float(ANCHOR_TOKENS)
         n_anchor = (ANCHOR_TOKENS - 1 + k - 1) // ANCHOR_TOKENS + 2
@@ -331,14 +355,14 @@ class SurrogateCost:
                                     peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"],
                                     dtype_bytes=p.dtype_bytes, block_size=self.block_size,
                                     aligned=ANCHOR_TOKENS % self.block_size == 0)
-        f32 = xp.float32
-        log = lambda v: xp.log1p(xp.maximum(v, 0.0).astype(f32))  # noqa: E731
-        l0 = log(x0)
-        # one-hot products are exact: the anchors' rows are the batch's with S columns swapped
-        la = l0[None, :] * SHIFT_KEEP.astype(np.float32) + log(xs) @ SHIFT_EMBED.astype(np.float32)
         u = r.astype(xp.int32) + xp.arange(k, dtype=xp.int32)
-        logs = xp.concatenate([l0[None, :], la])
-        return logs, xs, u // ANCHOR_TOKENS, (u % ANCHOR_TOKENS).astype(xp.float64) / G
+        return _log(x0, xp), xs, u // ANCHOR_TOKENS, (u % ANCHOR_TOKENS).astype(xp.float64) / G
+
+    def _at_anchors(self, op: str, l0, x0, xs, xp):
+        """Seconds of network ``op`` at the anchors ([A])."""
+        w = self.w[op]
+        h = _first_at_anchors(w, l0, _log(xs, xp), xp)
+        return _finish(w, h, self._ratio_rows(op, x0, xs, xp)[1:], xp, "...f,fw->...w")
 
     def _ratio_rows(self, op: str, x0, xs, xp):
         """The ratio column of network ``op`` at the batch and at each anchor ([1 + A])."""
@@ -368,16 +392,17 @@ class SurrogateCost:
         ops = op_times(t, p, xp)
         pre, stacked = ops["attn_prefill"], None
         if "attn_decode" in self.w:
-            logs, xs, lo, alpha = self._anchors(x0, b, p, xp, k)
-            rd = self._ratio_rows("attn_decode", x0, xs, xp)
+            l0, xs, lo, alpha = self._anchors(x0, b, p, xp, k)
             stacked = self._attention_stack(xs.shape[0])
-            if stacked is not None:  # one stacked call: [prefill at x0, decode at anchors]
-                rp = self._ratio_rows("attn_prefill", x0, xs, xp)
-                y = stacked_apply(stacked, None, xp, logs=logs, ratio=xp.concatenate([rp[:1], rd[1:]]))
+            if stacked is not None:  # [prefill at x0, decode at anchors]: one stacked pass
+                h = xp.concatenate([_first(self.w["attn_prefill"], l0, xp, "f,fw->w")[None],
+                                    _first_at_anchors(self.w["attn_decode"], l0, _log(xs, xp), xp)])
+                ratio = xp.concatenate([self._ratio_rows("attn_prefill", x0, xs, xp)[:1],
+                                        self._ratio_rows("attn_decode", x0, xs, xp)[1:]])
+                y = _finish(stacked, h, ratio, xp, "of,ofw->ow")
                 pre, fa = y[0], y[1:]
             else:
-                fa = _apply(self.w["attn_decode"], None, xp, "...f,fw->...w", logs=logs[1:],
-                            ratio=rd[1:])
+                fa = self._at_anchors("attn_decode", l0, x0, xs, xp)
             dec = xp.where(x0[AF.index("d_num_seqs")] > 0, _interp(fa, lo, alpha), 0.0)
         else:
             dec = op_times(grow_decode(t, k, xp), p, xp)["attn_decode"]
@@ -407,10 +432,8 @@ class SurrogateCost:
         t = batch_totals(batch, xp) if x0 is None else _totals_of(x0, batch, xp)
         live = t.num_seqs > 0
         if ITERATION_OP in self.w:  # the whole step from its attention features, on the grid
-            logs, xs, lo, alpha = self._anchors(x0, batch, p, xp, k)
-            f = _apply(self.w[ITERATION_OP], None, xp, "...f,fw->...w", logs=logs[1:],
-                       ratio=self._ratio_rows(ITERATION_OP, x0, xs, xp)[1:])
-            times = _interp(f, lo, alpha)
+            l0, xs, lo, alpha = self._anchors(x0, batch, p, xp, k)
+            times = _interp(self._at_anchors(ITERATION_OP, l0, x0, xs, xp), lo, alpha)
         else:
             layer, extras = self.fixed_parts(t, p, xp)
             times = p.layers * (layer + self.attention_times(batch, t, p, xp, k, x0)) + extras

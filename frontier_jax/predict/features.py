@@ -276,6 +276,7 @@ SHIFTED_COLUMNS: tuple[str, ...] = (
 # [S, F] one-hot: column s of shifted_decode_columns is attention column SHIFT_EMBED[s].argmax()
 SHIFT_EMBED = np.array([[float(f == g) for f in ATTENTION_FEATURES] for g in SHIFTED_COLUMNS])
 SHIFT_KEEP = 1.0 - SHIFT_EMBED.sum(axis=0)  # [F] 1 where a shift leaves the column alone
+SHIFTED_INDEX = np.array([ATTENTION_FEATURES.index(f) for f in SHIFTED_COLUMNS])
 
 
 def shifted_decode_features(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw, dtype_bytes=2,

@@ -1,5 +1,6 @@
 """Build static shapes and params pytrees from validated scenarios (host side)."""
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,14 +76,12 @@ def cost_model(s: Any) -> CostModel:
         raise SpecError(s.source, "cost.kind", kind,
                         "'roofline' or 'surrogate' (the forest's MLP twin, which runs inside "
                         "the compiled step; forests themselves run on the host only)")
-    from frontier_jax.cost.surrogate import resolve_predictor_dir, surrogate_cost
+    from frontier_jax.cost.surrogate import surrogate_cost
     from frontier_jax.predict.devices import canonical_device
 
     src = Path(s.source)
     try:
-        d = resolve_predictor_dir(s.cost.predictor, src.parent if src.suffix else None)
-        card = json.loads((d / "card.json").read_text())
-        devices = sorted(card.get("devices") or {})
+        d, devices = _predictor_devices(s.cost.predictor, str(src.parent) if src.suffix else None)
     except (OSError, ValueError) as e:
         raise SpecError(s.source, "cost.predictor", s.cost.predictor, str(e)) from None
     dev = canonical_device(s.hardware.name)
@@ -94,6 +93,17 @@ def cost_model(s: Any) -> CostModel:
         return surrogate_cost(str(d), dev)
     except (OSError, ValueError, KeyError) as e:
         raise SpecError(s.source, "cost.predictor", s.cost.predictor, str(e)) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _predictor_devices(name: str, base: str | None) -> tuple[Path, list[str]]:
+    """(folder, devices on its card) of predictor set ``name`` (cached: a sweep builds
+    every configuration's params and cost model from the same set)."""
+    from frontier_jax.cost.surrogate import resolve_predictor_dir
+
+    d = resolve_predictor_dir(name, base)
+    card = json.loads((d / "card.json").read_text())
+    return d, sorted(card.get("devices") or {})
 
 
 def default_max_steps(wl: WorkloadArrays) -> int:
