@@ -13,12 +13,16 @@ evaluating them); ``--predictor DIR`` uses any set profiled on the scenario's ha
 Surrogate-priced configurations carry their host-side tables (``sim_params``), as in
 any run.
 
+It also reports the XLA fusions (kernels) in the compiled event loop's body per tier:
+what each simulated event launches, the cost that dominates on a GPU.
+
     python benchmarks/surrogate_step.py --json [--configs 1 64] [--requests 2000]
 """
 
 import argparse
 import json
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -45,6 +49,15 @@ def _synthetic_set(out: Path, width: int | None = None, depth: int | None = None
     return make_predictor_set(out, surrogate={**arch, "steps": 100})
 
 
+def _loop_kernels(shape, params, cost) -> int:
+    """XLA fusions (kernels) in the compiled event loop's body: what every simulated event
+    launches, the cost that dominates on a GPU."""
+    hlo = simulate_batch.lower(shape, params, cost).compile().as_text()
+    comps = {c.split(" ", 1)[0].lstrip("%"): c for c in re.split(r"\n(?=\S)", hlo)}
+    bodies = [comps.get(b, "") for b in re.findall(r"body=%?([\w.\-]+)", hlo)]
+    return max(len(re.findall(r"= \S+ fusion\(", b)) for b in bodies)
+
+
 def _run(scenario, cost, c: int, n: int, repeats: int = 3) -> dict:
     """Best of ``repeats`` timed runs (after compilation) of C variants of the scenario."""
     rng = np.random.default_rng(0)
@@ -68,6 +81,7 @@ def _run(scenario, cost, c: int, n: int, repeats: int = 3) -> dict:
     wall, cpu = best
     steps = int(np.max(np.asarray(res.steps)))  # the loop runs until the longest config ends
     return {"configs": c, "requests": n, "batch_slots": shape.max_batch, "wall_s": wall,
+            "loop_kernels": _loop_kernels(shape, params, cost),
             "cpu_s": cpu, "compile_s": compile_s, "loop_steps": steps,
             "us_per_step": 1e6 * wall / steps, "cpu_us_per_step": 1e6 * cpu / steps,
             "incomplete": int(np.sum(np.asarray(res.incomplete)))}
@@ -108,7 +122,8 @@ def main() -> None:
         for r in rows:
             print(f"C={r['configs']:4d}  roofline {r['roofline']['us_per_step']:9.1f} us/step  "
                   f"surrogate {r['surrogate']['us_per_step']:9.1f} us/step  "
-                  f"ratio {r['step_cost_ratio']:.2f}x (CPU time {r['step_cpu_ratio']:.2f}x)")
+                  f"ratio {r['step_cost_ratio']:.2f}x (CPU time {r['step_cpu_ratio']:.2f}x)  "
+                  f"loop kernels {r['roofline']['loop_kernels']} / {r['surrogate']['loop_kernels']}")
 
 
 if __name__ == "__main__":
