@@ -361,6 +361,9 @@ def test_tables_price_like_the_networks(model, tp):
     pt = model.prepare(p, 16 * 600, 16)
     assert pt.tables.layer.shape == (16 * 600 + 1,) and pt.tables.lm_head.shape == (17,)
     assert float(pt.tables.layer[0]) == pytest.approx(float(sc.layer_time(np.float64(0.0), p, np)), rel=1e-6)
+    # built in chunks (TABLE_CHUNK < 9,600): the same as one evaluation over every count
+    np.testing.assert_allclose(pt.tables.layer, sc.layer_time(np.arange(16 * 600 + 1.0), p, np),
+                               rtol=1e-12)
     rng = np.random.default_rng(int(tp))
     jit = jax.jit(lambda b, p: model.step_times(b, p, jnp, 8))
     for _ in range(20):
