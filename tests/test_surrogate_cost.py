@@ -372,7 +372,11 @@ def test_tables_price_like_the_networks(model, tp):
         got = model.step_times(b, pt, np, 8)
         np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
         np.testing.assert_allclose(np.asarray(jit(b, pt)[1]), want[1], rtol=1e-6)
-    assert model.prepare(p, 16 * 600, 16).tables is pt.tables  # cached per configuration
+    # cached per cost parameters: the same budget reuses the table, a shorter one its prefix
+    again, short = model.prepare(p, 16 * 600, 16).tables, model.prepare(p, 1000, 8).tables
+    assert np.shares_memory(again.layer, pt.tables.layer)
+    assert np.shares_memory(short.layer, pt.tables.layer) and short.layer.shape == (1001,)
+    np.testing.assert_array_equal(short.lm_head, pt.tables.lm_head[:9])
 
 
 def test_sim_params_carry_tables_and_stack_pads_them(pset):

@@ -77,7 +77,7 @@ ITERATION_OP = "iteration"  # a whole engine step measured end to end (see predi
 LM_HEAD_OP = "lm_head_linear"
 DEFAULT_BLOCK_SIZE = 16  # KV page size assumed by the attention page-count features
 ANCHOR_TOKENS = 32  # decode contexts are priced on a grid of this many tokens (see module doc)
-TABLE_CACHE = 256  # distinct configurations whose StepTables a cost model keeps
+TABLE_CACHE = 256  # tables (per distinct cost parameters and kind) a cost model keeps
 TABLE_CHUNK = 8192  # token counts per host evaluation when building them
 
 
@@ -213,7 +213,7 @@ class SurrogateCost:
         self.lin = stack_weights([weights[op] for op in self.lin_ops]) if self.lin_ops else None
         self.attn_ops = [op for op in ATTENTION_OPS if op in weights]
         self._attn_stacks: dict[int, dict | None] = {}
-        self._tables: dict[tuple, StepTables] = {}
+        self._tables: dict[tuple, np.ndarray] = {}
 
     def __repr__(self) -> str:
         return f"SurrogateCost({self.name!r}, ops={sorted(self.w)})"
@@ -295,23 +295,29 @@ class SurrogateCost:
 
     def prepare(self, p: CostParams, max_tokens: int, max_seqs: int) -> CostParams:
         """``p`` with its :class:`StepTables` for iterations of up to ``max_tokens`` tokens and
-        ``max_seqs`` sequences (host, numpy; cached per distinct configuration): the step
-        then looks the linear family up instead of evaluating its networks. Host cost
-        grows with the budget (about 0.5 s per 8,192 tokens with width-128 networks on a
-        2-core CPU), memory stays bounded (chunks of ``TABLE_CHUNK`` counts)."""
+        ``max_seqs`` sequences (host, numpy): the step then looks the linear family up
+        instead of evaluating its networks. Host cost grows with the budget (about 0.5 s
+        per 8,192 tokens with width-128 networks on a 2-core CPU), memory stays bounded
+        (chunks of ``TABLE_CHUNK`` counts). Cached per distinct cost parameters: a longer
+        budget extends the table, a shorter one takes its prefix."""
         p = p._replace(tables=None)
-        key = (tuple(float(v) for v in p[:-1]), int(max_tokens), int(max_seqs))
-        if key not in self._tables:
-            if len(self._tables) >= TABLE_CACHE:  # bounded: drop the oldest
-                self._tables.pop(next(iter(self._tables)))
-            def table(fn, n):  # in chunks: the features of a long budget are large
-                return np.concatenate([np.asarray(fn(np.arange(i, min(i + TABLE_CHUNK, n + 1),
-                                                                dtype=np.float64), p, np), np.float64)
-                                       for i in range(0, n + 1, TABLE_CHUNK)])
+        key = tuple(float(v) for v in p[:-1])
+        return p._replace(tables=StepTables(self._table(key, "layer", self.layer_time, p, max_tokens),
+                                            self._table(key, "lm", self.lm_head_time, p, max_seqs)))
 
-            self._tables[key] = StepTables(table(self.layer_time, int(max_tokens)),
-                                           table(self.lm_head_time, int(max_seqs)))
-        return p._replace(tables=self._tables[key])
+    def _table(self, key: tuple, which: str, fn, p: CostParams, n: int):
+        """``fn`` at counts 0..n (see :meth:`prepare`)."""
+        have = self._tables.get((key, which))
+        start = 0 if have is None else have.shape[0]
+        if start <= n:
+            if have is None and len(self._tables) >= TABLE_CACHE:  # bounded: drop the oldest
+                self._tables.pop(next(iter(self._tables)))
+            parts = [] if have is None else [have]
+            for i in range(start, n + 1, TABLE_CHUNK):  # chunks: a long budget's features are large
+                counts = np.arange(i, min(i + TABLE_CHUNK, n + 1), dtype=np.float64)
+                parts.append(np.asarray(fn(counts, p, np), np.float64))
+            have = self._tables[(key, which)] = np.concatenate(parts)
+        return have[:n + 1]
 
     def fixed_parts(self, t: BatchTotals, p: CostParams, xp):
         """(seconds per layer of everything but attention, seconds per iteration outside
