@@ -118,6 +118,17 @@ def _lst(xs) -> str:
     return "[" + ", ".join(str(x) for x in xs) + "]"
 
 
+def _timed_ops(draw: st.DrawFn, cols: dict, n: int, op_runs) -> tuple[list[float], int]:
+    """Add the Vidur time columns of each (op, runs) to ``cols``; (expected seconds, empty cells)."""
+    secs, nan = [], 0
+    for op, runs in op_runs:
+        cells, s, z = draw(op_times(n, runs))
+        cols.update(_ts_cols(op, cells))
+        secs += s
+        nan += z
+    return secs, nan
+
+
 @st.composite
 def op_times(draw: st.DrawFn, n: int, runs: list[bool]) -> tuple[list[float], list[float], int]:
     """Median times (ms) of one op over `n` rows: 0 where the op does not run, some empty
@@ -169,13 +180,9 @@ def vidur_attention(draw: st.DrawFn, frontier: bool = False) -> tuple[pd.DataFra
             pc.append(_lst([draw(st.integers(0, 2048)) for _ in range(m)]) if k == "mixed" else "")
             dc.append(_lst(draw(st.lists(st.integers(1, 8192), min_size=1, max_size=4))) if k == "mixed" else "")
         cols.update(seq_lens=seq, prefill_seq_lens=pq, prefill_kv_cache_sizes=pc, decode_kv_cache_sizes=dc)
-    secs, nan = [], 0
-    for op, runs in (("attn_prefill", [k != "decode" for k in kinds]), ("attn_decode", [k != "prefill" for k in kinds]),
-                     ("attn_kv_cache_save", [True] * n)):
-        cells, s, z = draw(op_times(n, runs))
-        cols.update(_ts_cols(op, cells))
-        secs += s
-        nan += z
+    secs, nan = _timed_ops(draw, cols, n, (("attn_prefill", [k != "decode" for k in kinds]),
+                                           ("attn_decode", [k != "prefill" for k in kinds]),
+                                           ("attn_kv_cache_save", [True] * n)))
     dev = draw(st.sampled_from(DEVICES))
     return pd.DataFrame(cols), f"{dev}/org/model/attention.csv", secs, nan
 
@@ -189,13 +196,9 @@ def vidur_linear(draw: st.DrawFn) -> tuple[pd.DataFrame, str, list[float], int]:
         "num_tokens": [draw(st.integers(1, 8192)) for _ in range(n)],
         "num_tensor_parallel_workers": [draw(st.sampled_from([1, 2, 4, 8])) for _ in range(n)],
     }
-    secs, nan = [], 0
-    for op in draw(st.lists(st.sampled_from(["mlp_up_proj", "attn_pre_proj", "input_layernorm",
-                                             "mlp_down_proj"]), min_size=1, max_size=3, unique=True)):
-        cells, s, z = draw(op_times(n, [True] * n))
-        cols.update(_ts_cols(op, cells))
-        secs += s
-        nan += z
+    ops = draw(st.lists(st.sampled_from(["mlp_up_proj", "attn_pre_proj", "input_layernorm",
+                                         "mlp_down_proj"]), min_size=1, max_size=3, unique=True))
+    secs, nan = _timed_ops(draw, cols, n, [(op, [True] * n) for op in ops])
     dev = draw(st.sampled_from(DEVICES))
     return pd.DataFrame(cols), f"{dev}/org/model/mlp.csv", secs, nan
 
@@ -207,8 +210,7 @@ def vidur_collective(draw: st.DrawFn) -> tuple[pd.DataFrame, str, list[float], i
     cols: dict[str, list] = {"rank": [0] * n, "num_workers": nw,
                              "size": [draw(st.integers(1, 2**30)) for _ in range(n)],
                              "collective": ["all_reduce"] * n, "devices_per_node": nw}
-    cells, secs, nan = draw(op_times(n, [True] * n))
-    cols.update(_ts_cols("all_reduce", cells))
+    secs, nan = _timed_ops(draw, cols, n, [("all_reduce", [True] * n)])
     dev = draw(st.sampled_from(DEVICES))
     return pd.DataFrame(cols), f"network/{dev}_pairwise_nvlink/all_reduce.csv", secs, nan
 
@@ -233,8 +235,7 @@ def frontier_moe(draw: st.DrawFn) -> tuple[pd.DataFrame, str, list[float], int]:
                     load_imbalance_cv=[draw(st.floats(0, 2)) for _ in range(n)],
                     load_entropy=[draw(st.floats(0, 6)) for _ in range(n)],
                     load_gini_coefficient=[draw(st.floats(0, 1)) for _ in range(n)])
-    cells, secs, nan = draw(op_times(n, [True] * n))
-    cols.update(_ts_cols("moe_grouped_gemm", cells))
+    secs, nan = _timed_ops(draw, cols, n, [("moe_grouped_gemm", [True] * n)])
     return pd.DataFrame(cols), f"{draw(st.sampled_from(DEVICES))}/tiny-moe/moe.csv", secs, nan
 
 
