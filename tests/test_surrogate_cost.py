@@ -197,7 +197,7 @@ def test_card_records_the_device_it_prices(pset):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_window_features_equal_features_of_grown_contexts(seed):
-    from frontier_jax.predict.features import attention_features, decode_window_features
+    from frontier_jax.predict.features import attention_features, shifted_decode_features
 
     rng = np.random.default_rng(seed)
     B, K = 24, 40
@@ -211,7 +211,7 @@ def test_window_features_equal_features_of_grown_contexts(seed):
     kw = dict(n_q_heads=8.0, n_kv_heads=2.0, head_dim=128.0, peak_flops=989e12, mem_bw=3.35e12,
               num_sms=132.0, dtype_bytes=2.0, block_size=16.0)
     x0 = attention_features(q, c, mask, np, is_decode=dec, **kw)
-    got = decode_window_features(x0, c, dec & mask, K, np, peak_flops=989e12, mem_bw=3.35e12,
+    got = shifted_decode_features(x0, c, dec & mask, np.arange(K), np, peak_flops=989e12, mem_bw=3.35e12,
                                  dtype_bytes=2.0, block_size=16.0)
     want = np.stack([attention_features(q, c + j * dec, mask, np, is_decode=dec, **kw)
                      for j in range(K)])

@@ -125,7 +125,7 @@ def reduce_last(op: str, xp, xs) -> object:
     return xp.stack(out, axis=-1)
 
 
-def col3(a, idx):
+def _cols(a, idx):
     """Columns ``idx`` of the last axis of ``a`` (a constant gather)."""
     return a[..., np.asarray(idx)]
 
@@ -203,41 +203,40 @@ def attention_features(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_hea
         xp.where(pres_p, q, 0.0), xp.where(pres_p, -q, -big), xp.where(pres_p, c, 0.0),
         xp.where(pres_p, -c, -big), xp.where(pres_p, kv, 0.0), xp.where(pres_d, c, 0.0),
         xp.where(pres_d, -c, -big)))
-    lo3 = col3(ext, [1, 3, 6])
+    lo3 = _cols(ext, [1, 3, 6])
     mn = xp.where(lo3 > -big, -lo3, 0.0)  # minima: q, c of prefill, c of decode (0 if none)
     wpc, wdc = wp * c, wd * c
     raw = reduce_last("sum", xp, (
         wp, wp * q, wp * q * q, wpc, wpc * c, wpc * q, wp * xp.ceil(q * grp[..., None] / tile_q),
         wp * xp.ceil(kv / blk), wd, wdc, wdc * c, wd * xp.ceil((c + 1.0) / blk)))
     # sum of squares about the minimum: sum(w x^2) - 2 m sum(w x) + m^2 n
-    sq = col3(raw, [2, 4, 10]) - 2.0 * mn * col3(raw, [1, 3, 9]) + mn * mn * col3(raw, [0, 0, 8])
+    sq = _cols(raw, [2, 4, 10]) - 2.0 * mn * _cols(raw, [1, 3, 9]) + mn * mn * _cols(raw, [0, 0, 8])
     tot = xp.concatenate([raw[..., 0:2], sq[..., 0:1], raw[..., 3:4], sq[..., 1:2], raw[..., 5:6],
                           raw[..., 2:3], (raw[..., 1] + raw[..., 3])[..., None], raw[..., 6:10],
                           sq[..., 2:3], raw[..., 11:12]], axis=-1)
     # The columns, computed a group at a time ([..., g] vectors) and put in order with one
     # gather: per-column scalars would each become a kernel of their own in the step.
-    col = col3
-    n3, s3, sq3 = col(tot, [0, 0, 10]), col(tot, [1, 3, 11]), col(tot, [2, 4, 12])
+    n3, s3, sq3 = _cols(tot, [0, 0, 10]), _cols(tot, [1, 3, 11]), _cols(tot, [2, 4, 12])
     mean3, var3, cv3 = _spread(n3, s3, mn, sq3, xp)  # (q, c) of prefill, c of decode
     n_d, cs_d = tot[..., 10], tot[..., 11]
-    ctas2 = col(tot, [8, 10]) * nkv[..., None]  # thread blocks: prefill tiles, decodes
+    ctas2 = _cols(tot, [8, 10]) * nkv[..., None]  # thread blocks: prefill tiles, decodes
     waves2 = xp.ceil(ctas2 / sms[..., None])
     weff2 = xp.where(waves2 > 0, ctas2 / xp.maximum(waves2 * sms[..., None], 1.0), 0.0)
-    qs2 = col(tot, [1, 10])  # query tokens
+    qs2 = _cols(tot, [1, 10])  # query tokens
     kv2 = xp.stack([tot[..., 7], cs_d + n_d], axis=-1)  # KV tokens read
     pairs2 = xp.stack([tot[..., 5] + 0.5 * (tot[..., 6] + tot[..., 1]), cs_d + n_d], axis=-1)
     flops2 = 4.0 * (hd * nq)[..., None] * pairs2
     bytes2 = db[..., None] * (2.0 * (nq * hd)[..., None] * qs2 + 2.0 * (nkv * hd)[..., None] * kv2)
     roof2 = xp.maximum(flops2 / pf[..., None], bytes2 / bw[..., None])
-    all2 = col(tot, [0, 1]) + n_d[..., None]  # sequences, tokens
-    share2 = xp.where(all2 > 0, col(tot, [0, 1]) / xp.maximum(all2, 1.0), 0.0)
+    all2 = _cols(tot, [0, 1]) + n_d[..., None]  # sequences, tokens
+    share2 = xp.where(all2 > 0, _cols(tot, [0, 1]) / xp.maximum(all2, 1.0), 0.0)
     rows_p = tot[..., 1] * grp
     pad_p = xp.where(rows_p > 0, tot[..., 8] * tile_q / xp.maximum(rows_p, 1.0), 0.0)
     misc = xp.stack([pad_p, db * 2.0 * all2[..., 1] * nkv * hd, roof2[..., 0] + roof2[..., 1],
                      nq, nkv, hd, pf * 1e-12, bw * 1e-12, sms], axis=-1)
     pool = xp.concatenate([tot, ext, mn, mean3, var3, cv3, ctas2, waves2, weff2, flops2, bytes2,
                            roof2, all2, share2, misc], axis=-1)
-    return col(pool, _ATTENTION_ORDER)
+    return _cols(pool, _ATTENTION_ORDER)
 
 
 def _attention_order() -> list[int]:
@@ -256,16 +255,6 @@ def _attention_order() -> list[int]:
 
 
 _ATTENTION_ORDER = _attention_order()
-
-
-def decode_window_features(x0, c, decode, k: int, xp=np, *, peak_flops, mem_bw, dtype_bytes=2,
-                           block_size=16):
-    """Attention features of ``k`` successive iterations of a decode-only batch: iteration
-    j sees every decoding context grown by j tokens (:func:`shifted_decode_features` at
-    shifts ``0 .. k-1``). Returns ``[k, len(ATTENTION_FEATURES)]``."""
-    return shifted_decode_features(x0, c, decode, xp.arange(k, dtype=x0.dtype), xp,
-                                   peak_flops=peak_flops, mem_bw=mem_bw, dtype_bytes=dtype_bytes,
-                                   block_size=block_size)
 
 
 # the attention columns a decode-context shift changes (shifted_decode_columns' order)
