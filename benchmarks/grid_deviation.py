@@ -16,29 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from frontier_jax.cost import BatchSlots, batch_totals, cost_params_from_scenario
-from frontier_jax.cost.surrogate import _mlp
+from frontier_jax.cost import cost_params_from_scenario
+from frontier_jax.cost.surrogate import grid_deviations
 from frontier_jax.sim.build import cost_model
 from frontier_jax.spec import load_scenario, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 BANDS = ((0, 32), (32, 64), (64, 128), (128, 256), (256, 1 << 30))
-
-
-def deviations(sc, p, batches: int, seed: int = 0) -> np.ndarray:
-    """[batches, 2]: shortest decoding context, |grid price / raw surrogate - 1|."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for _ in range(batches):
-        B = 24
-        m = np.arange(B) < rng.integers(1, B)
-        c = np.where(rng.random(B) < 0.3, rng.integers(1, 300, B), rng.integers(1, 4000, B))
-        b = BatchSlots(np.ones(B, np.int32), c.astype(np.int32), m, m, m)
-        x0 = sc._attention_x(b, p, np)
-        raw = float(_mlp(sc.w["attn_decode"], x0, np))
-        grid = float(sc.attention_times(b, batch_totals(b, np), p, np, 1, x0)[0])
-        rows.append((c[m].min(), abs(grid / raw - 1.0)))
-    return np.asarray(rows, dtype=float)
 
 
 def main() -> None:
@@ -53,7 +37,7 @@ def main() -> None:
     sc = cost_model(s).step_times.__self__
     if "attn_decode" not in sc.w:
         raise SystemExit(f"{a.predictor}: no attn_decode surrogate to compare")
-    d = deviations(sc, cost_params_from_scenario(s), a.batches)
+    d = grid_deviations(sc, cost_params_from_scenario(s), a.batches, short_share=0.3)
     out = []
     for lo, hi in BANDS:
         e = d[(d[:, 0] >= lo) & (d[:, 0] < hi), 1]

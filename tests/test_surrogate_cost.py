@@ -20,7 +20,7 @@ from helpers import llama8b_h100_cost
 from synthetic_predictors import MODEL, make_predictor_set
 
 from frontier_jax.cost import ROOFLINE, BatchSlots
-from frontier_jax.cost.surrogate import SurrogateCost, surrogate_cost
+from frontier_jax.cost.surrogate import SurrogateCost, grid_deviations, surrogate_cost
 from frontier_jax.predict import linear_op_shape, load_predictor_set, predict_np
 from frontier_jax.predict.features import frame_features
 from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
@@ -409,25 +409,6 @@ def test_totals_read_off_the_attention_features():
         assert tuple(map(float, _totals_of(x, b, np))) == tuple(map(float, batch_totals(b, np)))
 
 
-def _grid_deviation(sc, p, c_lo, n=200, seed=0):
-    """|grid price / raw surrogate - 1| of decode attention on random decode batches whose
-    shortest context is at least ``c_lo``."""
-    from frontier_jax.cost import batch_totals
-    from frontier_jax.cost.surrogate import _mlp
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        B = 24
-        m = np.arange(B) < rng.integers(1, B)
-        c = rng.integers(c_lo, 4000, B)
-        b = BatchSlots(np.ones(B, np.int32), c.astype(np.int32), m, m, m)
-        x0 = sc._attention_x(b, p, np)
-        raw = float(_mlp(sc.w["attn_decode"], x0, np))
-        out.append(abs(float(sc.attention_times(b, batch_totals(b, np), p, np, 1, x0)[0]) / raw - 1))
-    return np.asarray(out)
-
-
 def test_grid_price_stays_near_the_raw_surrogate(model):
     """The 32-token grid interpolates; on a grid point it is the raw surrogate itself, and
     off it stays close (bounds measured; see the module doc of cost.surrogate)."""
@@ -440,10 +421,10 @@ def test_grid_price_stays_near_the_raw_surrogate(model):
     from frontier_jax.cost import batch_totals
     got = float(sc.attention_times(b, batch_totals(b, np), p, np, 1, x0)[0])
     assert got == pytest.approx(float(_mlp(sc.w["attn_decode"], x0, np)), rel=1e-6)
-    assert _grid_deviation(sc, p, 1).max() < 0.005
+    assert grid_deviations(sc, p, 200)[:, 1].max() < 0.005
     # the shipped CPU set bends sharply at short contexts; from 128 tokens on it is smooth
     from frontier_jax.cost import cost_params_from_scenario
     cpu = surrogate_cost(str(SCENARIOS.parent / "predictors" / "cpu-llama-512"), "cpu")
     pc = cost_params_from_scenario(load_scenario(SCENARIOS / "cpu_tiny_llama.toml"))
-    dev = _grid_deviation(cpu.iteration_time.__self__, pc, 128)
+    dev = grid_deviations(cpu.iteration_time.__self__, pc, 200, c_lo=128)[:, 1]
     assert np.median(dev) < 0.005 and dev.max() < 0.03

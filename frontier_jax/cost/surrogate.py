@@ -301,6 +301,8 @@ class SurrogateCost:
         (chunks of ``TABLE_CHUNK`` counts). Cached per distinct cost parameters: a longer
         budget extends the table, a shorter one takes its prefix."""
         p = p._replace(tables=None)
+        if ITERATION_OP in self.w:  # whole-step model: no per-layer parts to tabulate
+            return p
         key = tuple(float(v) for v in p[:-1])
         return p._replace(tables=StepTables(self._table(key, "layer", self.layer_time, p, max_tokens),
                                             self._table(key, "lm", self.lm_head_time, p, max_seqs)))
@@ -452,6 +454,26 @@ class SurrogateCost:
         times = xp.where(live, times, 0.0)
         return times[0], times
 
+def grid_deviations(sc: SurrogateCost, p: CostParams, batches: int, *, c_lo: int = 1,
+                    short_share: float = 0.0, seed: int = 0) -> np.ndarray:
+    """How far the decode grid moves prices from the raw decode-attention surrogate:
+    ``[batches, 2]`` rows of (shortest decoding context, |grid price / raw price - 1|) on
+    random decode-only batches (24 slots, 1-23 sequences, contexts in [c_lo, 4000), a
+    ``short_share`` of them in [c_lo, 300); c_lo < 300). Host-side, numpy."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(batches):
+        B = 24
+        m = np.arange(B) < rng.integers(1, B)
+        c = np.where(rng.random(B) < short_share, rng.integers(c_lo, 300, B), rng.integers(c_lo, 4000, B))
+        b = BatchSlots(np.ones(B, np.int32), c.astype(np.int32), m, m, m)
+        x0 = sc._attention_x(b, p, np)
+        raw = float(_mlp(sc.w["attn_decode"], x0, np))
+        grid = float(sc.attention_times(b, batch_totals(b, np), p, np, 1, x0)[0])
+        rows.append((c[m].min(), abs(grid / raw - 1.0)))
+    return np.asarray(rows, dtype=float)
+
+
 def resolve_predictor_dir(name: str, base: str | Path | None = None) -> Path:
     """Folder of predictor set ``name``: a path (absolute, or relative to the working
     directory or to ``base``, e.g. the scenario's folder), or a name under the project's
@@ -501,4 +523,5 @@ def surrogate_cost(path: str, device: str | None = None):
     return CostModel(sc.iteration_time, sc.decode_window_times, sc.step_times, sc.prepare)
 
 
-__all__ = ["ANCHOR_TOKENS", "StepTables", "SurrogateCost", "resolve_predictor_dir", "surrogate_cost"]
+__all__ = ["ANCHOR_TOKENS", "StepTables", "SurrogateCost", "grid_deviations", "resolve_predictor_dir",
+           "surrogate_cost"]
