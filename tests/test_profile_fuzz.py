@@ -264,16 +264,7 @@ def aiconfigurator_table(draw: st.DrawFn) -> tuple[pd.DataFrame, str, list[float
     else:
         cols.update(message_size=[draw(st.integers(256, 2**29)) for _ in range(n)],
                     num_gpus=[draw(st.sampled_from([2, 4, 8])) for _ in range(n)], nccl_dtype=["half"] * n)
-    lat, secs, nan = [], [], 0
-    for j in range(n):
-        if j > 0 and draw(st.integers(0, 9)) == 0:
-            lat.append(math.nan)
-            nan += 1
-        else:
-            ms = draw(MS)
-            lat.append(ms)
-            secs.append(ms * 1e-3)
-    cols["latency"] = lat
+    cols["latency"], secs, nan = draw(op_times(n, [True] * n))
     return pd.DataFrame(cols), f"h100_sxm/{kind}/vllm/{kind}_perf.csv", secs, nan
 
 
