@@ -41,23 +41,21 @@ class BatchTotals(NamedTuple):
 
 
 def batch_totals(b: BatchSlots, xp: Any) -> BatchTotals:
-    """Reduce slot arrays to the sums the roofline needs (float64, order-independent)."""
+    """Reduce slot arrays to the sums the roofline needs (float64, order-independent): one
+    variadic reduction over the slots (:func:`reduce_last`), not eight."""
+    from frontier_jax.predict.features import reduce_last
+
     f = xp.float64
     m = b.mask
     q = xp.where(m, b.q_tokens, 0).astype(f)
     c = xp.where(m, b.ctx_tokens, 0).astype(f)
     dec = m & b.is_decode
     pre = m & ~b.is_decode
-    return BatchTotals(
-        num_seqs=xp.sum(m.astype(f)),
-        num_tokens=xp.sum(q),
-        prefill_tokens=xp.sum(xp.where(pre, q, 0.0)),
-        decode_seqs=xp.sum(dec.astype(f)),
-        prefill_attn_pairs=xp.sum(xp.where(pre, q * (c + (q + 1.0) * 0.5), 0.0)),
-        prefill_kv_tokens=xp.sum(xp.where(pre, c + q, 0.0)),
-        decode_kv_tokens=xp.sum(xp.where(dec, c + 1.0, 0.0)),
-        num_sampled=xp.sum((m & b.samples).astype(f)),
-    )
+    sums = reduce_last("sum", xp, (
+        m.astype(f), q, xp.where(pre, q, 0.0), dec.astype(f),
+        xp.where(pre, q * (c + (q + 1.0) * 0.5), 0.0), xp.where(pre, c + q, 0.0),
+        xp.where(dec, c + 1.0, 0.0), (m & b.samples).astype(f)))
+    return BatchTotals(*(sums[..., i] for i in range(len(BatchTotals._fields))))
 
 
 def grow_decode(t: BatchTotals, k: int, xp: Any) -> BatchTotals:
