@@ -13,10 +13,16 @@ the test rows for the issue's target groups, with the proxy baseline beside it:
 CUDA-event and kernel-only (``@kernel_only``) measurements are reported separately. For
 context every group also reports the measurement noise: the share of rows within the
 threshold of the leave-one-out median of *repeated measurements of the same
-configuration* (``replicates``), and the accuracy split by the measurement's own
-repetition spread (``rel_std <= 2%`` vs ``> 2%``).
+configuration* (``replicates``); where a device was profiled twice, once with CUDA events
+and once kernel-only, how often the two runs of one configuration agree within the
+threshold once the op's launch overhead is taken out (``cross_measurement``, GEMMs and MoE:
+the kernel-only time against the CUDA-event time less the median difference of its op and
+shape; not attention, whose CUDA-event runs also time per-batch work, so the two runs
+differ by more than a constant); and the accuracy split by the measurement's own repetition spread
+(``rel_std <= 2%`` vs ``> 2%``).
 
-Usage: ``python benchmarks/predictor_accuracy.py --json [--data ROOT] [--out DIR]``.
+Usage: ``python benchmarks/predictor_accuracy.py --json [--data ROOT] [--out DIR]``;
+``--noise-only`` prints the noise figures alone (seconds, no training).
 ``ROOT`` is the shared data folder (default ``$FRONTIER_SHARED_DATA`` or ``../shared/data``
 next to the repository); the script prints ``{"skipped": ...}`` when it is absent.
 """
@@ -32,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -81,12 +88,7 @@ def _replicate_ceiling(frames, group, thr):
     df = frames.get(fam)
     if df is None:
         return {}
-    base = df["op"].str.split("@").str[0]
-    if group.startswith("attention"):
-        kind = "heterogeneous" if group.endswith("heterogeneous") else "mixed"
-        sel = base.isin(ATTN_OPS) & (df["batch_kind"] == kind)
-    else:
-        sel = base.isin(MOE_OPS if group == "moe_grouped_gemm" else GEMM_OPS)
+    sel = _group_sel(df, group)
     out = {}
     for mt, d in df[sel].groupby(df.loc[sel, "op"].str.contains("@kernel_only").map({True: "kernel_only", False: "cuda_event"})):
         dev = []
@@ -97,6 +99,54 @@ def _replicate_ceiling(frames, group, thr):
             for i in range(len(v)):
                 dev.append(abs(v[i] / np.median(np.delete(v, i)) - 1.0))
         out[mt] = {"replicate_rows": len(dev), "within_thr": round(float(np.mean(np.array(dev) <= thr)), 4) if dev else None}
+    return out
+
+
+def _group_sel(df, group):
+    """Rows of ``group`` in a family frame (both measurement types)."""
+    base = df["op"].str.split("@").str[0]
+    if group.startswith("attention"):
+        kind = "heterogeneous" if group.endswith("heterogeneous") else "mixed"
+        return base.isin(ATTN_OPS) & (df["batch_kind"] == kind)
+    return base.isin(MOE_OPS if group == "moe_grouped_gemm" else GEMM_OPS)
+
+
+def _cross_measurement(frames, group, thr):
+    """Kernel-only against CUDA-event runs of the same configurations (two profiling runs):
+    share within ``thr`` of ``kernel = cuda_event - offset``, the offset being the median
+    difference over the op and shape (the launch overhead the kernel-only run leaves out)."""
+    fam = {"gemm": "linear", "moe_grouped_gemm": "moe"}.get(group)
+    df = frames.get(fam)
+    if df is None:
+        return {}
+    d = df[_group_sel(df, group)]
+    d = d.assign(base=d["op"].str.split("@").str[0], ko=d["op"].str.contains("@kernel_only"))
+    k = d[d["ko"]].groupby(["base", "config_key"])["time_s"].median().rename("k")
+    c = d[~d["ko"]].groupby(["base", "config_key"])["time_s"].median().rename("c")
+    j = pd.concat([k, c], axis=1).dropna()
+    if not len(j):
+        return {}
+    shape = j.index.get_level_values(1).str.replace(r"\|(m|q)=.*$", "", regex=True)
+    off = (j["c"] - j["k"]).groupby([j.index.get_level_values(0), shape]).transform("median")
+    dev = np.abs((j["c"] - off) / j["k"] - 1.0)
+    return {"configurations": int(len(j)), "within_thr": round(float(np.mean(dev <= thr)), 4),
+            "within_5": round(float(np.mean(dev <= 0.05)), 4),
+            "within_10": round(float(np.mean(dev <= 0.10)), 4)}
+
+
+def noise(root: Path, devices=("a800", "h800")) -> dict:
+    """The noise figures alone, per device and target group (no training)."""
+    compute = root / "frontier" / "data" / "profiling" / "compute"
+    out = {"data": str(compute), "devices": {}}
+    for dev in devices:
+        path = compute / dev
+        if not path.exists():
+            out["devices"][dev] = {"skipped": f"{path} not found"}
+            continue
+        frames = load_profiles(path)
+        out["devices"][dev] = {g: {"threshold": thr, "replicates": _replicate_ceiling(frames, g, thr),
+                                   "cross_measurement": _cross_measurement(frames, g, thr)}
+                               for g, thr in TARGETS.items()}
     return out
 
 
@@ -154,7 +204,8 @@ def run(root: Path, out_dir: Path, devices=("a800", "h800"), seed: int = 0, quic
                                                                    for k in ("forest", "surrogate", "proxy")}}
                                        for bk, dd in d.groupby("batch_kind")}
                 per_mt[mt] = entry
-            groups[group] = {"by_measurement": per_mt, "replicates": _replicate_ceiling(frames, group, thr)}
+            groups[group] = {"by_measurement": per_mt, "replicates": _replicate_ceiling(frames, group, thr),
+                             "cross_measurement": _cross_measurement(frames, group, thr)}
         per_op = {op: {k: r.get(k) for k in ("rows", "forest", "surrogate", "proxy", "fidelity_median")}
                   for op, r in ev["ops"].items()}
         result["devices"][dev] = {"train_seconds": round(t_train, 1), "groups": groups, "ops": per_op,
@@ -169,6 +220,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="where to write the predictor sets (default: a temp folder)")
     ap.add_argument("--device", action="append", help="a800 / h800 (repeatable; default both)")
     ap.add_argument("--quick", action="store_true", help="small surrogates (smoke run)")
+    ap.add_argument("--noise-only", action="store_true",
+                    help="only the data's noise figures (replicates, cross-measurement): no training")
     ap.add_argument("--width", type=int, default=None, help="surrogate width (default: train's)")
     ap.add_argument("--depth", type=int, default=None, help="surrogate depth (default: train's)")
     args = ap.parse_args(argv)
@@ -178,7 +231,9 @@ def main(argv=None) -> int:
         print(json.dumps({"skipped": f"no Frontier profiles under {root}"}))
         return 0
     t0 = time.time()
-    if args.out:
+    if args.noise_only:
+        res = noise(root, tuple(args.device or ("a800", "h800")))
+    elif args.out:
         res = run(root, Path(args.out), tuple(args.device or ("a800", "h800")), quick=args.quick,
                   surrogate=arch)
     else:
@@ -186,7 +241,8 @@ def main(argv=None) -> int:
             res = run(root, Path(tmp), tuple(args.device or ("a800", "h800")), quick=args.quick,
                       surrogate=arch)
     res["wall_seconds"] = round(time.time() - t0, 1)
-    res["surrogate_arch"] = arch or "train's default"
+    if not args.noise_only:
+        res["surrogate_arch"] = arch or "train's default"
     print(json.dumps(res, indent=1))
     return 0
 

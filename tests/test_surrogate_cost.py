@@ -397,16 +397,17 @@ def test_sim_params_carry_tables_and_stack_pads_them(pset):
 
 def test_totals_read_off_the_attention_features():
     from frontier_jax.cost import batch_totals
-    from frontier_jax.cost.surrogate import _totals_of
-    from frontier_jax.predict.features import attention_features
+    from frontier_jax.cost.surrogate import AttnX, _totals_of
+    from frontier_jax.predict.features import attention_columns
 
     rng = np.random.default_rng(3)
     for _ in range(30):
         b = _random_batch(rng)
-        x = attention_features(b.q_tokens, b.ctx_tokens, b.mask, np, is_decode=b.is_decode & b.mask,
-                               n_q_heads=8.0, n_kv_heads=2.0, head_dim=128.0, peak_flops=1e15,
-                               mem_bw=3e12, num_sms=132.0)
-        assert tuple(map(float, _totals_of(x, b, np))) == tuple(map(float, batch_totals(b, np)))
+        cols = attention_columns(b.q_tokens, b.ctx_tokens, b.mask, np, is_decode=b.is_decode & b.mask,
+                                 n_q_heads=8.0, n_kv_heads=2.0, head_dim=128.0, peak_flops=1e15,
+                                 mem_bw=3e12, num_sms=132.0)
+        got = _totals_of(AttnX(None, cols), b, np)
+        assert tuple(map(float, got)) == tuple(map(float, batch_totals(b, np)))
 
 
 def test_grid_price_stays_near_the_raw_surrogate(model):
@@ -420,7 +421,7 @@ def test_grid_price_stays_near_the_raw_surrogate(model):
     x0 = sc._attention_x(b, p, np)
     from frontier_jax.cost import batch_totals
     got = float(sc.attention_times(b, batch_totals(b, np), p, np, 1, x0)[0])
-    assert got == pytest.approx(float(_mlp(sc.w["attn_decode"], x0, np)), rel=1e-6)
+    assert got == pytest.approx(float(_mlp(sc.w["attn_decode"], x0.x, np)), rel=1e-6)
     assert grid_deviations(sc, p, 200)[:, 1].max() < 0.005
     # the shipped CPU set bends sharply at short contexts; from 128 tokens on it is smooth
     from frontier_jax.cost import cost_params_from_scenario

@@ -51,11 +51,10 @@ def batch_totals(b: BatchSlots, xp: Any) -> BatchTotals:
     c = xp.where(m, b.ctx_tokens, 0).astype(f)
     dec = m & b.is_decode
     pre = m & ~b.is_decode
-    sums = reduce_last("sum", xp, (
+    return BatchTotals(*reduce_last("sum", xp, (
         m.astype(f), q, xp.where(pre, q, 0.0), dec.astype(f),
         xp.where(pre, q * (c + (q + 1.0) * 0.5), 0.0), xp.where(pre, c + q, 0.0),
-        xp.where(dec, c + 1.0, 0.0), (m & b.samples).astype(f)))
-    return BatchTotals(*(sums[..., i] for i in range(len(BatchTotals._fields))))
+        xp.where(dec, c + 1.0, 0.0), (m & b.samples).astype(f))))
 
 
 def grow_decode(t: BatchTotals, k: int, xp: Any) -> BatchTotals:

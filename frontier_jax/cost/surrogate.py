@@ -165,17 +165,24 @@ class StepTables(NamedTuple):
     lm_head: Any
 
 
+class AttnX(NamedTuple):
+    """A batch's attention features: ``x`` stacked ``[F]`` (the networks' input) and
+    ``cols`` the same values by name (single columns are read from here: slicing ``x``
+    would make XLA build parts of it twice)."""
+
+    x: Any
+    cols: dict
+
+
 def _lookup(table, x, xp):
     """``table[x]`` for an integer-valued float count ``x`` (clipped to the table)."""
     return table[xp.clip(x, 0, table.shape[-1] - 1).astype(xp.int32)]
 
 
-def _totals_of(x, b: BatchSlots, xp) -> BatchTotals:
-    """:func:`batch_totals` read off the batch's attention features ``x`` (the same integer
-    sums; only the sampled rows need the slots again)."""
-    from frontier_jax.predict.features import ATTENTION_FEATURES as AF
-
-    g = lambda name: x[AF.index(name)]  # noqa: E731
+def _totals_of(ax: AttnX, b: BatchSlots, xp) -> BatchTotals:
+    """:func:`batch_totals` read off the batch's attention features (the same integer sums;
+    only the sampled rows need the slots again)."""
+    g = ax.cols.__getitem__
     return BatchTotals(
         num_seqs=g("num_seqs"), num_tokens=g("num_tokens"), prefill_tokens=g("p_q_sum"),
         decode_seqs=g("d_num_seqs"),
@@ -338,17 +345,18 @@ class SurrogateCost:
         return layer, sends + lm + embed + host
 
     # ---- attention: distributional features, decode contexts priced on a token grid
-    def _attention_x(self, b: BatchSlots, p: CostParams, xp):
-        from frontier_jax.predict.features import attention_features
+    def _attention_x(self, b: BatchSlots, p: CostParams, xp) -> AttnX:
+        from frontier_jax.predict.features import ATTENTION_FEATURES, attention_columns, stack_last
 
-        return attention_features(
+        cols = attention_columns(
             b.q_tokens, b.ctx_tokens, b.mask, xp, is_decode=b.is_decode & b.mask,
             n_q_heads=xp.maximum(p.q_heads / p.tp, 1.0),
             n_kv_heads=xp.maximum(p.kv_heads / p.tp, 1.0), head_dim=p.head_dim,
             peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"], num_sms=self.dev["num_sms"],
             dtype_bytes=p.dtype_bytes, block_size=self.block_size)
+        return AttnX(stack_last([cols[n] for n in ATTENTION_FEATURES], xp), cols)
 
-    def _anchors(self, x0, b: BatchSlots, p: CostParams, xp, k: int):
+    def _anchors(self, x0: AttnX, b: BatchSlots, p: CostParams, xp, k: int):
         """Anchor inputs and interpolation of iterations 0..k-1 (see module doc).
 
         Iteration j's decoding contexts are ``c + j``; its price interpolates linearly
@@ -358,19 +366,18 @@ class SurrogateCost:
         the batch's except in :data:`SHIFTED_COLUMNS`. Returns (the batch's log-features
         [F]; those columns' raw values at the anchors [A, S]; lower anchor [k]; weight of
         the upper one [k])."""
-        from frontier_jax.predict.features import ATTENTION_FEATURES as AF
         from frontier_jax.predict.features import shifted_decode_columns
 
         G = float(ANCHOR_TOKENS)
         n_anchor = (ANCHOR_TOKENS - 1 + k - 1) // ANCHOR_TOKENS + 2
-        r = xp.mod(x0[AF.index("d_c_min")], G)
+        r = xp.mod(x0.cols["d_c_min"], G)
         shifts = G * xp.arange(n_anchor, dtype=xp.float64) - r
-        xs = shifted_decode_columns(x0, b.ctx_tokens, b.mask & b.is_decode, shifts, xp,
+        xs = shifted_decode_columns(x0.cols, b.ctx_tokens, b.mask & b.is_decode, shifts, xp,
                                     peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"],
                                     dtype_bytes=p.dtype_bytes, block_size=self.block_size,
                                     aligned=ANCHOR_TOKENS % self.block_size == 0)
         u = r.astype(xp.int32) + xp.arange(k, dtype=xp.int32)
-        return _log(x0, xp), xs, u // ANCHOR_TOKENS, (u % ANCHOR_TOKENS).astype(xp.float64) / G
+        return _log(x0.x, xp), xs, u // ANCHOR_TOKENS, (u % ANCHOR_TOKENS).astype(xp.float64) / G
 
     def _at_anchors(self, op: str, l0, x0, xs, xp):
         """Seconds of network ``op`` at the anchors ([A])."""
@@ -386,8 +393,8 @@ class SurrogateCost:
         sel = np.asarray(self.w[op]["ratio_select"])
         name = AF[int(np.argmax(sel))] if sel.any() else AF[0]
         at = (xs[:, SHIFTED_COLUMNS.index(name)] if name in SHIFTED_COLUMNS
-              else xp.broadcast_to(x0[AF.index(name)], xs.shape[:1]))
-        return xp.concatenate([x0[AF.index(name)][None], at])
+              else xp.broadcast_to(x0.cols[name], xs.shape[:1]))
+        return xp.concatenate([x0.cols[name][None], at])
 
     def _attention_stack(self, n_anchor: int):
         """Prefill and decode networks stacked as rows [prefill, decode x n_anchor] (None
@@ -398,11 +405,10 @@ class SurrogateCost:
                 [self.w["attn_prefill"]] + [self.w["attn_decode"]] * n_anchor) if ok else None
         return self._attn_stacks[n_anchor]
 
-    def attention_times(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, k: int, x0):
+    def attention_times(self, b: BatchSlots, t: BatchTotals, p: CostParams, xp, k: int,
+                        x0: AttnX):
         """Seconds per layer of attention in iterations 0..k-1 ([k]; iteration j's decoding
         contexts grown by j tokens; ``x0``: the batch's attention features)."""
-        from frontier_jax.predict.features import ATTENTION_FEATURES as AF
-
         ops = op_times(t, p, xp)
         pre, stacked = ops["attn_prefill"], None
         if "attn_decode" in self.w:
@@ -417,13 +423,13 @@ class SurrogateCost:
                 pre, fa = y[0], y[1:]
             else:
                 fa = self._at_anchors("attn_decode", l0, x0, xs, xp)
-            dec = xp.where(x0[AF.index("d_num_seqs")] > 0, _interp(fa, lo, alpha), 0.0)
+            dec = xp.where(x0.cols["d_num_seqs"] > 0, _interp(fa, lo, alpha), 0.0)
         else:
             dec = op_times(grow_decode(t, k, xp), p, xp)["attn_decode"]
         if "attn_prefill" in self.w:
             if stacked is None:
-                pre = _mlp(self.w["attn_prefill"], x0, xp)
-            pre = xp.where(x0[AF.index("p_num_seqs")] > 0, pre, 0.0)
+                pre = _mlp(self.w["attn_prefill"], x0.x, xp)
+            pre = xp.where(x0.cols["p_num_seqs"] > 0, pre, 0.0)
         return pre + dec
 
     # ---- the CostModel entry points (one pass, see _step)
@@ -468,7 +474,7 @@ def grid_deviations(sc: SurrogateCost, p: CostParams, batches: int, *, c_lo: int
         c = np.where(rng.random(B) < short_share, rng.integers(c_lo, 300, B), rng.integers(c_lo, 4000, B))
         b = BatchSlots(np.ones(B, np.int32), c.astype(np.int32), m, m, m)
         x0 = sc._attention_x(b, p, np)
-        raw = float(_mlp(sc.w["attn_decode"], x0, np))
+        raw = float(_mlp(sc.w["attn_decode"], x0.x, np))
         grid = float(sc.attention_times(b, batch_totals(b, np), p, np, 1, x0)[0])
         rows.append((c[m].min(), abs(grid / raw - 1.0)))
     return np.asarray(rows, dtype=float)

@@ -107,27 +107,44 @@ def _wstats(x, w, xp):
     return n, s, mean, var, cv, mx, mn
 
 
-def reduce_last(op: str, xp, xs) -> object:
-    """``op`` ("sum" or "max") of each array in ``xs`` over its last axis, as
-    ``[..., len(xs)]``. Under jax one variadic reduction: XLA then walks the slots once for
-    all of them (separate or stacked reductions cost several times more in the step).
-    Exact for the integer-valued sums the features use (any order)."""
+def reduce_last(op: str, xp, xs) -> tuple:
+    """``op`` ("sum" or "max") of each array in ``xs`` over its last axis, as a tuple. Under
+    jax one variadic reduction: XLA then walks the slots once for all of them (separate or
+    stacked reductions cost several times more in the step). Exact for the integer-valued
+    sums the features use (any order)."""
     if xp is np:
         f = np.max if op == "max" else np.sum
-        return np.stack([f(np.asarray(x), axis=-1) for x in xs], axis=-1)
+        return tuple(f(np.asarray(x), axis=-1) for x in xs)
     import jax
 
     shape = np.broadcast_shapes(*(np.shape(x) for x in xs))
     xs = tuple(xp.broadcast_to(x, shape) for x in xs)
     init = tuple(np.array(-np.inf if op == "max" else 0.0, x.dtype) for x in xs)
     comb = xp.maximum if op == "max" else xp.add
-    out = jax.lax.reduce(xs, init, lambda a, b: tuple(map(comb, a, b)), (len(shape) - 1,))
-    return xp.stack(out, axis=-1)
+    return tuple(jax.lax.reduce(xs, init, lambda a, b: tuple(map(comb, a, b)), (len(shape) - 1,)))
 
 
-def _cols(a, idx):
-    """Columns ``idx`` of the last axis of ``a`` (a constant gather)."""
-    return a[..., np.asarray(idx)]
+STACK_CHUNK = 7  # columns per fusable concatenation (see stack_last)
+
+
+def stack_last(cols, xp):
+    """``xp.stack(cols, axis=-1)``, built so that XLA:CPU fuses it with the expressions that
+    compute the columns. Its fusion pass leaves a concatenation with more than 8 operands,
+    or one along the minor axis of 64 bytes or more, unfused: every column then becomes a
+    kernel of its own in the step. Groups of ``STACK_CHUNK`` float64 columns (56 bytes)
+    fuse. Two groups are joined by padding each to the full width and adding (one kernel
+    in all; a concatenation of them would be merged back into one big one); more groups
+    by a concatenation (each group its own kernel: a padded sum would evaluate every
+    group for every element)."""
+    n = len(cols)
+    if xp is np or n <= STACK_CHUNK:
+        return xp.stack(cols, axis=-1)
+    parts = [xp.stack(cols[i:i + STACK_CHUNK], axis=-1) for i in range(0, n, STACK_CHUNK)]
+    if len(parts) > 2:
+        return xp.concatenate(parts, axis=-1)
+    a, b = parts
+    pad = lambda x, lo, hi: xp.pad(x, [(0, 0)] * (x.ndim - 1) + [(lo, hi)])  # noqa: E731
+    return pad(a, 0, b.shape[-1]) + pad(b, a.shape[-1], 0)
 
 
 def _spread(n, total, lo, centred_sq, xp):
@@ -149,10 +166,19 @@ def _bc(v, like, xp):
 # attention
 
 
-def attention_features(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_heads, head_dim,
-                       peak_flops, mem_bw, num_sms, dtype_bytes=2, block_size=16,
-                       tile_q=ATTN_TILE_Q):
-    """Distributional features of one attention call (one layer, one GPU).
+def attention_features(q, c, mask, xp=np, **kw):
+    """Distributional features of one attention call (one layer, one GPU), stacked: the
+    arguments of :func:`attention_columns`; ``[..., len(ATTENTION_FEATURES)]`` float array
+    in the order of ``ATTENTION_FEATURES`` (times in seconds, FLOPs, bytes, tokens)."""
+    cols = attention_columns(q, c, mask, xp, **kw)
+    return stack_last([cols[name] for name in ATTENTION_FEATURES], xp)
+
+
+def attention_columns(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_heads, head_dim,
+                      peak_flops, mem_bw, num_sms, dtype_bytes=2, block_size=16,
+                      tile_q=ATTN_TILE_Q) -> dict:
+    """The columns of :func:`attention_features` by name, each ``[...]`` (unstacked: the
+    step reads single columns without slicing the stacked array).
 
     Args:
         q: ``[..., B]`` query tokens per sequence slot in this step (1 for a decode).
@@ -170,8 +196,7 @@ def attention_features(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_hea
         tile_q: packed query rows per prefill thread block.
 
     Returns:
-        ``[..., len(ATTENTION_FEATURES)]`` float array in the order of ``ATTENTION_FEATURES``
-        (times in seconds, FLOPs, bytes, tokens).
+        ``{name: [...] array}`` for every name in ``ATTENTION_FEATURES``.
     """
     q = _f(q, xp)
     c = _f(c, xp)
@@ -199,62 +224,53 @@ def attention_features(q, c, mask, xp=np, *, is_decode=None, n_q_heads, n_kv_hea
     pres_p, pres_d = wp > 0, wd > 0
     kv = q + c
     big = xp.asarray(np.finfo(np.float32).max, dtype=q.dtype)
-    ext = reduce_last("max", xp, (
+    pq_max, npq_min, pc_max, npc_min, pkv_max, dc_max, ndc_min = reduce_last("max", xp, (
         xp.where(pres_p, q, 0.0), xp.where(pres_p, -q, -big), xp.where(pres_p, c, 0.0),
         xp.where(pres_p, -c, -big), xp.where(pres_p, kv, 0.0), xp.where(pres_d, c, 0.0),
         xp.where(pres_d, -c, -big)))
-    lo3 = _cols(ext, [1, 3, 6])
-    mn = xp.where(lo3 > -big, -lo3, 0.0)  # minima: q, c of prefill, c of decode (0 if none)
+    lo = lambda neg: xp.where(neg > -big, -neg, 0.0)  # noqa: E731  (0 for an empty group)
+    pq_min, pc_min, dc_min = lo(npq_min), lo(npc_min), lo(ndc_min)
     wpc, wdc = wp * c, wd * c
-    raw = reduce_last("sum", xp, (
-        wp, wp * q, wp * q * q, wpc, wpc * c, wpc * q, wp * xp.ceil(q * grp[..., None] / tile_q),
-        wp * xp.ceil(kv / blk), wd, wdc, wdc * c, wd * xp.ceil((c + 1.0) / blk)))
-    # sum of squares about the minimum: sum(w x^2) - 2 m sum(w x) + m^2 n
-    sq = _cols(raw, [2, 4, 10]) - 2.0 * mn * _cols(raw, [1, 3, 9]) + mn * mn * _cols(raw, [0, 0, 8])
-    tot = xp.concatenate([raw[..., 0:2], sq[..., 0:1], raw[..., 3:4], sq[..., 1:2], raw[..., 5:6],
-                          raw[..., 2:3], (raw[..., 1] + raw[..., 3])[..., None], raw[..., 6:10],
-                          sq[..., 2:3], raw[..., 11:12]], axis=-1)
-    # The columns, computed a group at a time ([..., g] vectors) and put in order with one
-    # gather: per-column scalars would each become a kernel of their own in the step.
-    n3, s3, sq3 = _cols(tot, [0, 0, 10]), _cols(tot, [1, 3, 11]), _cols(tot, [2, 4, 12])
-    mean3, var3, cv3 = _spread(n3, s3, mn, sq3, xp)  # (q, c) of prefill, c of decode
-    n_d, cs_d = tot[..., 10], tot[..., 11]
-    ctas2 = _cols(tot, [8, 10]) * nkv[..., None]  # thread blocks: prefill tiles, decodes
-    waves2 = xp.ceil(ctas2 / sms[..., None])
-    weff2 = xp.where(waves2 > 0, ctas2 / xp.maximum(waves2 * sms[..., None], 1.0), 0.0)
-    qs2 = _cols(tot, [1, 10])  # query tokens
-    kv2 = xp.stack([tot[..., 7], cs_d + n_d], axis=-1)  # KV tokens read
-    pairs2 = xp.stack([tot[..., 5] + 0.5 * (tot[..., 6] + tot[..., 1]), cs_d + n_d], axis=-1)
-    flops2 = 4.0 * (hd * nq)[..., None] * pairs2
-    bytes2 = db[..., None] * (2.0 * (nq * hd)[..., None] * qs2 + 2.0 * (nkv * hd)[..., None] * kv2)
-    roof2 = xp.maximum(flops2 / pf[..., None], bytes2 / bw[..., None])
-    all2 = _cols(tot, [0, 1]) + n_d[..., None]  # sequences, tokens
-    share2 = xp.where(all2 > 0, _cols(tot, [0, 1]) / xp.maximum(all2, 1.0), 0.0)
-    rows_p = tot[..., 1] * grp
-    pad_p = xp.where(rows_p > 0, tot[..., 8] * tile_q / xp.maximum(rows_p, 1.0), 0.0)
-    misc = xp.stack([pad_p, db * 2.0 * all2[..., 1] * nkv * hd, roof2[..., 0] + roof2[..., 1],
-                     nq, nkv, hd, pf * 1e-12, bw * 1e-12, sms], axis=-1)
-    pool = xp.concatenate([tot, ext, mn, mean3, var3, cv3, ctas2, waves2, weff2, flops2, bytes2,
-                           roof2, all2, share2, misc], axis=-1)
-    return _cols(pool, _ATTENTION_ORDER)
-
-
-def _attention_order() -> list[int]:
-    """Where each ATTENTION_FEATURES column sits in attention_features' pool."""
-    g3 = lambda p: [f"p_q_{p}", f"p_c_{p}", f"d_c_{p}"]  # noqa: E731
-    g2 = lambda p: [f"p_{p}", f"d_{p}"]  # noqa: E731
-    names = (["p_num_seqs", "p_q_sum", "", "p_c_sum", "", "p_qc_sum", "p_q2_sum", "p_kv_sum",
-              "p_q_tiles", "p_kv_pages", "d_num_seqs", "d_c_sum", "", "d_kv_pages"]
-             + ["p_q_max", "", "p_c_max", "", "p_kv_max", "d_c_max", ""]
-             + g3("min") + g3("mean") + g3("var") + g3("cv") + g2("ctas") + g2("waves")
-             + g2("wave_eff") + g2("flops") + g2("bytes") + g2("roofline_s")
-             + ["num_seqs", "num_tokens", "prefill_seq_share", "prefill_token_share"]
-             + ["p_q_pad_ratio", "kv_write_bytes", "roofline_s", "n_q_heads", "n_kv_heads",
-                "head_dim", "peak_tflops", "mem_bw_tbs", "num_sms"])
-    return [names.index(f) for f in ATTENTION_FEATURES]
-
-
-_ATTENTION_ORDER = _attention_order()
+    n_p, q_s, q2_s, c_s, c2_s, qc_s, tiles, p_pages, n_d, d_s, d2_s, d_pages = reduce_last(
+        "sum", xp, (wp, wp * q, wp * q * q, wpc, wpc * c, wpc * q,
+                    wp * xp.ceil(q * grp[..., None] / tile_q), wp * xp.ceil(kv / blk), wd, wdc,
+                    wdc * c, wd * xp.ceil((c + 1.0) / blk)))
+    # sums of squares about the minimum: sum(w x^2) - 2 m sum(w x) + m^2 n
+    centred = lambda x2, x, m, n: x2 - 2.0 * m * x + m * m * n  # noqa: E731
+    pq_mean, pq_var, pq_cv = _spread(n_p, q_s, pq_min, centred(q2_s, q_s, pq_min, n_p), xp)
+    pc_mean, pc_var, pc_cv = _spread(n_p, c_s, pc_min, centred(c2_s, c_s, pc_min, n_p), xp)
+    dc_mean, dc_var, dc_cv = _spread(n_d, d_s, dc_min, centred(d2_s, d_s, dc_min, n_d), xp)
+    p_ctas, d_ctas = tiles * nkv, n_d * nkv  # thread blocks: prefill tiles, decodes
+    p_waves, d_waves = xp.ceil(p_ctas / sms), xp.ceil(d_ctas / sms)
+    eff = lambda ctas, waves: xp.where(waves > 0, ctas / xp.maximum(waves * sms, 1.0), 0.0)  # noqa: E731
+    p_kv, d_kv = q_s + c_s, d_s + n_d  # KV tokens read
+    p_flops = 4.0 * (hd * nq) * (qc_s + 0.5 * (q2_s + q_s))  # query x key pairs
+    d_flops = 4.0 * (hd * nq) * d_kv
+    qkv_bytes = lambda qs, kvs: db * (2.0 * (nq * hd) * qs + 2.0 * (nkv * hd) * kvs)  # noqa: E731
+    p_bytes, d_bytes = qkv_bytes(q_s, p_kv), qkv_bytes(n_d, d_kv)
+    p_roof, d_roof = xp.maximum(p_flops / pf, p_bytes / bw), xp.maximum(d_flops / pf, d_bytes / bw)
+    seqs, toks = n_p + n_d, q_s + n_d
+    share = lambda part, whole: xp.where(whole > 0, part / xp.maximum(whole, 1.0), 0.0)  # noqa: E731
+    rows_p = q_s * grp
+    return {
+        "p_num_seqs": n_p, "p_q_sum": q_s, "p_q_mean": pq_mean, "p_q_var": pq_var, "p_q_cv": pq_cv,
+        "p_q_max": pq_max, "p_q_min": pq_min, "p_c_sum": c_s, "p_c_mean": pc_mean,
+        "p_c_var": pc_var, "p_c_cv": pc_cv, "p_c_max": pc_max, "p_c_min": pc_min,
+        "p_qc_sum": qc_s, "p_q2_sum": q2_s, "p_kv_sum": p_kv, "p_kv_max": pkv_max,
+        "p_q_tiles": tiles,
+        "p_q_pad_ratio": xp.where(rows_p > 0, tiles * tile_q / xp.maximum(rows_p, 1.0), 0.0),
+        "p_ctas": p_ctas, "p_waves": p_waves, "p_wave_eff": eff(p_ctas, p_waves),
+        "p_kv_pages": p_pages, "p_flops": p_flops, "p_bytes": p_bytes, "p_roofline_s": p_roof,
+        "d_num_seqs": n_d, "d_c_sum": d_s, "d_c_mean": dc_mean, "d_c_var": dc_var,
+        "d_c_cv": dc_cv, "d_c_max": dc_max, "d_c_min": dc_min, "d_kv_pages": d_pages,
+        "d_ctas": d_ctas, "d_waves": d_waves, "d_wave_eff": eff(d_ctas, d_waves),
+        "d_flops": d_flops, "d_bytes": d_bytes, "d_roofline_s": d_roof,
+        "num_seqs": seqs, "num_tokens": toks, "prefill_seq_share": share(n_p, seqs),
+        "prefill_token_share": share(q_s, toks), "kv_write_bytes": db * 2.0 * toks * nkv * hd,
+        "roofline_s": p_roof + d_roof,
+        "n_q_heads": nq, "n_kv_heads": nkv, "head_dim": hd, "peak_tflops": pf * 1e-12,
+        "mem_bw_tbs": bw * 1e-12, "num_sms": sms,
+    }
 
 
 # the attention columns a decode-context shift changes (shifted_decode_columns' order)
@@ -291,7 +307,8 @@ def shifted_decode_columns(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw, 
     extremes, FLOPs and bytes move linearly; the CV, KV pages and roofline follow.
 
     Args:
-        x0: ``[F]`` :func:`attention_features` of the batch (shift 0).
+        x0: ``[F]`` :func:`attention_features` of the batch (shift 0), or its
+            :func:`attention_columns`.
         c: ``[B]`` context tokens per slot; decode: ``[B]`` bool, the slot is a scheduled
             decode (weight 1).
         shifts: ``[A]`` tokens added to every decoding context (negative allowed down to
@@ -303,8 +320,9 @@ def shifted_decode_columns(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw, 
     Returns:
         ``[A, len(SHIFTED_COLUMNS)]``.
     """
-    g = lambda name: x0[..., ATTENTION_FEATURES.index(name)]  # noqa: E731
-    s = xp.asarray(shifts, dtype=x0.dtype)
+    g = x0.__getitem__ if isinstance(x0, dict) else (
+        lambda name: x0[..., ATTENTION_FEATURES.index(name)])
+    s = _f(shifts, xp)
     n_d = g("d_num_seqs")
     moved = xp.where(n_d > 0, s, 0.0)
     mean = g("d_c_mean") + moved
@@ -319,8 +337,8 @@ def shifted_decode_columns(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw, 
     flops = g("d_flops") + 4.0 * g("head_dim") * g("n_q_heads") * n_d * s
     nbytes = g("d_bytes") + _f(dtype_bytes, xp) * 2.0 * g("n_kv_heads") * g("head_dim") * n_d * s
     roof_d = xp.maximum(flops / _f(peak_flops, xp), nbytes / _f(mem_bw, xp))
-    return xp.stack([g("d_c_sum") + n_d * s, mean, cv, g("d_c_max") + moved, g("d_c_min") + moved,
-                     pages, flops, nbytes, roof_d, g("p_roofline_s") + roof_d], axis=-1)
+    return stack_last([g("d_c_sum") + n_d * s, mean, cv, g("d_c_max") + moved, g("d_c_min") + moved,
+                       pages, flops, nbytes, roof_d, g("p_roofline_s") + roof_d], xp)
 
 
 # --------------------------------------------------------------------------------------
