@@ -91,6 +91,28 @@ def test_attention_numpy_jax_jit_vmap_agree():
     np.testing.assert_allclose(np.asarray(got), ref, rtol=2e-5)
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 10, 14, 15, 52])
+def test_stack_last_equals_stack(n):
+    """The fusion-friendly stack (groups of 7, joined by pad+add for two groups, by a
+    concatenation for more) is exactly ``stack`` on any leading shape, under jit and vmap."""
+    rng = np.random.default_rng(n)
+    cols = [rng.normal(size=(3, 2)) for _ in range(n)]
+    want = np.stack(cols, axis=-1)
+    np.testing.assert_array_equal(F.stack_last(cols, np), want)
+    got = jax.jit(lambda *c: F.stack_last(list(c), jnp))(*cols)
+    np.testing.assert_array_equal(np.asarray(got), want)
+    got = jax.vmap(lambda *c: F.stack_last(list(c), jnp))(*cols)
+    np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_attention_columns_are_the_stacked_features():
+    q, c, mask, dec = _batch()
+    cols = F.attention_columns(q, c, mask, np, is_decode=dec, **CTX)
+    assert list(cols) == list(F.ATTENTION_FEATURES)
+    x = F.attention_features(q, c, mask, np, is_decode=dec, **CTX)
+    np.testing.assert_array_equal(x, np.stack([cols[k] for k in F.ATTENTION_FEATURES], axis=-1))
+
+
 def test_gemm_features():
     f = F.gemm_features(1000, 4096, 4096, np, peak_flops=989e12, mem_bw=3.35e12, num_sms=132)
     assert f[G["flops"]] == 2 * 1000 * 4096 * 4096
