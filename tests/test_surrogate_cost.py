@@ -344,6 +344,29 @@ def test_networks_of_different_shapes_are_priced_one_by_one(model):
     assert float(mixed.iteration_time(b, p, np)) == pytest.approx(float(sc.iteration_time(b, p, np)), rel=1e-6)
 
 
+@pytest.mark.parametrize("missing", ["attn_prefill", "attn_decode"])
+def test_a_set_without_one_attention_network_prices_that_part_by_the_roofline(model, missing):
+    """The network present prices its part; the roofline prices the one the set lacks."""
+    from frontier_jax.cost import batch_totals
+    from frontier_jax.cost.batch import grow_decode
+    from frontier_jax.cost.roofline import op_times
+    from frontier_jax.cost.surrogate import _mlp
+
+    sc = model.iteration_time.__self__
+    part = SurrogateCost("part", {op: v for op, v in sc.w.items() if op != missing}, sc.dev, 16)
+    p, b = llama8b_h100_cost(), _batch(*MIXED)
+    t, x0 = batch_totals(b, np), sc._attention_x(b, p, np)
+    full = float(sc.attention_times(b, t, p, np, 1, x0)[0])
+    pre_net = float(_mlp(sc.w["attn_prefill"], x0.x, np))
+    if missing == "attn_prefill":
+        want = op_times(t, p, np)["attn_prefill"] + (full - pre_net)
+    else:
+        want = pre_net + op_times(grow_decode(t, 1, np), p, np)["attn_decode"][0]
+    got = float(part.attention_times(b, t, p, np, 1, x0)[0])
+    assert got == pytest.approx(float(want), rel=1e-6)
+    assert got != pytest.approx(full, rel=1e-3)  # the roofline part really differs
+
+
 def _random_batch(rng, B=16, max_q=600, decode_share=0.6):
     dec = rng.random(B) < decode_share
     q = np.where(dec, 1, rng.integers(1, max_q, B))

@@ -409,8 +409,9 @@ class SurrogateCost:
                         x0: AttnX):
         """Seconds per layer of attention in iterations 0..k-1 ([k]; iteration j's decoding
         contexts grown by j tokens; ``x0``: the batch's attention features)."""
-        ops = op_times(t, p, xp)
-        pre, stacked = ops["attn_prefill"], None
+        stacked = None
+        # the roofline's prefill price only where the set has no prefill network
+        pre = None if "attn_prefill" in self.w else op_times(t, p, xp)["attn_prefill"]
         if "attn_decode" in self.w:
             l0, xs, lo, alpha = self._anchors(x0, b, p, xp, k)
             stacked = self._attention_stack(xs.shape[0])
