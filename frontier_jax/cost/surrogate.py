@@ -40,6 +40,11 @@ Two devices keep the in-step price cheap without changing what it means:
   to linear in context over 32 tokens; the grid's deviation from the raw surrogate is
   bounded in the tests.
 
+The features are built for few kernels per step (what a GPU step pays for): one pass over
+the slots for all sums and extremes, the columns stacked in fusable groups
+(:func:`frontier_jax.predict.features.stack_last`), single columns read by name
+(:class:`AttnX`) rather than sliced out of the stack.
+
 The set is profiled on one device: its peak rates enter the features, so the
 simulated hardware must be that device (checked when the model is built).
 """
@@ -346,7 +351,7 @@ class SurrogateCost:
 
     # ---- attention: distributional features, decode contexts priced on a token grid
     def _attention_x(self, b: BatchSlots, p: CostParams, xp) -> AttnX:
-        from frontier_jax.predict.features import ATTENTION_FEATURES, attention_columns, stack_last
+        from frontier_jax.predict.features import attention_columns, stack_attention
 
         cols = attention_columns(
             b.q_tokens, b.ctx_tokens, b.mask, xp, is_decode=b.is_decode & b.mask,
@@ -354,7 +359,7 @@ class SurrogateCost:
             n_kv_heads=xp.maximum(p.kv_heads / p.tp, 1.0), head_dim=p.head_dim,
             peak_flops=self._peak(p, xp), mem_bw=self.dev["mem_bw"], num_sms=self.dev["num_sms"],
             dtype_bytes=p.dtype_bytes, block_size=self.block_size)
-        return AttnX(stack_last([cols[n] for n in ATTENTION_FEATURES], xp), cols)
+        return AttnX(stack_attention(cols, xp), cols)
 
     def _anchors(self, x0: AttnX, b: BatchSlots, p: CostParams, xp, k: int):
         """Anchor inputs and interpolation of iterations 0..k-1 (see module doc).

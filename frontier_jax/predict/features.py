@@ -170,7 +170,11 @@ def attention_features(q, c, mask, xp=np, **kw):
     """Distributional features of one attention call (one layer, one GPU), stacked: the
     arguments of :func:`attention_columns`; ``[..., len(ATTENTION_FEATURES)]`` float array
     in the order of ``ATTENTION_FEATURES`` (times in seconds, FLOPs, bytes, tokens)."""
-    cols = attention_columns(q, c, mask, xp, **kw)
+    return stack_attention(attention_columns(q, c, mask, xp, **kw), xp)
+
+
+def stack_attention(cols: dict, xp=np):
+    """:func:`attention_columns` stacked in the order of ``ATTENTION_FEATURES``."""
     return stack_last([cols[name] for name in ATTENTION_FEATURES], xp)
 
 
