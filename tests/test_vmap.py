@@ -4,6 +4,7 @@ import jax
 import numpy as np
 from helpers import make_params
 
+from frontier_jax.cost import ROOFLINE
 from frontier_jax.reference import simulate_reference
 from frontier_jax.runner import compare
 from frontier_jax.sim import sim_shape, simulate_batch, stack, unstack
@@ -35,6 +36,8 @@ def test_256_configs_one_call_no_recompile():
     second = stack(_configs(256, 1))
     res2 = jax.device_get(simulate_batch(shape, second))
     assert simulate_batch._cache_size() == size, "new values must not recompile"
+    jax.device_get(simulate_batch(shape, second, ROOFLINE))  # the default, given explicitly
+    assert simulate_batch._cache_size() == size, "naming the default cost must not recompile"
     assert not res.incomplete.any() and not res2.incomplete.any()
     # The configurations really differ, and each batched run equals its own reference run.
     assert len({float(x) for x in res2.end_s}) > 200

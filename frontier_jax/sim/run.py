@@ -136,15 +136,32 @@ def _simulate_batch(shape: SimShape, params: SimParams, cost: CostModel = ROOFLI
     return jax.vmap(lambda p, s: _result(shape, p, s))(params, s)
 
 
-simulate = jax.jit(_simulate, static_argnums=(0, 2))
-simulate.__doc__ = """Run one configuration to completion (or until ``params.engine.max_steps`` events).
+class _Entry:
+    """A compiled simulator entry point. ``cost`` is always handed to the jitted function
+    explicitly: ``jax.jit`` keys its cache on how a static argument was given, so a call
+    that left ``cost`` to its default and one that passed ``ROOFLINE`` would each compile."""
+
+    def __init__(self, fn, doc: str):
+        self._jit = jax.jit(fn, static_argnums=(0, 2))
+        self.__doc__ = doc
+
+    def __call__(self, shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE) -> SimResult:
+        return self._jit(shape, params, cost)
+
+    def lower(self, shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE):
+        return self._jit.lower(shape, params, cost)
+
+    def _cache_size(self) -> int:
+        return self._jit._cache_size()
+
+
+simulate = _Entry(_simulate, """Run one configuration to completion (or until ``params.engine.max_steps`` events).
 
 Returns a :class:`SimResult`. ``shape`` and ``cost`` are static; a second call with
 new params values of the same shapes does not recompile.
-"""
+""")
 
-simulate_batch = jax.jit(_simulate_batch, static_argnums=(0, 2))
-simulate_batch.__doc__ = """Run a batch of configurations (params leaves with a leading [C] axis) in one call.
+simulate_batch = _Entry(_simulate_batch, """Run a batch of configurations (params leaves with a leading [C] axis) in one call.
 
 Returns a :class:`SimResult` whose leaves have a leading [C] axis.
-"""
+""")
