@@ -81,14 +81,18 @@ def _group_rows(rows, group):
     return base.isin(GEMM_OPS)
 
 
+def _family(group):
+    """The frame (operator family) of a target group."""
+    return {"gemm": "linear", "moe_grouped_gemm": "moe"}.get(group, "attention")
+
+
 def _replicate_ceiling(frames, group, thr):
     """Share of repeated measurements of one configuration within ``thr`` of the median of
     the other repeats (leave-one-out): how repeatable the data itself is."""
-    fam = {"gemm": "linear", "moe_grouped_gemm": "moe"}.get(group, "attention")
-    df = frames.get(fam)
+    df = frames.get(_family(group))
     if df is None:
         return {}
-    sel = _group_sel(df, group)
+    sel = _group_rows(df, group)
     out = {}
     for mt, d in df[sel].groupby(df.loc[sel, "op"].str.contains("@kernel_only").map({True: "kernel_only", False: "cuda_event"})):
         dev = []
@@ -102,24 +106,14 @@ def _replicate_ceiling(frames, group, thr):
     return out
 
 
-def _group_sel(df, group):
-    """Rows of ``group`` in a family frame (both measurement types)."""
-    base = df["op"].str.split("@").str[0]
-    if group.startswith("attention"):
-        kind = "heterogeneous" if group.endswith("heterogeneous") else "mixed"
-        return base.isin(ATTN_OPS) & (df["batch_kind"] == kind)
-    return base.isin(MOE_OPS if group == "moe_grouped_gemm" else GEMM_OPS)
-
-
 def _cross_measurement(frames, group, thr):
     """Kernel-only against CUDA-event runs of the same configurations (two profiling runs):
     share within ``thr`` of ``kernel = cuda_event - offset``, the offset being the median
     difference over the op and shape (the launch overhead the kernel-only run leaves out)."""
-    fam = {"gemm": "linear", "moe_grouped_gemm": "moe"}.get(group)
-    df = frames.get(fam)
+    df = None if group.startswith("attention") else frames.get(_family(group))
     if df is None:
         return {}
-    d = df[_group_sel(df, group)]
+    d = df[_group_rows(df, group)]
     d = d.assign(base=d["op"].str.split("@").str[0], ko=d["op"].str.contains("@kernel_only"))
     k = d[d["ko"]].groupby(["base", "config_key"])["time_s"].median().rename("k")
     c = d[~d["ko"]].groupby(["base", "config_key"])["time_s"].median().rename("c")
@@ -176,9 +170,8 @@ def run(root: Path, out_dir: Path, devices=("a800", "h800"), seed: int = 0, quic
         for group, thr in TARGETS.items():
             g = rows[_group_rows(rows, group)]
             if not len(g):
-                fam = {"gemm": "linear", "moe_grouped_gemm": "moe"}.get(group, "attention")
-                df = frames.get(fam)
-                n_all = 0 if df is None else int(_group_rows(df.assign(op=df["op"]), group).sum())
+                df = frames.get(_family(group))
+                n_all = 0 if df is None else int(_group_rows(df, group).sum())
                 groups[group] = {"by_measurement": {}, "rows_in_data": n_all,
                                  "note": "no test rows: every configuration of this group is on the training side"}
                 continue
