@@ -6,7 +6,8 @@
 # returns what it finished.
 #
 #   bash benchmarks/gpu_session.sh                      # on the device machine (uses $OUT)
-#   DEVICE=cpu QUICK=1 bash benchmarks/gpu_session.sh   # rehearsal here (~3 min)
+#   DEVICE=cpu QUICK=1 MODEL=tiny-llama PY=.venv/bin/python bash benchmarks/gpu_session.sh
+#                                                       # rehearsal here (~1 min, only under $OUT)
 #
 # Knobs (environment): DEVICE (cuda), MODEL (llama-3-8b), TP (1), STAGES ("profile step
 # train sweep"), QUICK (1: tiny plans, for rehearsals), PY (python3, the device image's
@@ -28,8 +29,11 @@ exec > >(tee -a "$OUT/session.log") 2>&1
 
 tag="${DEVICE%%:*}"
 [ "$tag" = cuda ] && tag="$("$PY" -c 'import torch; n = torch.cuda.get_device_name(0).lower(); print(next((g for g in ("h200", "h100", "a100") if g in n), "cuda"))' 2>/dev/null || echo cuda)"
-PROFILE="profiling/$tag/$MODEL/run1"
-SET="predictors/$tag-$MODEL"
+# a rehearsal (QUICK=1) keeps its profile and set out of the checkout
+BASE=.
+[ "$QUICK" = 1 ] && BASE="$OUT/work"
+PROFILE="$BASE/profiling/$tag/$MODEL/run1"
+SET="$BASE/predictors/$tag-$MODEL"
 echo "== gpu_session $(date -Is) device=$DEVICE ($tag) model=$MODEL tp=$TP stages='$STAGES' quick=$QUICK"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 "$PY" -c 'import jax, torch; print("jax", jax.__version__, jax.devices()); print("torch", torch.__version__)'
@@ -49,7 +53,7 @@ if has profile; then
   if [ "$QUICK" = 1 ]; then plan=(--quick); else plan=(--repeats 15 --rounds 3 --seed 1); fi
   stage profile 240 "$PY" -m frontier_jax.cli profile --model "$MODEL" --tp "$TP" \
     --device "$DEVICE" --out "$PROFILE" --quiet "${plan[@]}"
-  tar czf "$OUT/profile.tgz" -C profiling "$tag/$MODEL" && echo "profile -> $OUT/profile.tgz"
+  tar czf "$OUT/profile.tgz" -C "$BASE/profiling" "$tag/$MODEL" && echo "profile -> $OUT/profile.tgz"
 fi
 
 step_args=(--json --configs 1 64 256 1024 --requests 2000)
@@ -63,7 +67,7 @@ if has train; then
   if [ -d "$PROFILE" ]; then
     stage train 240 "$PY" -m frontier_jax.cli predictors train --data "$PROFILE" --format native \
       --out "$SET" "${train_args[@]}" \
-      && tar czf "$OUT/predictors.tgz" -C predictors "$(basename "$SET")" \
+      && tar czf "$OUT/predictors.tgz" -C "$BASE/predictors" "$(basename "$SET")" \
       && echo "predictors -> $OUT/predictors.tgz"
   else
     echo "== train: skipped, no profile at $PROFILE"
