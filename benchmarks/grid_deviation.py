@@ -18,7 +18,7 @@ import numpy as np
 
 from frontier_jax.cost import cost_params_from_scenario
 from frontier_jax.cost.surrogate import grid_deviations
-from frontier_jax.sim.build import cost_model
+from frontier_jax.cost.tiers import cost_model
 from frontier_jax.spec import load_scenario, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]

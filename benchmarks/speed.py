@@ -58,7 +58,7 @@ def bench_reference(scenario, n: int, repeats: int) -> dict:
     shape = sim_shape(stack(cfgs))
     wall = cpu = 0.0
     for p in cfgs:
-        _, w, c = _timed(lambda p=p: simulate_reference(p, shape.max_replicas))
+        _, w, c = _timed(lambda p=p: simulate_reference(p, shape.max_instances))
         wall, cpu = wall + w, cpu + c
     return {
         "configs": repeats,

@@ -74,20 +74,27 @@ def simulate(scenario: str, reference: bool, out: str | None, as_json: bool, tra
 
         write_trace(
             out_dir / "trace.json",
-            iteration_trace(prep.params, prep.shape.max_replicas, prep.cost),
+            iteration_trace(prep.params, prep.shape.max_instances, prep.cost),
         )
     if as_json:
         click.echo(json.dumps(_jsonable(run.metrics), indent=2))
     else:
-        click.echo(
-            f"{s.name}: {s.model.name} on {s.hardware.name}, {s.cluster.replicas} x "
-            f"(TP{s.parallel.tp} PP{s.parallel.pp}), {len(run.table['arrival_s'])} requests"
-        )
+        click.echo(f"{s.name}: {s.model.name} on {_layout_text(s)}, "
+                   f"{len(run.table['arrival_s'])} requests")
         click.echo(summary_table(run.metrics))
         click.echo(
             f"wrote {out_dir}/metrics.json, {out_dir}/requests.parquet"
             + (f", {out_dir}/trace.json" if trace else "")
         )
+
+
+def _layout_text(s) -> str:
+    """``H100-SXM, 2 x (TP1 PP1)``; with several pools one ``count x (TPt PPp) on HW`` each."""
+    used = [p for p in s.pools if p.count]
+    if len(used) == 1 and used[0].hardware == s.hardware:
+        p = used[0]
+        return f"{s.hardware.name}, {p.count} x (TP{p.tp} PP{p.pp})"
+    return " + ".join(f"{p.count} x (TP{p.tp} PP{p.pp}) on {p.hardware.name}" for p in used)
 
 
 @main.command("compare-reference")

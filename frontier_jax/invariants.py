@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from frontier_jax.sim.types import REJECTED
+from frontier_jax.contract import REJECTED
 
 
 class InvariantError(RuntimeError):
@@ -21,8 +21,8 @@ def violations(result: Any, arrival_s, output) -> list[str]:
     Every request finishes exactly once or is rejected; a finished request emitted
     exactly its output tokens, a rejected one none; arrival <= first scheduled <=
     first token <= finish; clocks never went back; KV blocks stayed within
-    [0, capacity]; no ring buffer overflowed; busy time and KV occupancy are finite
-    and within the run's span.
+    [0, capacity]; no ring buffer overflowed; each instance's busy time and KV occupancy
+    are finite and within the run's span (occupancy against that instance's capacity).
     """
     out = []
     if bool(np.any(result.incomplete)):
@@ -55,10 +55,11 @@ def violations(result: Any, arrival_s, output) -> list[str]:
     span = (float(np.max(result.finish_s[f])) - float(np.min(arrival_s))) if f.any() else 0.0
     busy = np.asarray(result.busy_s)
     block_s = np.asarray(result.block_s)
+    capacity = np.asarray(result.kv_blocks, np.float64)  # per instance
     if not (np.all(np.isfinite(busy)) and np.all(np.isfinite(block_s))):
         out.append("non-finite replica accounting")
     elif np.any(busy > span * (1 + 1e-9) + 1e-12) or np.any(
-        block_s > float(result.kv_blocks) * span * (1 + 1e-9) + 1e-9
+        block_s > capacity * span * (1 + 1e-9) + 1e-9
     ):
         out.append("replica busy time or KV occupancy exceeds the run's span")
     return out

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from frontier_jax.sim.types import REJECTED
+from frontier_jax.contract import REJECTED
 
 PERCENTILES = (50, 90, 99)
 
@@ -56,13 +56,15 @@ def _pcts(x: np.ndarray, name: str) -> dict[str, float]:
 def run_metrics(
     table: dict[str, np.ndarray],
     result: Any,
-    num_replicas: int,
-    gpus_per_replica: int,
+    gpus: int,
     slo_ttft_s: float | None = None,
     slo_tpot_s: float | None = None,
 ) -> dict[str, Any]:
     """Summary of one run: counts, throughput, latency percentiles, SLO attainment, goodput,
-    per-replica busy fraction and KV occupancy.
+    per-instance busy fraction, KV occupancy (of each instance's own capacity) and iterations.
+
+    ``gpus``: the layout's GPUs (``Scenario.num_gpus``), the denominator of the per-GPU rates.
+    The per-instance lists (keys ``replica_*``) cover the live instance slots in order.
 
     The run's duration is first arrival to last finish (makespan); throughput rates
     divide by it. A request meets the SLO when finished with TTFT <= slo_ttft_s and
@@ -77,7 +79,6 @@ def run_metrics(
     duration = max(end - start, 1e-12)
     out_tok = float(table["generated_tokens"][fin].sum())
     in_tok = float(table["prompt_tokens"][fin].sum())
-    gpus = num_replicas * gpus_per_replica
     m: dict[str, Any] = {
         "n_requests": n,
         "n_finished": int(fin.sum()),
@@ -103,11 +104,13 @@ def run_metrics(
     if slo_ttft_s is not None or slo_tpot_s is not None:
         m["slo_attainment"] = float(ok.sum() / max(n, 1))
         m["goodput_rps"] = float(ok.sum() / duration)
-    busy = np.asarray(result.busy_s)[:num_replicas]
-    blocks = np.asarray(result.block_s)[:num_replicas]
+    live = np.asarray(result.pool) >= 0
+    busy = np.asarray(result.busy_s)[live]
+    blocks = np.asarray(result.block_s)[live]
+    capacity = np.asarray(result.kv_blocks, np.float64)[live]
     m["replica_busy_frac"] = [float(x) for x in busy / duration]
-    m["replica_kv_occupancy"] = [float(x) for x in blocks / (float(result.kv_blocks) * duration)]
-    m["replica_iterations"] = [int(x) for x in np.asarray(result.iterations)[:num_replicas]]
+    m["replica_kv_occupancy"] = [float(x) for x in blocks / (capacity * duration)]
+    m["replica_iterations"] = [int(x) for x in np.asarray(result.iterations)[live]]
     return m
 
 

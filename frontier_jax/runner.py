@@ -4,23 +4,16 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-import jax
 import numpy as np
 
+from frontier_jax.contract import SimParams, SimResult, SimShape
 from frontier_jax.cost import ROOFLINE, CostModel
+from frontier_jax.cost.tiers import cost_model
 from frontier_jax.invariants import check
 from frontier_jax.metrics import request_table, run_metrics
+from frontier_jax.params import INITIAL_SLOTS, sim_params, sim_shape, slot_cap, unstack
 from frontier_jax.reference import simulate_reference
-from frontier_jax.sim import (
-    SimParams,
-    SimResult,
-    SimShape,
-    sim_params,
-    sim_shape,
-    simulate,
-    simulate_batch,
-)
-from frontier_jax.sim.build import INITIAL_SLOTS, cost_model
+from frontier_jax.sim import sized
 from frontier_jax.spec import Scenario, check_feasible
 from frontier_jax.workload import make_workload
 
@@ -54,10 +47,10 @@ def prepare(s: Scenario) -> Prepared:
     """
     check_feasible(s)
     cost = cost_model(s)
-    params = sim_params(s, make_workload(s.workload, s.seed))
+    params = sim_params(s, make_workload(s.workload, s.seed), cost)
     shape = sim_shape(
         params,
-        max_batch=min(s.scheduler.max_num_seqs, INITIAL_SLOTS),
+        max_batch=min(slot_cap(params), INITIAL_SLOTS),
         queue_capacity=s.sim.queue_capacity,
     )
     return Prepared(s, params, shape, cost)
@@ -66,18 +59,18 @@ def prepare(s: Scenario) -> Prepared:
 def simulate_sized(
     shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE
 ) -> tuple[SimResult, SimShape]:
-    """Simulate, doubling the batch slots (up to max_num_seqs) while they bind.
+    """Simulate, doubling the batch slots (up to max_num_seqs) while they bind
+    (:func:`frontier_jax.sim.sized.simulate_sized`).
 
-    ``params`` is one configuration, or a stack of them (leading [C] axis: all rerun
-    together). Returns the result and the shape that produced it.
+    ``params`` is one configuration, or a stack of them (leading [C] axis: run together in
+    one batch each round). Returns the result and the shape of its largest batch slots.
     """
-    cap = int(np.max(params.engine.max_num_seqs))
-    fn = simulate_batch if np.ndim(params.engine.max_num_seqs) else simulate
-    while True:
-        res = jax.device_get(fn(shape, params, cost))
-        if not bool(np.any(res.slots_full)) or shape.max_batch >= cap:
-            return res, shape
-        shape = replace(shape, max_batch=min(cap, 2 * shape.max_batch))
+    stacked = np.ndim(params.engine.max_steps) > 0
+    configs = [unstack(params, i) for i in range(len(params.engine.max_steps))] if stacked else [params]
+    results, slots = sized.simulate_sized(shape, configs, cost,
+                                          chunk_size=len(configs) if stacked else None)
+    res = sized.stack_results(results) if stacked else results[0]
+    return res, replace(shape, max_batch=max(slots))
 
 
 def summarize(prep: Prepared, result: SimResult, wall_s: float) -> RunOutput:
@@ -85,9 +78,7 @@ def summarize(prep: Prepared, result: SimResult, wall_s: float) -> RunOutput:
     s, wl = prep.scenario, prep.params.workload
     check(result, wl.arrival_s, wl.output, what=f"{s.name} ({s.source})")
     table = request_table(result, wl.arrival_s, wl.prompt, wl.output)
-    metrics = run_metrics(
-        table, result, s.cluster.replicas, s.gpus_per_replica, s.slo.ttft_s, s.slo.tpot_s
-    )
+    metrics = run_metrics(table, result, s.num_gpus, s.slo.ttft_s, s.slo.tpot_s)
     metrics["wall_s"] = wall_s
     return RunOutput(result, table, metrics, wall_s)
 
@@ -102,7 +93,7 @@ def run_vectorized(prep: Prepared) -> RunOutput:
 def run_reference(prep: Prepared) -> RunOutput:
     """Simulate with the exact heapq reference simulator."""
     t0 = time.perf_counter()
-    res = simulate_reference(prep.params, prep.shape.max_replicas, prep.cost)
+    res = simulate_reference(prep.params, prep.shape.max_instances, prep.cost)
     return summarize(prep, res, time.perf_counter() - t0)
 
 

@@ -1,4 +1,4 @@
-"""Chrome/Perfetto trace of one run: one track per replica, one slice per iteration."""
+"""Chrome/Perfetto trace of one run: one track per instance, one slice per iteration."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.reference import simulate_reference
 
 
-def iteration_trace(params: Any, max_replicas: int, cost: CostModel = ROOFLINE) -> list[dict]:
+def iteration_trace(params: Any, max_instances: int, cost: CostModel = ROOFLINE) -> list[dict]:
     """Trace events (Chrome JSON format, microseconds) of every engine iteration.
 
     The timeline comes from the exact reference simulator, which agrees with the
@@ -20,10 +20,11 @@ def iteration_trace(params: Any, max_replicas: int, cost: CostModel = ROOFLINE) 
     events: list[dict] = [
         {"name": "process_name", "ph": "M", "pid": 0, "args": {"name": "frontier-jax"}}
     ]
-    for r in range(int(params.engine.num_replicas)):
-        events.append(
-            {"name": "thread_name", "ph": "M", "pid": 0, "tid": r, "args": {"name": f"replica {r}"}}
-        )
+    for r, pool in enumerate(np.asarray(params.engine.pool).tolist()):
+        if pool < 0:
+            continue
+        events.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": r,
+                       "args": {"name": f"replica {r}" + (f" (pool {pool})" if pool else "")}})
 
     def on_iteration(r, start_s, dur_s, batch, free_blocks):
         q = np.asarray(batch.q_tokens)
@@ -46,7 +47,7 @@ def iteration_trace(params: Any, max_replicas: int, cost: CostModel = ROOFLINE) 
             }
         )
 
-    simulate_reference(params, max_replicas, cost, on_iteration=on_iteration)
+    simulate_reference(params, max_instances, cost, on_iteration=on_iteration)
     return events
 
 

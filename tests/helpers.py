@@ -2,9 +2,15 @@
 
 import numpy as np
 
+from frontier_jax.contract import (
+    COLOCATED,
+    ROUTERS,
+    EngineParams,
+    PoolParams,
+    SimParams,
+    WorkloadArrays,
+)
 from frontier_jax.cost import CostParams
-from frontier_jax.sim import EngineParams, SimParams, WorkloadArrays
-from frontier_jax.sim.types import ROUTERS
 
 
 def llama8b_h100_cost(tp: float = 1.0) -> CostParams:
@@ -56,22 +62,29 @@ def make_params(
     seed: int = 0,
     reserve_full_isl: bool = True,
 ) -> SimParams:
-    """One configuration with Poisson arrivals and uniform lengths."""
+    """One configuration with Poisson arrivals and uniform lengths: ``replicas`` co-located
+    instances of one pool."""
     rng = np.random.default_rng(seed)
     wl = WorkloadArrays(
         arrival_s=np.cumsum(rng.exponential(1.0 / rate, n)),
         prompt=rng.integers(prompt[0], prompt[1] + 1, n).astype(np.int32),
         output=rng.integers(output[0], output[1] + 1, n).astype(np.int32),
     )
-    ep = EngineParams(
-        num_replicas=np.int32(replicas),
-        router=np.int32(ROUTERS[router]),
-        max_num_seqs=np.int32(max_num_seqs),
-        max_batched_tokens=np.int32(max_batched_tokens),
-        chunked_prefill=np.bool_(chunked),
-        block_size=np.int32(block_size),
-        kv_blocks=np.int32(kv_blocks),
-        reserve_full_isl=np.bool_(reserve_full_isl),
-        max_steps=np.int32(1_000_000),
+    pool = PoolParams(
+        role=np.array([COLOCATED], np.int32),
+        max_num_seqs=np.array([max_num_seqs], np.int32),
+        max_batched_tokens=np.array([max_batched_tokens], np.int32),
+        chunked_prefill=np.array([chunked]),
+        block_size=np.array([block_size], np.int32),
+        kv_blocks=np.array([kv_blocks], np.int32),
+        reserve_full_isl=np.array([reserve_full_isl]),
     )
-    return SimParams(ep, llama8b_h100_cost(), wl)
+    ep = EngineParams(
+        pool=np.zeros(replicas, np.int32),
+        router=np.int32(ROUTERS[router]),
+        max_steps=np.int32(1_000_000),
+        pools=pool,
+    )
+    cost = llama8b_h100_cost()._replace(tables=None)
+    per_pool = CostParams(*[np.asarray([x]) if x is not None else None for x in cost])
+    return SimParams(ep, per_pool, wl, np.uint32(seed))

@@ -11,7 +11,7 @@ from frontier_jax.runner import compare
 from frontier_jax.sim import SimShape, simulate
 
 N = 48
-SHAPE = SimShape(num_requests=N, max_replicas=3, max_batch=8, queue_capacity=N)
+SHAPE = SimShape(num_requests=N, max_instances=3, max_batch=8, queue_capacity=N)
 
 configs = st.fixed_dictionaries(
     dict(
@@ -56,7 +56,7 @@ def test_conservation_and_agreement(cfg):
     span = max(res.end_s - a.min(), 1e-12)
     assert (res.block_s <= res.kv_blocks * span * (1 + 1e-9)).all()
     assert (res.busy_s <= span * (1 + 1e-9)).all()
-    ref = simulate_reference(p, SHAPE.max_replicas)
+    ref = simulate_reference(p, SHAPE.max_instances)
     c = compare(res, ref)
     assert c["max_rel_err_finish"] <= 1e-9 and c["max_rel_err_ttft"] <= 1e-9
     assert c["preemptions_equal"] and c["replicas_equal"]

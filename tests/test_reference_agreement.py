@@ -46,7 +46,7 @@ def test_shipped_scenarios_agree(name):
 )
 def test_policy_corners_agree(kw):
     p = make_params(n=150, **kw)
-    shape = sim_shape(p, max_replicas=4)
+    shape = sim_shape(p, max_instances=4)
     vec = jax.device_get(simulate(shape, p))
     ref = simulate_reference(p, 4)
     c = compare(vec, ref)

@@ -410,8 +410,8 @@ def test_sim_params_carry_tables_and_stack_pads_them(pset):
     lens = [p.params.cost.tables.layer.shape[-1] for p in preps]
     assert lens == [513, 2049]
     params = stack([p.params for p in preps])
-    assert params.cost.tables.layer.shape == (2, 2049)
-    assert np.all(params.cost.tables.layer[0, 513:] == preps[0].params.cost.tables.layer[-1])
+    assert params.cost.tables.layer.shape == (2, 1, 2049)  # configurations, pools, token counts
+    assert np.all(params.cost.tables.layer[0, 0, 513:] == preps[0].params.cost.tables.layer[0, -1])
     res = simulate_batch(preps[1].shape, params, preps[0].cost)
     for i, p in enumerate(preps):
         ref = run_reference(p).result

@@ -29,7 +29,7 @@ def _configs(c: int, salt: int):
 
 def test_256_configs_one_call_no_recompile():
     first = stack(_configs(256, 0))
-    shape = sim_shape(first, max_replicas=4, max_batch=16)
+    shape = sim_shape(first, max_instances=4, max_batch=16)
     res = jax.device_get(simulate_batch(shape, first))
     assert res.finish_s.shape == (256, 100)
     size = simulate_batch._cache_size()

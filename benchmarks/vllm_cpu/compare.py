@@ -54,9 +54,9 @@ sys.path.insert(0, str(ROOT))
 from frontier_jax.cost import totals_time  # noqa: E402
 from frontier_jax.cost.batch import BatchTotals  # noqa: E402
 from frontier_jax.cost.params import cost_params_from_scenario  # noqa: E402
+from frontier_jax.cost.tiers import cost_model  # noqa: E402
 from frontier_jax.runner import Prepared, simulate_sized, summarize  # noqa: E402
 from frontier_jax.sim import sim_params, sim_shape  # noqa: E402
-from frontier_jax.sim.build import cost_model  # noqa: E402
 from frontier_jax.spec import scenario_from_dict  # noqa: E402
 from frontier_jax.workload import Workload  # noqa: E402
 
@@ -147,7 +147,7 @@ def iteration_cost(scenario: Any) -> Callable[[pd.DataFrame], np.ndarray]:
     `q`, `context`, `is_decode`, `samples` lists) under `scenario`'s cost tier, priced by the
     same functions the simulator uses."""
     from frontier_jax.cost import BatchSlots
-    from frontier_jax.sim.build import cost_model
+    from frontier_jax.cost.tiers import cost_model
 
     params = cost_params_from_scenario(scenario)
     if scenario.cost.kind == "roofline":

@@ -1,15 +1,26 @@
 """Cost model: iteration time of one engine step from the batch's slot arrays.
 
-One interface for every tier: ``iteration_time(batch, params, xp)`` with ``batch`` a
-:class:`BatchSlots` and ``params`` a :class:`CostParams`; ``xp`` is ``numpy`` (the
-reference simulator) or ``jax.numpy`` (the vectorized simulator). The same
-expressions run in both, so the two simulators see identical costs.
+One interface for every tier (:class:`CostModel`): ``iteration_time(batch, params, xp, ctx)``
+with ``batch`` a :class:`BatchSlots`, ``params`` the instance's :class:`CostParams`, ``xp``
+``numpy`` (the reference simulator) or ``jax.numpy`` (the vectorized simulator) and ``ctx``
+the :class:`IterationContext` (instance, iteration index, and through them a key for
+stochastic costs, derived statelessly). The same expressions run in both simulators, so the
+two see identical costs.
+
+Modules: :mod:`.batch` (slot arrays and their totals), :mod:`.features` (distributional batch
+features of the predictors), :mod:`.roofline` (tier 1), :mod:`.surrogate` (tier 3, trained
+networks in the step; its forward pass in :mod:`.mlp`), :mod:`.compose` (an iteration from
+its layer and LM head, shared by the tiers), :mod:`.context` (iteration context and
+stateless draws), :mod:`.params` (the cost params pytree), :mod:`.tiers` (which tier a
+scenario selects).
 """
 
 from collections.abc import Callable
 from typing import NamedTuple
 
 from frontier_jax.cost.batch import BatchSlots, batch_totals
+from frontier_jax.cost.compose import iteration_seconds
+from frontier_jax.cost.context import IterationContext, uniforms
 from frontier_jax.cost.params import CostParams, cost_params_from_scenario
 from frontier_jax.cost.roofline import (
     decode_window_times,
@@ -21,16 +32,17 @@ from frontier_jax.cost.roofline import (
 
 
 class CostModel(NamedTuple):
-    """One cost-model tier: pure functions of (batch, params, xp).
+    """One cost-model tier: pure functions of (batch, params, xp, ctx).
 
-    iteration_time(batch, params, xp) -> seconds of one iteration;
-    decode_window_times(batch, params, xp, k) -> [k] seconds of k successive
-    iterations of a decode-only batch whose contexts grow by one token each;
-    step_times(batch, params, xp, k) -> (iteration_time, decode_window_times with its
+    iteration_time(batch, params, xp, ctx) -> seconds of one iteration;
+    decode_window_times(batch, params, xp, k, ctx) -> [k] seconds of k successive
+    iterations of a decode-only batch whose contexts grow by one token each (iteration j
+    is ``ctx``'s iteration + j: its key is ``ctx.key(xp, j)``);
+    step_times(batch, params, xp, k, ctx) -> (iteration_time, decode_window_times with its
     first entry replaced by the iteration time), optional: one pass that shares the work
     of both (the simulator's engine step uses it when given).
     prepare(params, max_tokens, max_seqs) -> params, optional, host side: called once per
-    configuration when its params are built (:func:`frontier_jax.sim.build.sim_params`),
+    pool when a configuration's params are built (:func:`frontier_jax.params.sim_params`),
     returns the :class:`CostParams` with the tier's precomputed ``tables`` attached (an
     iteration has at most ``max_tokens`` tokens and ``max_seqs`` sequences). Prices are the
     same with or without them; tables only make the step cheaper.
@@ -49,12 +61,15 @@ __all__ = [
     "ROOFLINE",
     "BatchSlots",
     "CostModel",
-    "decode_window_times",
-    "totals_time",
     "CostParams",
+    "IterationContext",
     "batch_totals",
     "cost_params_from_scenario",
+    "decode_window_times",
+    "iteration_seconds",
     "iteration_time",
     "layer_time",
     "op_times",
+    "totals_time",
+    "uniforms",
 ]

@@ -2,6 +2,8 @@
 
 from typing import Any, NamedTuple
 
+from frontier_jax.cost.features import reduce_last
+
 
 class BatchSlots(NamedTuple):
     """Per-slot description of one iteration's batch (all arrays of shape [B]).
@@ -43,8 +45,6 @@ class BatchTotals(NamedTuple):
 def batch_totals(b: BatchSlots, xp: Any) -> BatchTotals:
     """Reduce slot arrays to the sums the roofline needs (float64, order-independent): one
     variadic reduction over the slots (:func:`reduce_last`), not eight."""
-    from frontier_jax.predict.features import reduce_last
-
     f = xp.float64
     m = b.mask
     q = xp.where(m, b.q_tokens, 0).astype(f)

@@ -53,9 +53,14 @@ class CostParams(NamedTuple):
     tables: Any = None  # a cost tier's host-precomputed lookup tables (CostModel.prepare)
 
 
-def cost_params_from_scenario(s: Any) -> CostParams:
-    """Build :class:`CostParams` (numpy float64 scalars) from a validated Scenario."""
-    m, h, c = s.model, s.hardware, s.cost
+def cost_params_from_scenario(s: Any, pool: Any = None) -> CostParams:
+    """Build :class:`CostParams` (numpy float64 scalars) of one pool of a validated Scenario
+    (default: its only pool): the model, the pool's TP/PP and hardware, the [cost] knobs."""
+    if pool is None:
+        if len(s.pools) != 1:
+            raise ValueError(f"{s.source}: the layout has {len(s.pools)} pools; name one")
+        pool = s.pools[0]
+    m, h, c = s.model, pool.hardware, s.cost
     moe_ffn = (m.moe_intermediate_size or m.intermediate_size) if m.num_experts else 0
     vals = dict(
         hidden=m.hidden_size,
@@ -71,8 +76,8 @@ def cost_params_from_scenario(s: Any) -> CostParams:
         top_k=m.num_experts_per_tok,
         moe_ffn=moe_ffn,
         shared_ffn=m.shared_expert_intermediate_size,
-        tp=s.parallel.tp,
-        pp=s.parallel.pp,
+        tp=pool.tp,
+        pp=pool.pp,
         peak_flops=h.peak_flops,
         hbm_bw=h.hbm_bw,
         nvlink_bw=h.nvlink_bw,

@@ -9,6 +9,7 @@ LM head, embedding and host overhead. All functions take the array module ``xp``
 from typing import Any
 
 from frontier_jax.cost.batch import BatchSlots, BatchTotals, batch_totals, grow_decode
+from frontier_jax.cost.compose import iteration_seconds, link
 from frontier_jax.cost.params import CostParams
 
 
@@ -17,12 +18,6 @@ def _gemm(m, n, k, p: CostParams, xp):
     flops = 2.0 * m * n * k
     nbytes = (n * k + m * k + m * n) * p.dtype_bytes
     return xp.maximum(flops / (p.peak_flops * p.gemm_eff), nbytes / (p.hbm_bw * p.mem_eff))
-
-
-def _link(tp_or_gpus, p: CostParams, xp):
-    """(bandwidth bytes/s, latency s) of the link joining ``tp_or_gpus`` GPUs."""
-    intra = tp_or_gpus <= p.gpus_per_node
-    return xp.where(intra, p.nvlink_bw, p.net_bw), xp.where(intra, p.nvlink_lat_s, p.net_lat_s)
 
 
 def op_times(t: BatchTotals, p: CostParams, xp: Any) -> dict:
@@ -63,7 +58,7 @@ def op_times(t: BatchTotals, p: CostParams, xp: Any) -> dict:
     elem = T * b * (10.0 * h + 2.0 * (tq + tkv) * d + (mlp_width + 1.0) * act_f)
     ops["elementwise"] = elem / bw
     # Two tensor-parallel all-reduces per layer (ring: 2(tp-1) hops).
-    link_bw, link_lat = _link(tp, p, xp)
+    link_bw, link_lat = link(tp, p, xp)
     ar = 2.0 * (tp - 1.0) * link_lat + 2.0 * (tp - 1.0) / tp * T * h * b / link_bw
     ops["tp_allreduce"] = xp.where(tp > 1, 2.0 * ar, 0.0)
     return ops
@@ -79,29 +74,21 @@ def layer_time(t: BatchTotals, p: CostParams, xp: Any):
 
 
 def totals_time(t: BatchTotals, p: CostParams, xp: Any):
-    """Seconds for one engine iteration with batch totals ``t`` (0 for an empty batch).
-
-    Elementwise in the totals, so totals with a trailing axis price many batches at
-    once. All pipeline stages run the batch in turn (no micro-batching): layers x
-    layer time plus (pp - 1) activation sends, the LM head on sampled rows, the
-    embedding lookup and the host overhead cpu_s + cpu_per_seq_s x sequences.
-    """
-    T, h, b = t.num_tokens, p.hidden, p.dtype_bytes
-    pp_bw, pp_lat = _link(p.tp * p.pp, p, xp)
-    sends = (p.pp - 1.0) * (pp_lat + T * h * b / pp_bw)
-    lm_head = _gemm(t.num_sampled, p.vocab / p.tp, h, p, xp)
-    embed = T * h * b / (p.hbm_bw * p.mem_eff)
-    host = p.cpu_s + p.cpu_per_seq_s * t.num_seqs
-    total = p.layers * layer_time(t, p, xp) + sends + lm_head + embed + host
-    return xp.where(t.num_seqs > 0, total, 0.0)
+    """Seconds for one engine iteration with batch totals ``t`` (0 for an empty batch):
+    :func:`frontier_jax.cost.compose.iteration_seconds` of the roofline's layer and LM head
+    (a GEMM on the sampled rows). Elementwise in the totals, so totals with a trailing axis
+    price many batches at once."""
+    lm_head = _gemm(t.num_sampled, p.vocab / p.tp, p.hidden, p, xp)
+    return iteration_seconds(layer_time(t, p, xp), lm_head, t, p, xp)
 
 
-def iteration_time(batch: BatchSlots, p: CostParams, xp: Any):
-    """Seconds for one engine iteration over ``batch`` (0 when the batch is empty)."""
+def iteration_time(batch: BatchSlots, p: CostParams, xp: Any, ctx: Any = None):
+    """Seconds for one engine iteration over ``batch`` (0 when the batch is empty); the
+    roofline is deterministic and ignores the iteration context ``ctx``."""
     return totals_time(batch_totals(batch, xp), p, xp)
 
 
-def decode_window_times(batch: BatchSlots, p: CostParams, xp: Any, k: int):
+def decode_window_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
     """Seconds of ``k`` successive iterations of a decode-only ``batch`` ([k] array).
 
     Iteration j sees every context grown by j tokens; only the decode KV reads change.

@@ -12,15 +12,16 @@ compiled step:
   (surrogates of the batch's *distribution* of query and context lengths); norms, rope,
   activation and the two residual adds; two TP all-reduces (the set's ``all_reduce`` if it
   has one, else the roofline's);
-* per iteration: ``layers`` x the layer, the LM head on the sampled rows, the embedding,
-  pipeline sends and the host overhead ``cpu_s + cpu_per_seq_s * seqs``.
+* per iteration: the LM head on the sampled rows, composed with the layer by
+  :func:`frontier_jax.cost.compose.iteration_seconds` like the roofline's (``layers`` x the
+  layer, pipeline sends, LM head, embedding, host overhead ``cpu_s + cpu_per_seq_s * seqs``).
 
 An operator the set does not cover keeps its roofline price (:func:`op_times`); MoE
 expert layers stay on the roofline for now. A set with an ``iteration`` model (an engine
 profiled step by step, e.g. vLLM on this CPU) prices each iteration with it alone, from
 the batch's attention features: that measurement already holds every layer and the host.
 Per-GPU attention heads follow the importers (``max(heads / tp, 1)``). The networks run in
-float32 in both simulators (see ``_apply``).
+float32 in both simulators (:mod:`frontier_jax.cost.mlp`).
 
 Two devices keep the in-step price cheap without changing what it means:
 
@@ -57,9 +58,22 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from frontier_jax.cost import mlp
 from frontier_jax.cost.batch import BatchSlots, BatchTotals, batch_totals, grow_decode
+from frontier_jax.cost.compose import iteration_seconds
+from frontier_jax.cost.features import (
+    ATTENTION_FEATURES,
+    SHIFT_KEEP,
+    SHIFTED_COLUMNS,
+    SHIFTED_INDEX,
+    attention_columns,
+    collective_features,
+    gemm_features,
+    shifted_decode_columns,
+    stack_attention,
+)
 from frontier_jax.cost.params import CostParams
-from frontier_jax.cost.roofline import _gemm, _link, op_times
+from frontier_jax.cost.roofline import _gemm, op_times
 
 # roofline op name -> predictor op whose surrogate replaces it (dense models)
 GEMM_OPS = {
@@ -88,76 +102,26 @@ TABLE_CHUNK = 8192  # token counts per host evaluation when building them
 
 def _mlp(weights: dict, x, xp):
     """Surrogate time (s) of raw features ``x`` ``[..., F]`` (rows share one surrogate)."""
-    return _apply(weights, x, xp, "...f,fw->...w")
-
-
-def stack_weights(ws: list[dict]) -> dict | None:
-    """Stack same-architecture surrogates along a new leading op axis (None if they differ)."""
-    keys = sorted(ws[0])
-    if any(sorted(w) != keys or any(w[k].shape != ws[0][k].shape for k in keys) for w in ws):
-        return None
-    return {k: np.stack([w[k] for w in ws]) for k in keys}
+    return mlp.forward(weights, x, xp)
 
 
 def stacked_apply(sw: dict, x, xp):
     """Seconds of ``O`` surrogates at once: ``sw`` stacked weights (leading axis O), ``x``
     ``[O, F]`` (row o for surrogate o): a few batched products instead of O small ones."""
-    return _apply(sw, x, xp, "of,ofw->ow")
-
-
-def _apply(sw: dict, x, xp, spec: str):
-    """The maths of :func:`frontier_jax.predict.surrogate.surrogate_apply`, written once
-    for numpy and jax.numpy. The network runs in float32 (its weights are float32; float64
-    transcendentals would dominate the step); the roofline ratio is applied in float64."""
-    x = xp.asarray(x, dtype=xp.float64)
-    ratio = xp.sum(xp.where(sw["ratio_select"] > 0, x, 0.0), axis=-1)  # the one-hot column
-    return _finish(sw, _first(sw, _log(x, xp), xp, spec), ratio, xp, spec)
+    return mlp.forward(sw, x, xp, mlp.STACKED)
 
 
 def _log(x, xp):
     """The networks' input transform, ``log1p(max(x, 0))`` in float32."""
-    return xp.log1p(xp.maximum(x, 0.0).astype(xp.float32))
-
-
-def _first(sw: dict, logs, xp, spec: str):
-    """First layer (before its activation) on log-features ``logs``."""
-    z = xp.clip((logs - sw["x_mean"]) / sw["x_std"], sw["z_lo"], sw["z_hi"])
-    return xp.einsum(spec, z, sw["W0"]) + sw["b0"]
+    return mlp.log_inputs(x, xp)
 
 
 def _first_at_anchors(sw: dict, l0, ls, xp):
     """First layer of one network at anchor rows that equal the batch's log-features
     ``l0`` [F] except in :data:`SHIFTED_COLUMNS`, whose logs are ``ls`` [A, S]: the
     unchanged columns' product once, the S changed ones per anchor ([A, W])."""
-    from frontier_jax.predict.features import SHIFT_KEEP, SHIFTED_INDEX
-
-    z0 = xp.clip((l0 - sw["x_mean"]) / sw["x_std"], sw["z_lo"], sw["z_hi"])
-    base = (z0 * SHIFT_KEEP.astype(np.float32)) @ sw["W0"] + sw["b0"]
-    i = SHIFTED_INDEX
-    zs = xp.clip((ls - sw["x_mean"][i]) / sw["x_std"][i], sw["z_lo"][i], sw["z_hi"][i])
-    return base + zs @ sw["W0"][i]
-
-
-def _finish(sw: dict, h, ratio, xp, spec: str):
-    """The rest of the network from the first layer's output ``h``, in seconds."""
-    f32 = xp.float32
-    n_layers = sum(1 for k in sw if k.startswith("W"))
-    for i in range(1, n_layers):
-        h = h / (f32(1.0) + xp.exp(xp.minimum(-h, f32(60.0))))  # SiLU, no overflow
-        h = xp.einsum(spec, h, sw[f"W{i}"]) + sw[f"b{i}"]
-    y = (h[..., 0] * sw["y_std"] + sw["y_mean"]).astype(xp.float64)
-    y = y + xp.where(sw["has_ratio"], xp.log(xp.maximum(ratio, 1e-9)), 0.0)
-    return xp.exp(y)
-
-
-def _prepare(w: dict) -> dict:
-    """float32 network weights plus the ratio column as a mask (see :func:`_apply`)."""
-    out = {k: np.asarray(v, np.float32) for k, v in w.items()}
-    sel = np.asarray(w["ratio_select"], np.float64)
-    if np.count_nonzero(sel) > 1 or np.any((sel != 0) & (sel != 1)):
-        raise ValueError("ratio_select must be one-hot or zero")
-    out["has_ratio"] = np.asarray(sel.sum(-1) > 0)
-    return out
+    base = (mlp.normalize(sw, l0, xp) * SHIFT_KEEP.astype(np.float32)) @ sw["W0"] + sw["b0"]
+    return base + mlp.normalize(sw, ls, xp, cols=SHIFTED_INDEX) @ sw["W0"][SHIFTED_INDEX]
 
 
 class StepTables(NamedTuple):
@@ -208,7 +172,7 @@ def _interp(f, lo, alpha):
 class SurrogateCost:
     """The pricing functions of one predictor set on one device (see module doc).
 
-    ``weights``: ``{op: {name: array}}`` (see ``_prepare``); ``device``: the card's device spec dict
+    ``weights``: ``{op: {name: array}}`` (:func:`frontier_jax.cost.mlp.prepare_weights`); ``device``: the card's device spec dict
     (``peak_flops_bf16``, ``peak_flops_fp8``, ``mem_bw``, ``num_sms``); ``block_size``:
     the KV page size of the attention training rows.
     """
@@ -222,7 +186,7 @@ class SurrogateCost:
         # per-layer linear-family ops priced by surrogates, evaluated as one stacked MLP
         self.lin_ops = [op for op in GEMM_OPS.values() if op in weights]
         self.lin_ops += list(ELEMENTWISE_OPS) if elementwise else []
-        self.lin = stack_weights([weights[op] for op in self.lin_ops]) if self.lin_ops else None
+        self.lin = mlp.stack_weights([weights[op] for op in self.lin_ops]) if self.lin_ops else None
         self.attn_ops = [op for op in ATTENTION_OPS if op in weights]
         self._attn_stacks: dict[int, dict | None] = {}
         self._tables: dict[tuple, np.ndarray] = {}
@@ -236,8 +200,6 @@ class SurrogateCost:
     # ---- linear family: per layer as a function of the batch's tokens only
     def _gemm_x(self, m, nk, p, xp):
         """GEMM features of ``[m, k] x [k, n]`` per (n, k) in ``nk`` ([O, *m.shape, F])."""
-        from frontier_jax.predict.features import gemm_features
-
         m = xp.asarray(m, dtype=xp.float64)
         n, k = (xp.stack([xp.broadcast_to(xp.asarray(v[i], dtype=xp.float64), m.shape) for v in nk])
                 for i in range(2))
@@ -289,8 +251,6 @@ class SurrogateCost:
             ops["elementwise"] = xp.where(dense, elem, ops["elementwise"])
         tp, h, b = p.tp, p.hidden, p.dtype_bytes
         if ALLREDUCE_OP in self.w:
-            from frontier_jax.predict.features import collective_features
-
             x = collective_features(T * h * b, tp, p.gpus_per_node, xp)
             ops["tp_allreduce"] = xp.where(tp > 1, 2.0 * _mlp(self.w[ALLREDUCE_OP], x, xp), 0.0)
         layer = 0.0
@@ -333,26 +293,16 @@ class SurrogateCost:
             have = self._tables[(key, which)] = np.concatenate(parts)
         return have[:n + 1]
 
-    def fixed_parts(self, t: BatchTotals, p: CostParams, xp):
-        """(seconds per layer of everything but attention, seconds per iteration outside
-        the layers: sends, LM head, embedding, host) for batch totals ``t``; looked up in
-        ``p.tables`` when :meth:`prepare` attached them."""
+    def layer_and_lm_head(self, t: BatchTotals, p: CostParams, xp):
+        """(seconds per layer of everything but attention, seconds of the LM head) for batch
+        totals ``t``; looked up in ``p.tables`` when :meth:`prepare` attached them."""
         if p.tables is not None:
-            layer = _lookup(p.tables.layer, t.num_tokens, xp)
-            lm = _lookup(p.tables.lm_head, t.num_sampled, xp)
-        else:
-            layer, lm = self.layer_time(t.num_tokens, p, xp), self.lm_head_time(t.num_sampled, p, xp)
-        T, tp, h, b = t.num_tokens, p.tp, p.hidden, p.dtype_bytes
-        pp_bw, pp_lat = _link(tp * p.pp, p, xp)
-        sends = (p.pp - 1.0) * (pp_lat + T * h * b / pp_bw)
-        embed = T * h * b / (p.hbm_bw * p.mem_eff)
-        host = p.cpu_s + p.cpu_per_seq_s * t.num_seqs
-        return layer, sends + lm + embed + host
+            return (_lookup(p.tables.layer, t.num_tokens, xp),
+                    _lookup(p.tables.lm_head, t.num_sampled, xp))
+        return self.layer_time(t.num_tokens, p, xp), self.lm_head_time(t.num_sampled, p, xp)
 
     # ---- attention: distributional features, decode contexts priced on a token grid
     def _attention_x(self, b: BatchSlots, p: CostParams, xp) -> AttnX:
-        from frontier_jax.predict.features import attention_columns, stack_attention
-
         cols = attention_columns(
             b.q_tokens, b.ctx_tokens, b.mask, xp, is_decode=b.is_decode & b.mask,
             n_q_heads=xp.maximum(p.q_heads / p.tp, 1.0),
@@ -371,8 +321,6 @@ class SurrogateCost:
         the batch's except in :data:`SHIFTED_COLUMNS`. Returns (the batch's log-features
         [F]; those columns' raw values at the anchors [A, S]; lower anchor [k]; weight of
         the upper one [k])."""
-        from frontier_jax.predict.features import shifted_decode_columns
-
         G = float(ANCHOR_TOKENS)
         n_anchor = (ANCHOR_TOKENS - 1 + k - 1) // ANCHOR_TOKENS + 2
         r = xp.mod(x0.cols["d_c_min"], G)
@@ -388,14 +336,12 @@ class SurrogateCost:
         """Seconds of network ``op`` at the anchors ([A])."""
         w = self.w[op]
         h = _first_at_anchors(w, l0, _log(xs, xp), xp)
-        return _finish(w, h, self._ratio_rows(op, x0, xs, xp)[1:], xp, "...f,fw->...w")
+        return mlp.finish(w, h, self._ratio_rows(op, x0, xs, xp)[1:], xp)
 
     def _ratio_rows(self, op: str, x0, xs, xp):
         """The ratio column of network ``op`` at the batch and at each anchor ([1 + A])."""
-        from frontier_jax.predict.features import ATTENTION_FEATURES as AF
-        from frontier_jax.predict.features import SHIFTED_COLUMNS
-
         sel = np.asarray(self.w[op]["ratio_select"])
+        AF = ATTENTION_FEATURES
         name = AF[int(np.argmax(sel))] if sel.any() else AF[0]
         at = (xs[:, SHIFTED_COLUMNS.index(name)] if name in SHIFTED_COLUMNS
               else xp.broadcast_to(x0.cols[name], xs.shape[:1]))
@@ -406,7 +352,7 @@ class SurrogateCost:
         when the set lacks one or their shapes differ)."""
         if n_anchor not in self._attn_stacks:
             ok = all(op in self.w for op in ATTENTION_OPS)
-            self._attn_stacks[n_anchor] = stack_weights(
+            self._attn_stacks[n_anchor] = mlp.stack_weights(
                 [self.w["attn_prefill"]] + [self.w["attn_decode"]] * n_anchor) if ok else None
         return self._attn_stacks[n_anchor]
 
@@ -421,11 +367,11 @@ class SurrogateCost:
             l0, xs, lo, alpha = self._anchors(x0, b, p, xp, k)
             stacked = self._attention_stack(xs.shape[0])
             if stacked is not None:  # [prefill at x0, decode at anchors]: one stacked pass
-                h = xp.concatenate([_first(self.w["attn_prefill"], l0, xp, "f,fw->w")[None],
+                h = xp.concatenate([mlp.first_layer(self.w["attn_prefill"], l0, xp)[None],
                                     _first_at_anchors(self.w["attn_decode"], l0, _log(xs, xp), xp)])
                 ratio = xp.concatenate([self._ratio_rows("attn_prefill", x0, xs, xp)[:1],
                                         self._ratio_rows("attn_decode", x0, xs, xp)[1:]])
-                y = _finish(stacked, h, ratio, xp, "of,ofw->ow")
+                y = mlp.finish(stacked, h, ratio, xp, mlp.STACKED)
                 pre, fa = y[0], y[1:]
             else:
                 fa = self._at_anchors("attn_decode", l0, x0, xs, xp)
@@ -439,16 +385,18 @@ class SurrogateCost:
         return pre + dec
 
     # ---- the CostModel entry points (one pass, see _step)
-    def iteration_time(self, batch: BatchSlots, p: CostParams, xp: Any):
+    # (deterministic: the iteration context ``ctx`` is accepted and not read)
+    def iteration_time(self, batch: BatchSlots, p: CostParams, xp: Any, ctx: Any = None):
         """Seconds of one iteration over ``batch`` (0 when it is empty)."""
         return self._step(batch, p, xp, 1)[0]
 
-    def decode_window_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
+    def decode_window_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int,
+                            ctx: Any = None):
         """Seconds of ``k`` successive iterations of a decode-only ``batch`` ([k]; entries
         past the first are meaningful for decode-only batches only, the only ones jumped)."""
         return self._step(batch, p, xp, k)[1]
 
-    def step_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
+    def step_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
         """(iteration_time, decode_window_times with entry 0 = the iteration time) in one
         pass: the totals, attention features and linear ops are computed once."""
         return self._step(batch, p, xp, k)
@@ -461,8 +409,9 @@ class SurrogateCost:
             l0, xs, lo, alpha = self._anchors(x0, batch, p, xp, k)
             times = _interp(self._at_anchors(ITERATION_OP, l0, x0, xs, xp), lo, alpha)
         else:
-            layer, extras = self.fixed_parts(t, p, xp)
-            times = p.layers * (layer + self.attention_times(batch, t, p, xp, k, x0)) + extras
+            layer, lm_head = self.layer_and_lm_head(t, p, xp)
+            times = iteration_seconds(layer + self.attention_times(batch, t, p, xp, k, x0),
+                                      lm_head, t, p, xp)
         times = xp.where(live, times, 0.0)
         return times[0], times
 
@@ -513,7 +462,7 @@ def surrogate_cost(path: str, device: str | None = None):
     ``device``: which of the card's devices to price (needed when it has several).
     """
     from frontier_jax.cost import CostModel
-    from frontier_jax.predict.train import load_predictor_set
+    from frontier_jax.predict.artifact import load_predictor_set
 
     pset = load_predictor_set(path)
     card = pset["card"]
@@ -529,7 +478,7 @@ def surrogate_cost(path: str, device: str | None = None):
     for op, w in pset["weights"].items():
         if "@" in op:  # kernel-only variants price a different measurement
             continue
-        weights[op] = _prepare(w)
+        weights[op] = mlp.prepare_weights(w)
     block = int(card.get("attention_block_size") or DEFAULT_BLOCK_SIZE)
     sc = SurrogateCost(Path(path).name, weights, dict(devices[device]), block)
     return CostModel(sc.iteration_time, sc.decode_window_times, sc.step_times, sc.prepare)

@@ -1,12 +1,12 @@
-"""Checks of a predictor set on disk before anything uses it.
+"""A predictor set on disk: its format, its checks and its loading (no training stack).
 
 :func:`check_predictor_set` reads ``card.json`` and every surrogate ``.npz`` the card lists and
-raises :class:`~frontier_jax.predict.importers.DataError` (a ``ValueError``) with one line,
+raises :class:`~frontier_jax.predict.errors.DataError` (a ``ValueError``) with one line,
 ``<file>: <field>: <problem>; allowed: <what is allowed>``, for:
 
 - a missing folder, or a path that is not a folder;
 - a missing, unreadable or unparseable ``card.json``, or one that is not a JSON object;
-- a missing or wrong ``format`` (:data:`frontier_jax.predict.train.CARD_FORMAT`);
+- a missing or wrong ``format`` (:data:`CARD_FORMAT`);
 - missing or malformed ``models`` / ``features`` / ``split`` entries, an operator whose
   ``family`` is unknown;
 - a feature list that differs from the current code's
@@ -17,11 +17,11 @@ raises :class:`~frontier_jax.predict.importers.DataError` (a ``ValueError``) wit
 - an ``.npz`` with a missing key (``x_mean x_std z_lo z_hi W0 b0 ... y_mean y_std
   ratio_select``), arrays of the wrong shape (``W0`` must have one row per feature of the
   operator's family; each layer must feed the next; the head has one output), non-numeric
-  arrays, or non-finite weights;
+  arrays, non-finite weights, or a ``ratio_select`` that is neither one-hot nor zero;
 - a ``train_keys.npy`` that is not a 1-D integer array.
 
-:func:`frontier_jax.predict.train.load_predictor_set` calls it first, so both the CLI and the
-simulator get the check.
+:func:`load_predictor_set` calls it first, so both the CLI and the simulator (the surrogate
+cost tier) get the check. Loading imports numpy only: no pandas, flax, optax or scikit-learn.
 """
 
 from __future__ import annotations
@@ -32,20 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FEATURE_NAMES
-from .importers import DataError, _show
+from frontier_jax.cost.features import FEATURE_NAMES
 
+from .errors import DataError, _show
+
+CARD_FORMAT = "frontier-jax-predictors/1"  # the card's format tag this version reads and writes
 # Largest card.json read (bytes).
 MAX_CARD_BYTES = 64 * 2**20
 _VECTORS = ("x_mean", "x_std", "z_lo", "z_hi", "ratio_select")
 _SCALARS = ("y_mean", "y_std")
 _TRAIN = "(write or rewrite the set with `frontier-jax predictors train`)"
-
-
-def _card_format() -> str:
-    from .train import CARD_FORMAT
-
-    return CARD_FORMAT
 
 
 def _read_card(path: Path) -> dict:
@@ -86,12 +82,12 @@ def _check_features(file: str, family: str, names) -> None:
     for i, (a, b) in enumerate(zip(names, want, strict=False)):
         if a != b:
             raise DataError(file, field, f"feature mismatch at feature {i}: the card has {a!r}, this code has {b!r}",
-                            f"the {len(want)} features of FEATURE_NAMES[{family!r}] in frontier_jax/predict/features.py; "
+                            f"the {len(want)} features of FEATURE_NAMES[{family!r}] in frontier_jax/cost/features.py; "
                             + _TRAIN)
     i = min(len(names), len(want))
     extra = f"the card has {names[i]!r} more" if len(names) > len(want) else f"the card lacks {want[i]!r}"
     raise DataError(file, field, f"feature mismatch at feature {i}: {extra} ({len(names)} vs {len(want)} features)",
-                    f"the {len(want)} features of FEATURE_NAMES[{family!r}] in frontier_jax/predict/features.py; "
+                    f"the {len(want)} features of FEATURE_NAMES[{family!r}] in frontier_jax/cost/features.py; "
                     + _TRAIN)
 
 
@@ -153,6 +149,10 @@ def check_weights(weights: dict, n_features: int, file: str, family: str) -> Non
         if bad.any():
             raise DataError(file, k, f"{int(bad.sum())} of {v.size} values are NaN or infinite",
                             "finite weights " + _TRAIN)
+    sel = np.asarray(weights["ratio_select"], np.float64)
+    if np.count_nonzero(sel) > 1 or np.any((sel != 0) & (sel != 1)):
+        raise DataError(file, "ratio_select", f"got {_show(sel.tolist())}",
+                        "one-hot (a single 1, the ratio feature) or all zero")
     if not (weights["x_std"] > 0).all():
         raise DataError(file, "x_std", f"got {_show(float(weights['x_std'].min()))}", "scales > 0")
     y_std = float(np.asarray(weights["y_std"]).reshape(-1)[0])
@@ -172,7 +172,7 @@ def check_predictor_set(path: str | os.PathLike) -> dict:
     card_path = d / "card.json"
     card = _read_card(card_path)
     cf = str(card_path)
-    want = _card_format()
+    want = CARD_FORMAT
     if "format" not in card:
         raise DataError(cf, "format", "missing", f"{want!r} " + _TRAIN)
     if card["format"] != want:
@@ -227,3 +227,32 @@ def check_predictor_set(path: str | os.PathLike) -> dict:
             raise DataError(str(keys), "<file>", f"shape {k.shape} dtype {k.dtype}",
                             "a 1-D uint32 array of training-configuration hashes")
     return card
+
+
+def load_surrogate(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read ``.npz`` surrogate weights into a dict of numpy arrays."""
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def load_predictor_set(model_dir: str | os.PathLike, *, as_jax: bool = False) -> dict:
+    """Load a predictor set for the simulator.
+
+    Returns:
+        ``{"card": dict, "weights": {op: {name: array}}, "features": {family: [names]},
+        "devices": {name: spec dict}}``; arrays are numpy (``as_jax=True``: jax arrays).
+        Evaluate an operator with ``surrogate_apply(weights[op], x)`` where ``x`` comes from
+        the builder of ``card["models"][op]["family"]``.
+    """
+    d = Path(model_dir)
+    card = check_predictor_set(d)  # one-line DataError for a missing/broken/incompatible set
+    weights = {}
+    for op, info in card["models"].items():
+        w = load_surrogate(d / info["file"])
+        if as_jax:
+            import jax.numpy as jnp
+
+            w = {k: jnp.asarray(v) for k, v in w.items()}
+        weights[op] = w
+    return {"card": card, "weights": weights, "features": card.get("features", {}),
+            "devices": card.get("devices", {})}

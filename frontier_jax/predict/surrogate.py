@@ -29,7 +29,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-TINY_S = 1e-9  # floor of the ratio feature before its log (seconds)
+from frontier_jax.cost import mlp
+from frontier_jax.cost.mlp import TINY_S
+from frontier_jax.predict.artifact import load_surrogate  # noqa: F401  (part of this module's API)
 
 
 class _MLP(nnx.Module):
@@ -53,21 +55,13 @@ def surrogate_apply(weights: dict, x):
         x: ``[..., F]`` raw features (the builder's output for this operator's family).
 
     Returns:
-        ``[...]`` seconds. Pure ``jax.numpy``: works under ``jax.jit``/``jax.vmap``.
+        ``[...]`` seconds, the network run in ``x``'s float precision
+        (:func:`frontier_jax.cost.mlp.forward`). Pure ``jax.numpy``: works under
+        ``jax.jit``/``jax.vmap``.
     """
     x = jnp.asarray(x)
     dt = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
-    n_layers = sum(1 for k in weights if k.startswith("W"))
-    z = (jnp.log1p(jnp.maximum(x, 0.0)) - jnp.asarray(weights["x_mean"], dt)) / jnp.asarray(weights["x_std"], dt)
-    z = jnp.clip(z, jnp.asarray(weights["z_lo"], dt), jnp.asarray(weights["z_hi"], dt))
-    for i in range(n_layers):
-        z = z @ jnp.asarray(weights[f"W{i}"], dt) + jnp.asarray(weights[f"b{i}"], dt)
-        if i < n_layers - 1:
-            z = jax.nn.silu(z)
-    y = z[..., 0] * jnp.asarray(weights["y_std"], dt) + jnp.asarray(weights["y_mean"], dt)
-    sel = jnp.asarray(weights["ratio_select"], dt)
-    y = y + jnp.sum(sel * jnp.log(jnp.maximum(x, TINY_S)), axis=-1)
-    return jnp.exp(y)
+    return mlp.forward(mlp.prepare_weights(weights, dt, jnp), x, jnp)
 
 
 @dataclass
@@ -86,26 +80,13 @@ class SurrogateModel:
         return predict_np(self.weights, X)
 
 
-def _apply_np(weights: dict, X: np.ndarray) -> np.ndarray:
-    """numpy twin of :func:`surrogate_apply` (float64, for host evaluation)."""
-    n_layers = sum(1 for k in weights if k.startswith("W"))
-    z = (np.log1p(np.maximum(X, 0.0)) - weights["x_mean"]) / weights["x_std"]
-    z = np.clip(z, weights["z_lo"], weights["z_hi"])
-    for i in range(n_layers):
-        z = z @ weights[f"W{i}"] + weights[f"b{i}"]
-        if i < n_layers - 1:
-            z = z / (1.0 + np.exp(-z))
-    y = z[..., 0] * weights["y_std"] + weights["y_mean"]
-    y = y + np.sum(weights["ratio_select"] * np.log(np.maximum(X, TINY_S)), axis=-1)
-    return np.exp(y)
-
-
 def predict_np(weights: dict, X: np.ndarray) -> np.ndarray:
     """Host (numpy, float64) evaluation of a surrogate; same maths as :func:`surrogate_apply`."""
     X = np.asarray(X, dtype=np.float64)
     if len(X) == 0:
         return np.zeros(0)
-    return _apply_np({k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}, X)
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd weights: inf / NaN, reported by callers
+        return mlp.forward(mlp.prepare_weights(weights, np.float64), X, np)
 
 
 def fit_surrogate(op: str, family: str, X: np.ndarray, log_t: np.ndarray, *,
@@ -186,9 +167,3 @@ def fit_surrogate(op: str, family: str, X: np.ndarray, log_t: np.ndarray, *,
 def save_surrogate(model: SurrogateModel, path: str | os.PathLike) -> None:
     """Write the weights as a plain ``.npz`` of float32 arrays."""
     np.savez(path, **model.weights)
-
-
-def load_surrogate(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``.npz`` surrogate weights into a dict of numpy arrays."""
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}

@@ -30,12 +30,12 @@ import pandas as pd
 from frontier_jax.cost.surrogate import ITERATION_OP  # a whole engine step (family attention)
 
 from . import features as F
+from .artifact import CARD_FORMAT, load_predictor_set, load_surrogate  # noqa: F401  (part of this module's API)
 from .devices import device_spec
 from .forest import fit_forest, fit_proxy_forest
 from .importers import load_profiles
-from .surrogate import fit_surrogate, load_surrogate, predict_np, save_surrogate
+from .surrogate import fit_surrogate, predict_np, save_surrogate
 
-CARD_FORMAT = "frontier-jax-predictors/1"
 THRESHOLDS = (0.05, 0.10, 0.20)
 
 FEATURE_BUILDERS = {
@@ -490,31 +490,6 @@ def _evaluate_op(family, op, df, X, forest, weights, proxy, with_rows: bool = Fa
             rows[k + "_s"] = v
         return res, rows
     return res
-
-
-def load_predictor_set(model_dir: str | os.PathLike, *, as_jax: bool = False) -> dict:
-    """Load a predictor set for the simulator.
-
-    Returns:
-        ``{"card": dict, "weights": {op: {name: array}}, "features": {family: [names]},
-        "devices": {name: spec dict}}``; arrays are numpy (``as_jax=True``: jax arrays).
-        Evaluate an operator with ``surrogate_apply(weights[op], x)`` where ``x`` comes from
-        the builder of ``card["models"][op]["family"]``.
-    """
-    from .artifact import check_predictor_set
-
-    d = Path(model_dir)
-    card = check_predictor_set(d)  # one-line DataError for a missing/broken/incompatible set
-    weights = {}
-    for op, info in card["models"].items():
-        w = load_surrogate(d / info["file"])
-        if as_jax:
-            import jax.numpy as jnp
-
-            w = {k: jnp.asarray(v) for k, v in w.items()}
-        weights[op] = w
-    return {"card": card, "weights": weights, "features": card.get("features", {}),
-            "devices": card.get("devices", {})}
 
 
 def _load_forests(d: Path, op: str):

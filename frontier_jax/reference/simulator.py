@@ -1,10 +1,14 @@
 """The exact reference simulator: a heapq event loop in plain Python and numpy.
 
-Same policies, same cost model (the roofline expressions evaluated with numpy), same
-event order as the vectorized simulator: events are keyed (time, kind, index) with
-arrivals (kind 0) before replica events (kind 1), so ties break identically. It is
-written as the greedy loops of a vLLM-v1-like scheduler, so it doubles as the
-readable specification of what :mod:`frontier_jax.sim.engine` computes in closed form.
+Same policies, same cost model (the tiers' expressions evaluated with numpy), same event
+order as the vectorized simulator: events are keyed ``(time, kind, index)``
+(:data:`frontier_jax.contract.EVENT_ORDER`: arrivals before instance steps on a tie, then
+the lower index), so ties break identically. One handler per event kind
+(:meth:`_Reference.on_arrival`, :meth:`_Reference.on_step`). It is written as the greedy
+loops of a vLLM-v1-like scheduler, so it doubles as the readable specification of what
+:mod:`frontier_jax.sim.engine` computes in closed form. It imports nothing from
+:mod:`frontier_jax.sim`: the two simulators share only :mod:`frontier_jax.contract` and
+:mod:`frontier_jax.cost`.
 """
 
 import heapq
@@ -14,20 +18,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from frontier_jax.cost import ROOFLINE, BatchSlots, CostModel
-from frontier_jax.sim.types import (
+from frontier_jax.contract import (
+    ARRIVAL,
     REJECTED,
     ROUND_ROBIN,
+    STEP,
     UNROUTED,
     SimParams,
     SimResult,
+    instance_params,
+    with_instances,
 )
-
-ARRIVAL, REPLICA = 0, 1
+from frontier_jax.cost import ROOFLINE, BatchSlots, CostModel, IterationContext
 
 
 @dataclass
-class _Replica:
+class _Instance:
+    pool: int  # pool index, or INACTIVE
+    max_seqs: int = 0
+    max_tokens: int = 0
+    chunked: bool = True
+    block_size: int = 1
+    kv_blocks: int = 0
+    reserve_full: bool = True
+    cost: object = None  # the pool's cost params (numpy scalars)
     clock: float = math.inf
     running: list = field(default_factory=list)  # request ids in admission order
     sched: dict = field(default_factory=dict)  # id -> tokens in the in-flight iteration
@@ -43,129 +57,129 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def simulate_reference(
-    params: SimParams,
-    max_replicas: int,
-    cost: CostModel = ROOFLINE,
-    on_iteration=None,
-) -> SimResult:
-    """Run one configuration event by event; returns a :class:`SimResult` of numpy arrays.
+class _Reference:
+    """One run's state and its event handlers (see the module doc)."""
 
-    ``params`` holds scalars (not batched). ``cost`` prices each iteration with numpy
-    (default: the roofline tier). ``on_iteration(replica,
-    start_s, dur_s, batch, free_blocks)``, if given, is called for every iteration.
-    """
-    e, wl = params.engine, params.workload
-    n_rep, router = int(e.num_replicas), int(e.router)
-    max_seqs, max_tokens = int(e.max_num_seqs), int(e.max_batched_tokens)
-    chunked, bs, kv_blocks = bool(e.chunked_prefill), int(e.block_size), int(e.kv_blocks)
-    reserve_full = bool(e.reserve_full_isl)
-    arrival = [float(x) for x in np.asarray(wl.arrival_s)]
-    prompt = [int(x) for x in np.asarray(wl.prompt)]
-    output = [int(x) for x in np.asarray(wl.output)]
-    N = len(arrival)
-    max_steps = int(e.max_steps)
+    def __init__(self, params: SimParams, max_instances: int, cost: CostModel, on_iteration):
+        params = with_instances(params, max_instances, np)
+        self.params, self.cost, self.on_iteration = params, cost, on_iteration
+        e, wl = params.engine, params.workload
+        self.router = int(e.router)
+        self.arrival = [float(x) for x in np.asarray(wl.arrival_s)]
+        self.prompt = [int(x) for x in np.asarray(wl.prompt)]
+        self.output = [int(x) for x in np.asarray(wl.output)]
+        N = self.N = len(self.arrival)
+        self.computed, self.generated, self.preempts = [0] * N, [0] * N, [0] * N
+        self.first_sched, self.first_token, self.finish = [math.inf] * N, [math.inf] * N, [math.inf] * N
+        self.replica_of = [UNROUTED] * N
+        self.instances = []
+        for r, pool in enumerate(np.asarray(e.pool).tolist()):
+            inst = _Instance(int(pool))
+            if pool >= 0:
+                eng, cp = instance_params(params, r)
+                inst.max_seqs, inst.max_tokens = int(eng.max_num_seqs), int(eng.max_batched_tokens)
+                inst.chunked, inst.block_size = bool(eng.chunked_prefill), int(eng.block_size)
+                inst.kv_blocks = inst.free_blocks = int(eng.kv_blocks)
+                inst.reserve_full, inst.cost = bool(eng.reserve_full_isl), cp
+            self.instances.append(inst)
+        self.live = [i for i, inst in enumerate(self.instances) if inst.pool >= 0]
+        self.rr = 0
+        self.heap: list = []
+        self.kv_bad = False
 
-    computed, generated, preempts = [0] * N, [0] * N, [0] * N
-    first_sched, first_token, finish = [math.inf] * N, [math.inf] * N, [math.inf] * N
-    replica_of = [UNROUTED] * N
-    reps = [_Replica(free_blocks=kv_blocks) for _ in range(max_replicas)]
-    rr = 0
-    heap: list = []
-    if N:
-        heapq.heappush(heap, (arrival[0], ARRIVAL, 0))
-    steps, last_t, backwards, kv_bad = 0, 0.0, False, False
+    def push(self, t: float, kind: int, index: int) -> None:
+        heapq.heappush(self.heap, (t, kind, index))
 
-    while heap and steps < max_steps:
-        t, kind, idx = heapq.heappop(heap)
-        steps += 1
-        backwards |= t < last_t
-        last_t = t
-        if kind == ARRIVAL:
-            if idx + 1 < N:
-                heapq.heappush(heap, (arrival[idx + 1], ARRIVAL, idx + 1))
-            tokens = prompt[idx] + output[idx]
-            if _cdiv(tokens, bs) > kv_blocks or (not chunked and tokens > max_tokens):
-                replica_of[idx] = REJECTED
-                continue
-            if router == ROUND_ROBIN:
-                tgt = rr % n_rep
-            else:
-                tgt = min(range(n_rep), key=lambda j: (reps[j].outstanding, j))
-            rr += 1
-            rep = reps[tgt]
-            replica_of[idx] = tgt
-            rep.waiting.append(idx)
-            rep.outstanding += 1
-            if math.isinf(rep.clock):
-                rep.clock = t
-                heapq.heappush(heap, (t, REPLICA, tgt))
-            continue
+    # ---- ARRIVAL: the global router
+    def on_arrival(self, t: float, idx: int) -> None:
+        if idx + 1 < self.N:
+            self.push(self.arrival[idx + 1], ARRIVAL, idx + 1)
+        if self.router == ROUND_ROBIN:
+            tgt = self.live[self.rr % len(self.live)]
+        else:
+            tgt = min(self.live, key=lambda j: (self.instances[j].outstanding, j))
+        inst = self.instances[tgt]
+        tokens = self.prompt[idx] + self.output[idx]
+        if _cdiv(tokens, inst.block_size) > inst.kv_blocks or (
+                not inst.chunked and tokens > inst.max_tokens):
+            self.replica_of[idx] = REJECTED
+            return
+        self.rr += 1
+        self.replica_of[idx] = tgt
+        inst.waiting.append(idx)
+        inst.outstanding += 1
+        if math.isinf(inst.clock):
+            inst.clock = t
+            self.push(t, STEP, tgt)
 
-        rep = reps[idx]
+    # ---- STEP: one instance's engine step
+    def on_step(self, t: float, idx: int) -> None:
+        inst = self.instances[idx]
+        prompt, output, computed, generated = self.prompt, self.output, self.computed, self.generated
+        bs = inst.block_size
         # 1. Complete the in-flight iteration.
         still = []
-        for rid in rep.running:
-            n = rep.sched.get(rid, 0)
+        for rid in inst.running:
+            n = inst.sched.get(rid, 0)
             computed[rid] += n
             if n and computed[rid] == prompt[rid] + generated[rid]:
                 generated[rid] += 1
                 if generated[rid] == 1:
-                    first_token[rid] = t
+                    self.first_token[rid] = t
                 if generated[rid] == output[rid]:
-                    finish[rid] = t
-                    rep.free_blocks += _cdiv(computed[rid], bs)
-                    rep.outstanding -= 1
+                    self.finish[rid] = t
+                    inst.free_blocks += _cdiv(computed[rid], bs)
+                    inst.outstanding -= 1
                     continue
             still.append(rid)
-        rep.running = still
+        inst.running = still
         # 2. Running requests, in admission order, under the token budget.
-        budget, sched, preempted = max_tokens, {}, False
+        budget, sched, preempted = inst.max_tokens, {}, False
         i = 0
-        while i < len(rep.running) and budget > 0:
-            rid = rep.running[i]
+        while i < len(inst.running) and budget > 0:
+            rid = inst.running[i]
             n = min(prompt[rid] + generated[rid] - computed[rid], budget)
             new_blocks = _cdiv(computed[rid] + n, bs) - _cdiv(computed[rid], bs)
             self_preempted = False
-            while new_blocks > rep.free_blocks:
-                victim = rep.running.pop()
-                rep.free_blocks += _cdiv(computed[victim], bs)
+            while new_blocks > inst.free_blocks:
+                victim = inst.running.pop()
+                inst.free_blocks += _cdiv(computed[victim], bs)
                 computed[victim] = 0
-                preempts[victim] += 1
-                rep.waiting.appendleft(victim)
+                self.preempts[victim] += 1
+                inst.waiting.appendleft(victim)
                 preempted = True
                 if victim == rid:
                     self_preempted = True
                     break
             if self_preempted:
                 break
-            rep.free_blocks -= new_blocks
+            inst.free_blocks -= new_blocks
             sched[rid] = n
             budget -= n
             i += 1
         # 3. Admit waiting requests FIFO, unless someone was preempted.
-        while not preempted and rep.waiting and len(rep.running) < max_seqs and budget > 0:
-            rid = rep.waiting[0]
+        while not preempted and inst.waiting and len(inst.running) < inst.max_seqs and budget > 0:
+            rid = inst.waiting[0]
             need = prompt[rid] + generated[rid]
-            if not chunked and need > budget:
+            if not inst.chunked and need > budget:
                 break
             n = min(need, budget)
             blocks = _cdiv(n, bs)
-            if (_cdiv(need, bs) if reserve_full else blocks) > rep.free_blocks:
+            if (_cdiv(need, bs) if inst.reserve_full else blocks) > inst.free_blocks:
                 break
-            rep.waiting.popleft()
-            rep.running.append(rid)
-            rep.free_blocks -= blocks
+            inst.waiting.popleft()
+            inst.running.append(rid)
+            inst.free_blocks -= blocks
             sched[rid] = n
             budget -= n
-            if math.isinf(first_sched[rid]):
-                first_sched[rid] = t
-        # 4. Price the batch and schedule the replica's next event.
-        rows = [r for r in rep.running if sched.get(r, 0) > 0]
-        rep.sched = sched
+            if math.isinf(self.first_sched[rid]):
+                self.first_sched[rid] = t
+        # 4. Price the batch and schedule the instance's next step.
+        rows = [r for r in inst.running if sched.get(r, 0) > 0]
+        inst.sched = sched
         if not rows:
-            rep.clock = math.inf
-            continue
+            inst.clock = math.inf
+            return
         q = np.array([sched[r] for r in rows])
         ctx = np.array([computed[r] for r in rows])
         gen = np.array([generated[r] for r in rows])
@@ -177,33 +191,63 @@ def simulate_reference(
             samples=ctx + q == pr + gen,
             mask=np.ones(len(rows), bool),
         )
-        dur = float(cost.iteration_time(batch, params.cost, np))
-        if on_iteration is not None:
-            on_iteration(idx, t, dur, batch, rep.free_blocks)
-        kv_bad |= not 0 <= rep.free_blocks <= kv_blocks
-        rep.busy_s += dur
-        rep.block_s += (kv_blocks - rep.free_blocks) * dur
-        rep.iterations += 1
-        rep.clock = t + dur
-        heapq.heappush(heap, (rep.clock, REPLICA, idx))
+        it_ctx = IterationContext(self.params.seed, np.int32(idx), np.int32(inst.iterations))
+        dur = float(self.cost.iteration_time(batch, inst.cost, np, it_ctx))
+        if self.on_iteration is not None:
+            self.on_iteration(idx, t, dur, batch, inst.free_blocks)
+        self.kv_bad |= not 0 <= inst.free_blocks <= inst.kv_blocks
+        inst.busy_s += dur
+        inst.block_s += (inst.kv_blocks - inst.free_blocks) * dur
+        inst.iterations += 1
+        inst.clock = t + dur
+        self.push(inst.clock, STEP, idx)
 
-    f64 = np.float64
-    return SimResult(
-        first_sched_s=np.array(first_sched, f64),
-        first_token_s=np.array(first_token, f64),
-        finish_s=np.array(finish, f64),
-        generated=np.array(generated, np.int32),
-        preemptions=np.array(preempts, np.int32),
-        replica=np.array(replica_of, np.int32),
-        busy_s=np.array([r.busy_s for r in reps], f64),
-        block_s=np.array([r.block_s for r in reps], f64),
-        iterations=np.array([r.iterations for r in reps], np.int32),
-        kv_blocks=np.int32(kv_blocks),
-        steps=np.int32(steps),
-        end_s=f64(last_t),
-        incomplete=bool(heap),
-        overflow=False,
-        slots_full=False,
-        kv_out_of_range=kv_bad,
-        backwards=backwards,
-    )
+    def run(self) -> SimResult:
+        handlers = {ARRIVAL: self.on_arrival, STEP: self.on_step}
+        if self.N:
+            self.push(self.arrival[0], ARRIVAL, 0)
+        steps, last_t, backwards = 0, 0.0, False
+        max_steps = int(self.params.engine.max_steps)
+        while self.heap and steps < max_steps:
+            t, kind, idx = heapq.heappop(self.heap)
+            steps += 1
+            backwards |= t < last_t
+            last_t = t
+            handlers[kind](t, idx)
+        f64, insts = np.float64, self.instances
+        return SimResult(
+            first_sched_s=np.array(self.first_sched, f64),
+            first_token_s=np.array(self.first_token, f64),
+            finish_s=np.array(self.finish, f64),
+            generated=np.array(self.generated, np.int32),
+            preemptions=np.array(self.preempts, np.int32),
+            replica=np.array(self.replica_of, np.int32),
+            pool=np.array([r.pool for r in insts], np.int32),
+            kv_blocks=np.array([r.kv_blocks for r in insts], np.int32),
+            busy_s=np.array([r.busy_s for r in insts], f64),
+            block_s=np.array([r.block_s for r in insts], f64),
+            iterations=np.array([r.iterations for r in insts], np.int32),
+            steps=np.int32(steps),
+            end_s=f64(last_t),
+            incomplete=bool(self.heap),
+            overflow=False,
+            slots_full=False,
+            kv_out_of_range=self.kv_bad,
+            backwards=backwards,
+        )
+
+
+def simulate_reference(
+    params: SimParams,
+    max_instances: int,
+    cost: CostModel = ROOFLINE,
+    on_iteration=None,
+) -> SimResult:
+    """Run one configuration event by event; returns a :class:`SimResult` of numpy arrays.
+
+    ``params`` holds one configuration (no batch axis); ``max_instances``: instance slots of
+    the result (at least the params' own). ``cost`` prices each iteration with numpy
+    (default: the roofline tier). ``on_iteration(instance, start_s, dur_s, batch,
+    free_blocks)``, if given, is called for every iteration.
+    """
+    return _Reference(params, max_instances, cost, on_iteration).run()

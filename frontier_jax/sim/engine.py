@@ -1,20 +1,32 @@
-"""Stage: one replica's event (vLLM-v1-like engine step), as a pipeline of small stages.
+"""Event handler (STEP): one instance's engine step (vLLM-v1-like), as a pipeline of stages.
 
-At its clock the replica (1) completes the in-flight iteration: KV grows by the
-scheduled tokens, sequences whose known tokens are all computed emit a token, and
-finished ones free their KV blocks; (2) schedules running requests in admission
-order under the token budget, preempting the newest (recompute) when KV blocks run
-out; (3) if nobody was preempted, admits waiting requests FIFO (preempted ones
-first) while the sequence cap, token budget and KV blocks allow; (4) prices the
-batch with the cost model and sets its clock to the end of the new iteration.
-Every write is masked by ``active`` so the step is branch-free under vmap.
+At its clock the instance runs, in order::
+
+    complete  the in-flight iteration ends: KV grows by the scheduled tokens, sequences whose
+              known tokens are all computed emit a token, finished ones free their KV blocks
+    schedule  running requests in admission order under the token budget, preempting the
+              newest (recompute) when KV blocks run out
+    admit     if nobody was preempted, waiting requests FIFO (preempted ones first) while the
+              sequence cap, token budget and KV blocks allow
+    batch     the new running row and the iteration's batch (:class:`BatchSlots`)
+    price     the iteration's time from the cost model (and, when the tier gives them, the
+              times of a decode window in the same pass)
+    advance   how far the clock moves: one iteration, or a fast-forwarded window of identical
+              decode iterations (:mod:`frontier_jax.sim.fast_forward`)
+    commit    every write to the state, masked by ``active``
+
+Each stage is a small function of (shape, params, state, ...) in closed form (prefix sums
+instead of greedy loops), O(B) per step; every write is masked by ``active`` so the step
+is branch-free under vmap. :mod:`frontier_jax.reference.simulator` is the same engine
+written as the greedy loops.
 """
 
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from frontier_jax.cost import BatchSlots, CostModel
+from frontier_jax.contract import PoolParams, instance_params
+from frontier_jax.cost import BatchSlots, CostModel, CostParams, IterationContext
 from frontier_jax.sim._ops import (
     I32,
     ceil_div,
@@ -26,12 +38,24 @@ from frontier_jax.sim._ops import (
     put_row,
     scatter,
 )
-from frontier_jax.sim.fast_forward import decode_window
-from frontier_jax.sim.types import ROUND_ROBIN, SimParams, SimShape, SimState
+from frontier_jax.sim.fast_forward import Window, decode_window
+from frontier_jax.sim.horizon import work_horizon
+from frontier_jax.sim.types import SimParams, SimShape, SimState
+
+
+class At(NamedTuple):
+    """The step being taken: instance ``r`` at time ``t`` (a no-op unless ``active``), with
+    its pool's engine knobs and cost params (read once, :func:`instance_params`)."""
+
+    r: Any
+    t: Any
+    active: Any
+    eng: PoolParams
+    cost: CostParams
 
 
 class Running(NamedTuple):
-    """The replica's running requests after completion, compacted ([B] each)."""
+    """The instance's running requests after completion, compacted ([B] each)."""
 
     n: Any
     ids: Any
@@ -41,12 +65,12 @@ class Running(NamedTuple):
     output: Any
 
 
-def complete(shape: SimShape, p: SimParams, s: SimState, r, t, active):
-    """Apply the end of replica ``r``'s in-flight iteration at time ``t``.
+def complete(shape: SimShape, p: SimParams, s: SimState, at: At):
+    """Apply the end of the instance's in-flight iteration at ``at.t``.
 
     Returns (state, running requests still unfinished, KV blocks freed).
     """
-    wl, bs = p.workload, p.engine.block_size
+    wl, bs, r, active = p.workload, at.eng.block_size, at.r, at.active
     slot = jnp.arange(shape.max_batch)
     ids = s.run_ids[r]
     in_run = slot < s.n_run[r]
@@ -61,7 +85,7 @@ def complete(shape: SimShape, p: SimParams, s: SimState, r, t, active):
     first = sampled & (gen == 0)
     done = sampled & (gen1 == out)
     freed = jnp.sum(jnp.where(done, ceil_div(comp, bs), 0), dtype=I32)
-    tt = jnp.full(ids.shape, t)
+    tt = jnp.full(ids.shape, at.t)
     s = s._replace(
         computed=scatter(s.computed, ids, comp, ran),
         generated=scatter(s.generated, ids, gen1, ran),
@@ -83,8 +107,8 @@ class RunPlan(NamedTuple):
     budget_left: Any  # token budget left for admissions
 
 
-def schedule_running(p: SimParams, run: Running, free0) -> RunPlan:
-    """vLLM v1's running loop, closed form.
+def schedule_running(e: PoolParams, run: Running, free0) -> RunPlan:
+    """vLLM v1's running loop, closed form (``e``: the instance's engine knobs).
 
     Sequentially each running request takes min(need, budget left) tokens; when its
     new KV blocks do not fit, the newest running request is preempted (its blocks
@@ -95,7 +119,7 @@ def schedule_running(p: SimParams, run: Running, free0) -> RunPlan:
     with m and the right side shrinks, so the consistent m form a prefix [0, m*], and
     the greedy loop keeps exactly m* requests: one O(B) pass, no loop, no search.
     """
-    bs, budget = p.engine.block_size, p.engine.max_batched_tokens
+    bs, budget = e.block_size, e.max_batched_tokens
     B = run.ids.shape[0]
     slot = jnp.arange(B)
     live = slot < run.n
@@ -136,9 +160,9 @@ class Admission(NamedTuple):
     blocks: Any  # KV blocks they take
 
 
-def admit(shape: SimShape, p: SimParams, s: SimState, r, plan: RunPlan, allowed) -> Admission:
+def admit(shape: SimShape, p: SimParams, s: SimState, at: At, plan: RunPlan, allowed) -> Admission:
     """FIFO admission from the waiting queue (preempted deque, then the arrival ring)."""
-    e, wl = p.engine, p.workload
+    e, wl, r = at.eng, p.workload, at.r
     B, Q = shape.max_batch, shape.queue_capacity
     j = jnp.arange(B)
     n_pre = s.n_pre[r]
@@ -180,18 +204,22 @@ def admit(shape: SimShape, p: SimParams, s: SimState, r, plan: RunPlan, allowed)
     )
 
 
-def replica_step(
-    shape: SimShape, p: SimParams, s: SimState, r, t, active, cost: CostModel
-) -> SimState:
-    """Process replica ``r``'s event at time ``t`` when ``active`` (else a no-op)."""
+class Row(NamedTuple):
+    """The instance's new running row ([B]): kept requests, then the admitted ones."""
+
+    ids: Any
+    q: Any  # tokens scheduled this iteration
+    ctx: Any  # tokens already computed (the KV context)
+    gen: Any  # tokens generated so far
+    out: Any  # output length (admitted rows: gen + 1, they never fast-forward)
+    is_old: Any  # kept from the previous running row
+    batch: BatchSlots  # the iteration's batch, as the cost model reads it
+
+
+def form_batch(shape: SimShape, run: Running, plan: RunPlan, adm: Admission) -> Row:
+    """The new running row: the kept prefix, then the admitted requests."""
     B = shape.max_batch
     slot = jnp.arange(B)
-    s, run, freed = complete(shape, p, s, r, t, active)
-    plan = schedule_running(p, run, s.free_blocks[r] + freed)
-    n_preempted = run.n - plan.kept
-    adm = admit(shape, p, s, r, plan, n_preempted == 0)
-
-    # New running row: kept prefix, then the admitted requests.
     off = jnp.clip(slot - plan.kept, 0, B - 1)
     is_new = (slot >= plan.kept) & (slot < plan.kept + adm.count)
     is_old = slot < plan.kept
@@ -200,78 +228,140 @@ def replica_step(
     ctx = jnp.where(is_old, run.computed, 0)
     gen = jnp.where(is_old, run.generated, adm.generated[off])
     prompt = jnp.where(is_old, run.prompt, adm.prompt[off])
-    mask = q > 0
     batch = BatchSlots(
         q_tokens=q,
         ctx_tokens=ctx,
         is_decode=(gen > 0) & (prompt + gen - ctx == 1),
         samples=ctx + q == prompt + gen,
-        mask=mask,
+        mask=q > 0,
     )
-    window_times = None
-    if cost.step_times is not None and shape.decode_window > 1:
-        dur, window_times = cost.step_times(batch, p.cost, jnp, shape.decode_window)
-    else:
-        dur = cost.iteration_time(batch, p.cost, jnp)
-    busy = jnp.any(mask)
-    free = plan.free_after - jnp.sum(adm.blocks, dtype=I32)
-    used = p.engine.kv_blocks - free
+    out = jnp.where(is_old, run.output, gen + 1)
+    return Row(ids, q, ctx, gen, out, is_old, batch)
 
+
+class Price(NamedTuple):
+    """The iteration's time (s), and the [K] times of a decode window when the tier prices
+    both in one pass (``CostModel.step_times``; else None)."""
+
+    dur: Any
+    window_times: Any
+
+
+def price(shape: SimShape, p: SimParams, s: SimState, at: At, row: Row, cost: CostModel):
+    """Price the batch with the cost model; returns (:class:`Price`, the iteration context)."""
+    ctx = IterationContext(p.seed, at.r, s.iterations[at.r])
+    if cost.step_times is not None and shape.decode_window > 1:
+        dur, window_times = cost.step_times(row.batch, at.cost, jnp, shape.decode_window, ctx)
+        return Price(dur, window_times), ctx
+    return Price(cost.iteration_time(row.batch, at.cost, jnp, ctx), None), ctx
+
+
+class Queues(NamedTuple):
+    """Waiting-queue counts after this step's preemptions and admissions."""
+
+    n_preempted: Any  # running requests preempted now (to the front of the queue)
+    n_pop_pre: Any  # admitted from the preempted deque
+    n_pop_ring: Any  # admitted from the arrival ring
+    n_pre_left: Any  # previously preempted requests still waiting
+    n_waiting: Any  # every request still waiting
+
+
+def queue_counts(s: SimState, at: At, run: Running, plan: RunPlan, adm: Admission) -> Queues:
+    """How the waiting queue changes this step."""
+    n_preempted = run.n - plan.kept
+    n_pop_pre = jnp.sum(adm.from_pre, dtype=I32)
+    n_pop_ring = adm.count - n_pop_pre
+    n_pre_left = s.n_pre[at.r] - n_pop_pre
+    n_waiting = n_pre_left + n_preempted + s.q_len[at.r] - n_pop_ring
+    return Queues(n_preempted, n_pop_pre, n_pop_ring, n_pre_left, n_waiting)
+
+
+def advance(shape: SimShape, p: SimParams, s: SimState, at: At, plan: RunPlan, adm: Admission,
+            row: Row, pr: Price, ctx, qs: Queues, cost: CostModel) -> tuple[Window, Any, Any]:
+    """How far the instance's clock moves: the iteration, or a window of identical decode
+    iterations up to the work horizon (:func:`frontier_jax.sim.horizon.work_horizon`).
+
+    Returns (window, free KV blocks after this iteration's allocation, used blocks)."""
+    mask = row.batch.mask
+    free = plan.free_after - jnp.sum(adm.blocks, dtype=I32)
+    used = at.eng.kv_blocks - free
+    eligible = (
+        jnp.any(mask)
+        & (qs.n_waiting == 0)
+        & (adm.count == 0)
+        & (jnp.sum(mask) == plan.kept)
+        & jnp.all(row.batch.is_decode | ~mask)
+    )
+    win = decode_window(
+        shape, at.eng, at.cost, cost, row.batch, row.out - row.gen, free, used, at.t, pr.dur,
+        work_horizon(shape, p, s, at.r), eligible, pr.window_times, ctx,
+    )
+    return win, free, used
+
+
+def commit(shape: SimShape, s: SimState, at: At, run: Running, plan: RunPlan, adm: Admission,
+           row: Row, qs: Queues, win: Window, free) -> SimState:
+    """Write the step's outcome into the state (every write masked by ``at.active``)."""
+    B, r, active = shape.max_batch, at.r, at.active
+    slot = jnp.arange(B)
+    mask = row.batch.mask
+    busy = jnp.any(mask)
     # Preempted requests go to the front of the waiting queue, in running order.
     pre_pos = jnp.where(plan.preempted, slot - plan.kept, B)
     old_pre = s.pre_ids[r]
-    n_pop_pre = jnp.sum(adm.from_pre, dtype=I32)
-    shifted = old_pre[jnp.clip(slot + n_pop_pre, 0, B - 1)]
-    n_pre_left = s.n_pre[r] - n_pop_pre
-    pre_row = jnp.where(slot < n_pre_left, shifted, -1)
-    pre_row = jnp.where(slot >= n_preempted, jnp.roll(pre_row, n_preempted), -1)
+    shifted = old_pre[jnp.clip(slot + qs.n_pop_pre, 0, B - 1)]
+    pre_row = jnp.where(slot < qs.n_pre_left, shifted, -1)
+    pre_row = jnp.where(slot >= qs.n_preempted, jnp.roll(pre_row, qs.n_preempted), -1)
     pre_row = pre_row.at[pre_pos].set(run.ids, mode="drop")
-    n_pop_ring = adm.count - n_pop_pre
-    n_waiting = n_pre_left + n_preempted + s.q_len[r] - n_pop_ring
-    N = shape.num_requests
-    # The next arrival that may reach this replica: under round robin the router's
-    # counter says which one (a rejection in between only delays it); otherwise any.
-    e = p.engine
-    ahead = jnp.where(e.router == ROUND_ROBIN, (r - s.rr_counter) % e.num_replicas, 0)
-    nxt = s.next_arrival + ahead
-    t_arrival = jnp.where(nxt < N, p.workload.arrival_s[jnp.minimum(nxt, N - 1)], jnp.inf)
-    eligible = (
-        busy
-        & (n_waiting == 0)
-        & (adm.count == 0)
-        & (jnp.sum(mask) == plan.kept)
-        & jnp.all(batch.is_decode | ~mask)
-    )
-    out = jnp.where(is_old, run.output, gen + 1)  # admitted rows never fast-forward
-    win = decode_window(
-        shape, p, cost, batch, out - gen, free, used, t, dur, t_arrival, eligible, window_times
-    )
     skip = jnp.where(mask, win.length - 1, 0)  # iterations completed inside the window
-    tt = jnp.full((B,), t)
+    tt = jnp.full((B,), at.t)
     first_sched = s.first_sched_s[jnp.where(adm.ids >= 0, adm.ids, 0)]
     fresh = (jnp.arange(B) < adm.count) & jnp.isinf(first_sched)
     computed = scatter(s.computed, run.ids, jnp.zeros_like(run.ids), plan.preempted & active)
     ff = active & (win.length > 1)
+    free_end = free - win.new_blocks
     return s._replace(
-        computed=scatter(computed, ids, ctx + skip, mask & ff),
-        generated=scatter(s.generated, ids, gen + skip, mask & ff),
+        computed=scatter(computed, row.ids, row.ctx + skip, mask & ff),
+        generated=scatter(s.generated, row.ids, row.gen + skip, mask & ff),
         preemptions=s.preemptions.at[
             jnp.where(plan.preempted & active, run.ids, shape.num_requests)
         ].add(1, mode="drop"),
         first_sched_s=scatter(s.first_sched_s, adm.ids, tt, fresh & active),
-        run_ids=put_row(s.run_ids, r, ids, active),
+        run_ids=put_row(s.run_ids, r, row.ids, active),
         n_run=put(s.n_run, r, plan.kept + adm.count, active),
-        sched=put_row(s.sched, r, q, active),
+        sched=put_row(s.sched, r, row.q, active),
         pre_ids=put_row(s.pre_ids, r, pre_row, active),
-        n_pre=put(s.n_pre, r, n_pre_left + n_preempted, active),
-        q_head=put(s.q_head, r, (s.q_head[r] + n_pop_ring) % shape.queue_capacity, active),
-        q_len=put(s.q_len, r, s.q_len[r] - n_pop_ring, active),
-        free_blocks=put(s.free_blocks, r, free - win.new_blocks, active),
+        n_pre=put(s.n_pre, r, qs.n_pre_left + qs.n_preempted, active),
+        q_head=put(s.q_head, r, (s.q_head[r] + qs.n_pop_ring) % shape.queue_capacity, active),
+        q_len=put(s.q_len, r, s.q_len[r] - qs.n_pop_ring, active),
+        free_blocks=put(s.free_blocks, r, free_end, active),
         clock=put(s.clock, r, jnp.where(busy, win.end_s, jnp.inf), active),
         busy_s=put(s.busy_s, r, s.busy_s[r] + win.busy_s, active),
         block_s=put(s.block_s, r, s.block_s[r] + win.block_s, active),
         iterations=put(s.iterations, r, s.iterations[r] + jnp.where(busy, win.length, 0), active),
         slots_full=s.slots_full | (active & adm.slots_bound),
         kv_out_of_range=s.kv_out_of_range
-        | (active & ((free - win.new_blocks < 0) | (free - win.new_blocks > p.engine.kv_blocks))),
+        | (active & ((free_end < 0) | (free_end > at.eng.kv_blocks))),
     )
+
+
+def next_step(shape: SimShape, p: SimParams, s: SimState):
+    """(time, instance) of the earliest instance clock (inf when every instance is idle;
+    the lowest index on a tie)."""
+    r = jnp.argmin(s.clock).astype(I32)
+    return s.clock[r], r
+
+
+def instance_step(shape: SimShape, p: SimParams, s: SimState, r, t, active,
+                  cost: CostModel) -> SimState:
+    """Process instance ``r``'s step at time ``t`` when ``active`` (else a no-op)."""
+    eng, cp = instance_params(p, r)
+    at = At(r, t, active, eng, cp)
+    s, run, freed = complete(shape, p, s, at)
+    plan = schedule_running(eng, run, s.free_blocks[r] + freed)
+    adm = admit(shape, p, s, at, plan, run.n == plan.kept)  # no admission after a preemption
+    row = form_batch(shape, run, plan, adm)
+    pr, ctx = price(shape, p, s, at, row, cost)
+    qs = queue_counts(s, at, run, plan, adm)
+    win, free, _ = advance(shape, p, s, at, plan, adm, row, pr, ctx, qs, cost)
+    return commit(shape, s, at, run, plan, adm, row, qs, win, free)

@@ -3,8 +3,9 @@
 At low load a replica iterates once per output token with nothing else changing.
 When its batch is decode-only, every running request is scheduled and nothing
 waits, the next L iterations are the same batch with contexts one token longer
-each, until (a) a request emits its last token, (b) a request may arrive (the
-next global arrival), or (c) a sequence needs a KV block that is not free. This
+each, until (a) a request emits its last token, (b) new work may reach the instance
+(:func:`frontier_jax.sim.horizon.work_horizon`: the next arrival the router may send it),
+or (c) a sequence needs a KV block that is not free. This
 stage finds the longest such window (at most ``shape.decode_window`` iterations)
 and jumps it in one step. The reference simulator
 runs the same iterations one by one; results agree (only the event count differs).
@@ -14,9 +15,9 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from frontier_jax.cost import BatchSlots, CostModel
+from frontier_jax.contract import PoolParams, SimShape
+from frontier_jax.cost import BatchSlots, CostModel, CostParams, IterationContext
 from frontier_jax.sim._ops import I32, cumsum, excl_cumsum
-from frontier_jax.sim.types import SimParams, SimShape
 
 
 class Window(NamedTuple):
@@ -31,7 +32,8 @@ class Window(NamedTuple):
 
 def decode_window(
     shape: SimShape,
-    p: SimParams,
+    eng: PoolParams,
+    cost_params: CostParams,
     cost: CostModel,
     batch: BatchSlots,
     remaining,
@@ -39,24 +41,28 @@ def decode_window(
     used,
     t,
     dur,
-    t_next_arrival,
+    t_next_work,
     eligible,
     window_times=None,
+    ctx: IterationContext | None = None,
 ) -> Window:
     """Longest window of identical decode iterations starting at ``t`` (see module doc).
 
-    ``remaining``: [B] tokens each scheduled request has yet to emit (>= 1);
-    ``free``/``used``: KV blocks after this iteration's allocation; ``dur``: this
-    iteration's time; ``eligible``: decode-only batch, all running scheduled,
-    nothing waiting; ``window_times``: the [K] iteration times if the caller priced them
-    already (``CostModel.step_times``).
+    ``eng``/``cost_params``: the instance's engine knobs and cost params; ``remaining``: [B]
+    tokens each scheduled request has yet to emit (>= 1); ``free``/``used``: KV blocks after
+    this iteration's allocation; ``dur``: this iteration's time; ``t_next_work``: the earliest
+    time new work may reach the instance (:func:`frontier_jax.sim.horizon.work_horizon`);
+    ``eligible``: decode-only batch, all running scheduled, nothing waiting;
+    ``window_times``: the [K] iteration times if the caller priced them already
+    (``CostModel.step_times``); ``ctx``: the first iteration's context (iteration j of the
+    window is ``ctx``'s iteration + j).
     """
     K = shape.decode_window
     if K <= 1:
         return Window(jnp.ones((), I32), t + dur, dur, used * dur, jnp.zeros((), I32))
-    bs = p.engine.block_size
+    bs = eng.block_size
     if window_times is None:
-        window_times = cost.decode_window_times(batch, p.cost, jnp, K)
+        window_times = cost.decode_window_times(batch, cost_params, jnp, K, ctx)
     d = window_times.at[0].set(dur)
     bounds = cumsum(jnp.concatenate([jnp.reshape(t, (1,)), d]))  # b_0 = t .. b_K
     # A sequence with context c = bs * m + r holds m + 1 + floor((r + j) / bs) blocks in
@@ -74,7 +80,7 @@ def decode_window(
         eligible
         & (L <= min_remaining)
         & (extra <= free)
-        & (bounds[:K] < t_next_arrival)
+        & (bounds[:K] < t_next_work)
     )
     length = jnp.sum(ok, dtype=I32)  # ok is a prefix: every condition is monotone in L
     within = L <= length

@@ -1,28 +1,37 @@
-"""Stage: the global router hands the next arriving request to a replica."""
+"""Event handler (ARRIVAL): the global router hands the next arriving request to an instance."""
 
 import jax.numpy as jnp
 
+from frontier_jax.contract import instance_params, live_instances
 from frontier_jax.sim._ops import I32, ceil_div, put
 from frontier_jax.sim.types import REJECTED, ROUND_ROBIN, SimParams, SimShape, SimState
 
 
-def route(shape: SimShape, p: SimParams, s: SimState, active) -> SimState:
-    """Route request ``s.next_arrival`` if ``active`` (its arrival is the next event).
+def next_arrival(shape: SimShape, p: SimParams, s: SimState):
+    """(time, request index) of the next arrival (inf when none is left)."""
+    N = shape.num_requests
+    i = jnp.minimum(s.next_arrival, N - 1)
+    return jnp.where(s.next_arrival < N, p.workload.arrival_s[i], jnp.inf), i
 
-    A request whose prompt + output can never fit a replica's KV blocks (or, without
-    chunked prefill, the token budget) is rejected instead. An idle replica that
-    receives a request wakes at the arrival time.
+
+def route(shape: SimShape, p: SimParams, s: SimState, i, t, active) -> SimState:
+    """Route request ``i`` (``s.next_arrival``, arriving at ``t``) if ``active``.
+
+    Round robin takes the live instances in turn; least outstanding the live instance with
+    the fewest routed, unfinished requests (lowest index on a tie). A request whose prompt
+    + output can never fit its instance's KV blocks (or, without chunked prefill, the token
+    budget) is rejected instead. An idle instance that receives a request wakes at ``t``.
     """
-    e, wl = p.engine, p.workload
-    i = jnp.minimum(s.next_arrival, shape.num_requests - 1)
-    t = wl.arrival_s[i]
+    wl = p.workload
     tokens = wl.prompt[i] + wl.output[i]
+    live = live_instances(p, jnp)
+    n_live = jnp.sum(live, dtype=I32)
+    lor = jnp.argmin(jnp.where(live, s.outstanding, jnp.iinfo(I32).max))
+    tgt = jnp.where(p.engine.router == ROUND_ROBIN, s.rr_counter % n_live, lor).astype(I32)
+    e, _ = instance_params(p, tgt)
     reject = (ceil_div(tokens, e.block_size) > e.kv_blocks) | (
         ~e.chunked_prefill & (tokens > e.max_batched_tokens)
     )
-    live = jnp.arange(shape.max_replicas) < e.num_replicas
-    lor = jnp.argmin(jnp.where(live, s.outstanding, jnp.iinfo(I32).max))
-    tgt = jnp.where(e.router == ROUND_ROBIN, s.rr_counter % e.num_replicas, lor).astype(I32)
     ok = active & ~reject
     tail = (s.q_head[tgt] + s.q_len[tgt]) % shape.queue_capacity
     queue = s.queue.at[tgt, tail].set(jnp.where(ok, i, s.queue[tgt, tail]).astype(I32))

@@ -1,18 +1,19 @@
-"""The event loop: init, step (route or replica event), simulate under jit/vmap."""
+"""The event loop: init, step (one event of the earliest kind), simulate under jit/vmap."""
 
 import jax
 import jax.numpy as jnp
 
+from frontier_jax.contract import instance_kv_blocks, with_instances
 from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.sim._ops import I32
-from frontier_jax.sim.engine import replica_step
-from frontier_jax.sim.route import route
+from frontier_jax.sim.events import pending, step
 from frontier_jax.sim.types import UNROUTED, SimParams, SimResult, SimShape, SimState
 
 
 def init_state(shape: SimShape, p: SimParams) -> SimState:
-    """Empty system: nothing routed, every replica idle with all KV blocks free."""
-    N, R, B, Q = shape.num_requests, shape.max_replicas, shape.max_batch, shape.queue_capacity
+    """Empty system: nothing routed, every instance idle with all its KV blocks free
+    (``p`` has ``shape.max_instances`` instance slots)."""
+    N, R, B, Q = shape.num_requests, shape.max_instances, shape.max_batch, shape.queue_capacity
     inf_n = jnp.full((N,), jnp.inf)
     zeros_r = jnp.zeros((R,), I32)
     return SimState(
@@ -27,7 +28,7 @@ def init_state(shape: SimShape, p: SimParams) -> SimState:
         rr_counter=jnp.zeros((), I32),
         clock=jnp.full((R,), jnp.inf),
         outstanding=zeros_r,
-        free_blocks=jnp.full((R,), p.engine.kv_blocks, I32),
+        free_blocks=instance_kv_blocks(p, jnp).astype(I32),
         run_ids=jnp.full((R, B), -1, I32),
         n_run=zeros_r,
         sched=jnp.zeros((R, B), I32),
@@ -48,47 +49,10 @@ def init_state(shape: SimShape, p: SimParams) -> SimState:
     )
 
 
-def next_event(shape: SimShape, p: SimParams, s: SimState):
-    """(is_arrival, is_replica_event, replica index, time) of the next event.
-
-    Order: earliest time first; on a tie an arrival goes before a replica event and
-    replicas go by index (the reference simulator's heap key (time, kind, index)).
-    """
-    N = shape.num_requests
-    pending = s.next_arrival < N
-    t_arr = jnp.where(pending, p.workload.arrival_s[jnp.minimum(s.next_arrival, N - 1)], jnp.inf)
-    live = jnp.arange(shape.max_replicas) < p.engine.num_replicas
-    clk = jnp.where(live, s.clock, jnp.inf)
-    r = jnp.argmin(clk).astype(I32)
-    t_rep = clk[r]
-    is_arr = pending & (t_arr <= t_rep)
-    is_rep = ~is_arr & jnp.isfinite(t_rep)
-    return is_arr, is_rep, r, jnp.where(is_arr, t_arr, t_rep)
-
-
-def step(shape: SimShape, p: SimParams, s: SimState, cost: CostModel = ROOFLINE) -> SimState:
-    """Process one event: route an arrival or run one replica's engine step."""
-    is_arr, is_rep, r, t = next_event(shape, p, s)
-    any_event = is_arr | is_rep
-    s = route(shape, p, s, is_arr)
-    s = replica_step(shape, p, s, r, t, is_rep, cost)
-    return s._replace(
-        steps=s.steps + any_event.astype(I32),
-        backwards=s.backwards | (any_event & (t < s.last_t)),
-        last_t=jnp.where(any_event, t, s.last_t),
-    )
-
-
 def has_work(shape: SimShape, p: SimParams, s: SimState):
-    """True while an arrival is pending or a live replica has a finite clock (and the
-    batch slots have not bound: such a run stops early to be rerun with more slots)."""
+    """True while an event is pending and the batch slots have not bound (such a run stops
+    early, to be rerun with more slots)."""
     return pending(shape, p, s) & ~s.slots_full
-
-
-def pending(shape: SimShape, p: SimParams, s: SimState):
-    """True while an arrival is pending or a live replica has a finite clock."""
-    live = jnp.arange(shape.max_replicas) < p.engine.num_replicas
-    return (s.next_arrival < shape.num_requests) | jnp.any(live & jnp.isfinite(s.clock))
 
 
 def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
@@ -99,10 +63,11 @@ def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
         generated=s.generated,
         preemptions=s.preemptions,
         replica=s.replica,
+        pool=params.engine.pool,
+        kv_blocks=instance_kv_blocks(params, jnp),
         busy_s=s.busy_s,
         block_s=s.block_s,
         iterations=s.iterations,
-        kv_blocks=params.engine.kv_blocks,
         steps=s.steps,
         end_s=s.last_t,
         incomplete=pending(shape, params, s),
@@ -114,6 +79,7 @@ def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
 
 
 def _simulate(shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE) -> SimResult:
+    params = with_instances(params, shape.max_instances, jnp)
     s = jax.lax.while_loop(
         lambda s: has_work(shape, params, s) & (s.steps < params.engine.max_steps),
         lambda s: step(shape, params, s, cost),
@@ -126,6 +92,7 @@ def _simulate_batch(shape: SimShape, params: SimParams, cost: CostModel = ROOFLI
     # The loop stays outside vmap: a batched while-loop predicate would make XLA select
     # between old and new state for every leaf each step, an O(N) copy per step. Here
     # the predicate is one scalar and finished configurations step as no-ops.
+    params = with_instances(params, shape.max_instances, jnp)
     vstep = jax.vmap(lambda p, s: step(shape, p, s, cost))
     vwork = jax.vmap(lambda p, s: has_work(shape, p, s) & (s.steps < p.engine.max_steps))
     s = jax.lax.while_loop(

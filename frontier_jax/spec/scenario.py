@@ -12,6 +12,9 @@ TOML layout (every table but `model`, `hardware` and `workload` may be left out)
     [scheduler]  max_num_seqs, max_num_batched_tokens, chunked_prefill, block_size,
                  gpu_memory_utilization
     [cluster]    replicas, router
+    [layout.NAME]  a pool of identical instances: role, count, tp, pp, hardware (a preset
+                 name or a [hardware]-style table), [layout.NAME.scheduler] overrides; given,
+                 it replaces [parallel] and cluster.replicas (the one-pool shorthand)
     [workload]   num_requests, trace (CSV path, relative to the TOML file)
     [workload.arrival]  process, rate (requests/s), cv
     [workload.prompt] / [workload.output]  dist + its parameters, scale, min, max (tokens)
@@ -42,6 +45,7 @@ from frontier_jax.spec.errors import (
     check_keys,
     check_str,
     did_you_mean,
+    key_path,
     one_of,
     read_spec_text,
 )
@@ -49,6 +53,8 @@ from frontier_jax.spec.hardware import HARDWARE_FIELDS, HARDWARE_PRESETS, Hardwa
 from frontier_jax.spec.model import MODEL_PRESETS, ModelSpec, load_model_config
 
 ROUTERS = ("round_robin", "least_outstanding")
+POOL_ROLES = ("colocated",)  # prefill / decode (PD) and attention / ffn (AF) join here
+SHORTHAND_POOL = "main"  # the name of the one pool [parallel] + [cluster] describe
 ARRIVAL_PROCESSES = ("poisson", "gamma", "trace")
 LENGTH_DISTS = ("fixed", "uniform", "lognormal", "zipf", "trace")
 COST_KINDS = ("roofline", "forest", "surrogate")
@@ -119,6 +125,42 @@ class ClusterSpec:
     def __post_init__(self) -> None:
         check_int(self, "replicas", minimum=1, maximum=INT32_MAX)
         check_choice(self, "router", ROUTERS)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """One pool of the serving layout: `count` identical instances playing `role`, each on
+    `tp` x `pp` GPUs of `hardware`, with its own `scheduler` knobs (the scenario's
+    [scheduler] with the pool's overrides). `count` may be 0 (a pool switched off in a
+    sweep); the layout needs at least one instance."""
+
+    name: str
+    hardware: HardwareSpec
+    scheduler: SchedulerSpec
+    role: str = "colocated"
+    count: int = 1
+    tp: int = 1
+    pp: int = 1
+
+    def __post_init__(self) -> None:
+        check_str(self, "name")
+        _check_type(self, "hardware", HardwareSpec)
+        _check_type(self, "scheduler", SchedulerSpec)
+        check_choice(self, "role", POOL_ROLES)
+        check_int(self, "count", minimum=0, maximum=INT32_MAX)
+        check_int(self, "tp", minimum=1, maximum=INT32_MAX)
+        check_int(self, "pp", minimum=1, maximum=INT32_MAX)
+
+    @property
+    def gpus_per_instance(self) -> int:
+        """Returns the GPUs one instance of the pool uses (tp x pp)."""
+        return self.tp * self.pp
+
+
+def layout_gpus(pools) -> int:
+    """Returns the GPUs of a layout given as (count, tp, pp) per pool: sum of count x tp x pp.
+    The one place GPUs are counted (scenarios, sweep expressions and metrics all use it)."""
+    return sum(c * tp * pp for c, tp, pp in pools)
 
 
 @dataclass(frozen=True)
@@ -294,6 +336,7 @@ class Scenario:
     sim: SimSpec
     seed: int = 0
     source: str = "<dict>"
+    layout: tuple[PoolSpec, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -309,24 +352,43 @@ class Scenario:
                           ("cluster", ClusterSpec), ("workload", WorkloadSpec), ("slo", SLOSpec),
                           ("cost", CostSpec), ("sim", SimSpec)):
             _check_type(self, name, cls)
+        if not isinstance(self.layout, tuple) or not all(isinstance(p, PoolSpec) for p in self.layout):
+            raise SpecError("<Scenario>", "layout", self.layout, "expected a tuple of PoolSpec")
+        names = [p.name for p in self.layout]
+        if len(set(names)) != len(names):
+            raise SpecError("<Scenario>", "layout", names, "pool names must be unique")
         heads = self.model.num_attention_heads
-        if heads % self.parallel.tp:
-            raise SpecError("<Scenario>", "parallel.tp", self.parallel.tp,
-                            f"must divide {self.model.name}'s num_attention_heads = {heads}")
         layers = self.model.num_hidden_layers
-        if self.parallel.pp > layers:
-            raise SpecError("<Scenario>", "parallel.pp", self.parallel.pp,
-                            f"must be <= {self.model.name}'s num_hidden_layers = {layers}")
+        for pool in self.pools:
+            where = _pool_field(self, pool)
+            if heads % pool.tp:
+                raise SpecError("<Scenario>", where("tp"), pool.tp,
+                                f"must divide {self.model.name}'s num_attention_heads = {heads}")
+            if pool.pp > layers:
+                raise SpecError("<Scenario>", where("pp"), pool.pp,
+                                f"must be <= {self.model.name}'s num_hidden_layers = {layers}")
+        if self.num_instances < 1:
+            raise SpecError("<Scenario>", "layout", {p.name: p.count for p in self.layout},
+                            "at least one instance (a pool count >= 1)")
 
     @property
-    def gpus_per_replica(self) -> int:
-        """Returns the GPUs one replica uses (tp x pp)."""
-        return self.parallel.tp * self.parallel.pp
+    def pools(self) -> tuple[PoolSpec, ...]:
+        """Returns the layout's pools: the [layout] tables, or the one co-located pool that
+        [parallel], [cluster] replicas, [hardware] and [scheduler] describe."""
+        if self.layout:
+            return self.layout
+        return (PoolSpec(SHORTHAND_POOL, self.hardware, self.scheduler, "colocated",
+                         self.cluster.replicas, self.parallel.tp, self.parallel.pp),)
+
+    @property
+    def num_instances(self) -> int:
+        """Returns the instances of all pools."""
+        return sum(p.count for p in self.pools)
 
     @property
     def num_gpus(self) -> int:
-        """Returns the GPUs of the whole cluster (replicas x tp x pp)."""
-        return self.cluster.replicas * self.gpus_per_replica
+        """Returns the GPUs of the whole cluster (:func:`layout_gpus` of the pools)."""
+        return layout_gpus((p.count, p.tp, p.pp) for p in self.pools)
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -368,13 +430,18 @@ def scenario_from_dict(
     default_name = "scenario" if source.startswith("<") else Path(source).stem
     tables = {key: _build(cls, _table(d, key, source), source, key)
               for key, cls in _PLAIN_TABLES.items()}
+    hardware = _hardware_from_table(_table(d, "hardware", source), source)
+    layout = ()
+    if "layout" in d:
+        layout = _layout_from_table(d, hardware, tables["scheduler"], source)
     return Scenario(
         name=d.get("name", default_name),
         model=_model_from_table(_table(d, "model", source), source, base),
-        hardware=_hardware_from_table(_table(d, "hardware", source), source),
+        hardware=hardware,
         workload=_workload_from_table(_table(d, "workload", source), source, base),
         seed=d.get("seed", 0),
         source=source,
+        layout=layout,
         **tables,
     )
 
@@ -384,11 +451,11 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     GPU as its preset name plus the fields that differ), such that
     `scenario_from_dict(scenario_to_dict(s), s.source) == s`."""
     workload = s.workload
-    return {
+    d = {
         "name": s.name,
         "seed": s.seed,
         "model": _preset_dict(s.model, MODEL_PRESETS.get(s.model.name)),
-        "hardware": _preset_dict(s.hardware, HARDWARE_PRESETS.get(s.hardware.name)),
+        "hardware": _hardware_dict(s.hardware),
         **{key: _fields_dict(getattr(s, key)) for key in _PLAIN_TABLES},
         "workload": {
             **({"trace": workload.trace} if workload.trace is not None else {}),
@@ -398,6 +465,10 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "output": _fields_dict(workload.output),
         },
     }
+    if s.layout:
+        del d["parallel"], d["cluster"]["replicas"]
+        d["layout"] = {p.name: _pool_dict(p, s) for p in s.layout}
+    return d
 
 
 def with_overrides(s: Scenario, overrides: Mapping[str, Any]) -> Scenario:
@@ -429,45 +500,71 @@ def with_overrides(s: Scenario, overrides: Mapping[str, Any]) -> Scenario:
     return scenario_from_dict(d, source=s.source, base_dir=base_dir)
 
 
-def kv_bytes_per_token_per_gpu(s: Scenario) -> int:
-    """Returns the KV-cache bytes one token takes on one GPU of a replica:
-    2 x ceil(layers / pp) x ceil(kv_heads / tp) x head_dim x dtype_bytes (KV heads are
-    replicated when tp > kv_heads)."""
-    m, par = s.model, s.parallel
+def _one_pool(s: Scenario, pool: PoolSpec | None) -> PoolSpec:
+    if pool is not None:
+        return pool
+    if len(s.pools) != 1:
+        raise ValueError(f"{s.source}: the layout has {len(s.pools)} pools; name one")
+    return s.pools[0]
+
+
+def kv_bytes_per_token_per_gpu(s: Scenario, pool: PoolSpec | None = None) -> int:
+    """Returns the KV-cache bytes one token takes on one GPU of an instance of `pool` (default:
+    the layout's only pool): 2 x ceil(layers / pp) x ceil(kv_heads / tp) x head_dim x
+    dtype_bytes (KV heads are replicated when tp > kv_heads)."""
+    m, par = s.model, _one_pool(s, pool)
     return (2 * math.ceil(m.num_hidden_layers / par.pp)
             * math.ceil(m.num_key_value_heads / par.tp) * m.head_dim * m.dtype_bytes)
 
 
-def kv_capacity_blocks(s: Scenario) -> int:
-    """Returns the KV-cache blocks of one replica (each `block_size` tokens; every GPU of the
-    replica holds its share of every block):
+def kv_capacity_blocks(s: Scenario, pool: PoolSpec | None = None) -> int:
+    """Returns the KV-cache blocks of one instance of `pool` (default: the layout's only pool;
+    each block `block_size` tokens; every GPU of the instance holds its share of every block):
     floor((hbm_bytes x gpu_memory_utilization - weight_bytes / (tp x pp))
           / (block_size x kv_bytes_per_token_per_gpu)), and 0 when the weights leave no room."""
-    free_bytes = _usable_bytes(s) - _weight_bytes_per_gpu(s)
-    block_bytes = s.scheduler.block_size * kv_bytes_per_token_per_gpu(s)
+    pool = _one_pool(s, pool)
+    free_bytes = _usable_bytes(pool) - _weight_bytes_per_gpu(s, pool)
+    block_bytes = pool.scheduler.block_size * kv_bytes_per_token_per_gpu(s, pool)
     return max(0, math.floor(free_bytes / block_bytes))
 
 
 def check_feasible(s: Scenario) -> None:
-    """Returns None when each GPU of a replica holds its share of the weights and at least one KV
-    block within hbm_bytes x gpu_memory_utilization; raises SpecError saying how many GB are
-    missing otherwise."""
-    usable, weights = _usable_bytes(s), _weight_bytes_per_gpu(s)
-    where = (f"{s.hardware.name} x {s.gpus_per_replica} (tp={s.parallel.tp}, pp={s.parallel.pp}) "
-             f"with gpu_memory_utilization={s.scheduler.gpu_memory_utilization:g}")
+    """Returns None when, in every pool with instances, each GPU of an instance holds its share
+    of the weights and at least one KV block within hbm_bytes x gpu_memory_utilization; raises
+    SpecError saying how many GB are missing otherwise."""
+    for pool in s.pools:
+        if pool.count:
+            _check_pool_feasible(s, pool)
+
+
+def _check_pool_feasible(s: Scenario, pool: PoolSpec) -> None:
+    usable, weights = _usable_bytes(pool), _weight_bytes_per_gpu(s, pool)
+    sched, field = pool.scheduler, _pool_field(s, pool)
+    named = f"pool {pool.name!r}: " if s.layout else ""
+    where = (f"{named}{pool.hardware.name} x {pool.gpus_per_instance} (tp={pool.tp}, pp={pool.pp}) "
+             f"with gpu_memory_utilization={sched.gpu_memory_utilization:g}")
     if weights > usable:
         raise SpecError(s.source, "model", s.model.name,
                         f"weights need {weights / 1e9:.1f} GB per GPU but {where} leaves "
                         f"{usable / 1e9:.1f} GB: {(weights - usable) / 1e9:.1f} GB missing")
-    if kv_capacity_blocks(s) > INT32_MAX:
-        raise SpecError(s.source, "scheduler.block_size", s.scheduler.block_size,
-                        f"{kv_capacity_blocks(s)} KV blocks per replica on {where} is over the "
+    blocks = kv_capacity_blocks(s, pool)
+    if blocks > INT32_MAX:
+        raise SpecError(s.source, field("scheduler.block_size"), sched.block_size,
+                        f"{blocks} KV blocks per replica on {where} is over the "
                         f"simulator's limit of 2**31 - 1: expected a larger block_size")
-    if kv_capacity_blocks(s) < 1:
-        block_gb = s.scheduler.block_size * kv_bytes_per_token_per_gpu(s) / 1e9
-        raise SpecError(s.source, "scheduler.gpu_memory_utilization",
-                        s.scheduler.gpu_memory_utilization,
+    if blocks < 1:
+        block_gb = sched.block_size * kv_bytes_per_token_per_gpu(s, pool) / 1e9
+        raise SpecError(s.source, field("scheduler.gpu_memory_utilization"),
+                        sched.gpu_memory_utilization,
                         f"no room for one KV block ({block_gb:.4f} GB) after the weights on {where}")
+
+
+def _pool_field(s: Scenario, pool: PoolSpec):
+    """Returns name -> the dotted field of `pool`'s setting `name` in the scenario's TOML
+    (``parallel.tp``, ``scheduler.block_size`` for the shorthand; ``layout.<pool>.tp`` ...)."""
+    if s.layout:
+        return lambda name: f"layout.{pool.name}.{name}"
+    return lambda name: name if "." in name else f"parallel.{name}"
 
 
 _PLAIN_TABLES: dict[str, type] = {
@@ -478,17 +575,18 @@ _PLAIN_TABLES: dict[str, type] = {
     "cost": CostSpec,
     "sim": SimSpec,
 }
-_TOP_KEYS = ("name", "seed", "model", "hardware", "workload", *_PLAIN_TABLES)
+_TOP_KEYS = ("name", "seed", "model", "hardware", "workload", "layout", *_PLAIN_TABLES)
+_POOL_KEYS = ("role", "count", "tp", "pp", "hardware", "scheduler")
 _MODEL_FIELDS = tuple(f.name for f in fields(ModelSpec))
 _TABLE_RESETS = ("model.preset", "model.config", "hardware.preset")
 
 
-def _usable_bytes(s: Scenario) -> float:
-    return s.hardware.hbm_bytes * s.scheduler.gpu_memory_utilization
+def _usable_bytes(pool: PoolSpec) -> float:
+    return pool.hardware.hbm_bytes * pool.scheduler.gpu_memory_utilization
 
 
-def _weight_bytes_per_gpu(s: Scenario) -> float:
-    return s.model.weight_bytes() / s.gpus_per_replica
+def _weight_bytes_per_gpu(s: Scenario, pool: PoolSpec) -> float:
+    return s.model.weight_bytes() / pool.gpus_per_instance
 
 
 def _check_type(obj: object, name: str, cls: type) -> None:
@@ -559,15 +657,56 @@ def _model_from_table(table: Mapping[str, Any], source: str, base: Path) -> Mode
         raise exc.at(source, "model") from None
 
 
-def _hardware_from_table(table: Mapping[str, Any], source: str) -> HardwareSpec:
-    check_keys(table, ("preset", *HARDWARE_FIELDS), source, "hardware")
+def _hardware_from_table(table: Mapping[str, Any], source: str,
+                         prefix: str = "hardware") -> HardwareSpec:
+    check_keys(table, ("preset", *HARDWARE_FIELDS), source, prefix)
     if "preset" not in table:
-        return _build(HardwareSpec, table, source, "hardware")
+        return _build(HardwareSpec, table, source, prefix)
     overrides = {k: v for k, v in table.items() if k != "preset"}
     try:
         return get_hardware(table["preset"], overrides)
     except SpecError as exc:
-        raise exc.at(source, "hardware") from None
+        raise exc.at(source, prefix) from None
+
+
+def _layout_from_table(d: Mapping[str, Any], hardware: HardwareSpec, scheduler: SchedulerSpec,
+                       source: str) -> tuple[PoolSpec, ...]:
+    """The pools of a [layout] table; [hardware] and [scheduler] are every pool's defaults."""
+    layout = _table(d, "layout", source)
+    if not layout:
+        raise SpecError(source, "layout", {}, "at least one pool table, e.g. [layout.main] count = 2")
+    if "parallel" in d:
+        raise SpecError(source, "parallel", d["parallel"],
+                        "not used with [layout]: give tp and pp per pool (layout.<pool>.tp)")
+    if "replicas" in _table(d, "cluster", source):
+        raise SpecError(source, "cluster.replicas", d["cluster"]["replicas"],
+                        "not used with [layout]: give count per pool (layout.<pool>.count)")
+    pools = []
+    for name, table in layout.items():
+        prefix = key_path("layout", name)
+        if not isinstance(table, Mapping):
+            raise SpecError(source, prefix, table, "expected a pool table (role, count, tp, pp, ...)")
+        check_keys(table, _POOL_KEYS, source, prefix, required=("count",))
+        hw = table.get("hardware")
+        if hw is None:
+            pool_hw = hardware
+        elif isinstance(hw, str):
+            pool_hw = _hardware_from_table({"preset": hw}, source, f"{prefix}.hardware")
+        else:
+            pool_hw = _hardware_from_table(_table(table, "hardware", source, prefix), source,
+                                           f"{prefix}.hardware")
+        overrides = _table(table, "scheduler", source, prefix)
+        check_keys(overrides, [f.name for f in fields(SchedulerSpec)], source, f"{prefix}.scheduler")
+        try:
+            sched = replace(scheduler, **overrides)
+        except SpecError as exc:
+            raise exc.at(source, f"{prefix}.scheduler") from None
+        given = {k: table[k] for k in ("role", "count", "tp", "pp") if k in table}
+        try:
+            pools.append(PoolSpec(name=name, hardware=pool_hw, scheduler=sched, **given))
+        except SpecError as exc:
+            raise exc.at(source, prefix) from None
+    return tuple(pools)
 
 
 def _workload_from_table(table: Mapping[str, Any], source: str, base: Path) -> WorkloadSpec:
@@ -588,6 +727,23 @@ def _workload_from_table(table: Mapping[str, Any], source: str, base: Path) -> W
 def _fields_dict(obj: object) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)
             if getattr(obj, f.name) is not None}
+
+
+def _hardware_dict(hw: HardwareSpec) -> dict[str, Any]:
+    return _preset_dict(hw, HARDWARE_PRESETS.get(hw.name))
+
+
+def _pool_dict(pool: PoolSpec, s: Scenario) -> dict[str, Any]:
+    """A pool in the TOML layout: hardware and scheduler only where they differ from the
+    scenario's [hardware] and [scheduler]."""
+    out: dict[str, Any] = {"role": pool.role, "count": pool.count, "tp": pool.tp, "pp": pool.pp}
+    if pool.hardware != s.hardware:
+        out["hardware"] = _hardware_dict(pool.hardware)
+    changed = {f.name: getattr(pool.scheduler, f.name) for f in fields(SchedulerSpec)
+               if getattr(pool.scheduler, f.name) != getattr(s.scheduler, f.name)}
+    if changed:
+        out["scheduler"] = changed
+    return out
 
 
 def _preset_dict(

@@ -4,7 +4,8 @@ Expressions (derived values and constraints) are small arithmetic over names: ea
 axis or derived key by its last dotted component (``replicas``, ``tp``, ``rate``; the
 full path with dots as underscores when the short name is ambiguous), the base
 scenario's knobs and model sizes (``num_attention_heads``, ``hidden_size`` ...) and
-``gpus = replicas x tp x pp``. Allowed: numbers, + - * / // % **, comparisons,
+``gpus`` (:func:`frontier_jax.spec.layout_gpus`: replicas x tp x pp for the one-pool shorthand,
+the sum over a [layout]'s pools of count x tp x pp). Allowed: numbers, + - * / // % **, comparisons,
 and/or/not, min, max, round, int, float, abs, log2.
 
 Expressions are computed by walking their syntax tree (never ``eval``), within bounds that
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from frontier_jax.spec import SpecError
+from frontier_jax.spec import SpecError, layout_gpus
 from frontier_jax.spec.errors import short_repr
 
 FUNCS = {
@@ -102,10 +103,11 @@ class Config:
 
 def _scenario_names(s) -> dict[str, Any]:
     m, sc = s.model, s.scheduler
+    first = s.pools[0]
     return {
-        "replicas": s.cluster.replicas,
-        "tp": s.parallel.tp,
-        "pp": s.parallel.pp,
+        "replicas": s.num_instances,
+        "tp": first.tp,
+        "pp": first.pp,
         "max_num_seqs": sc.max_num_seqs,
         "max_num_batched_tokens": sc.max_num_batched_tokens,
         "block_size": sc.block_size,
@@ -330,12 +332,12 @@ def config_for(spec, point: dict, config_id: int = 0) -> Config | None:
     short = expression_names(spec)
     ns = _scenario_names(spec.base)
     ns.update({s: point[f] for s, f in short.items() if f in point})
-    ns["gpus"] = _gpus(ns)
     values = dict(point)
+    ns["gpus"] = _gpus(spec.base, ns, values)
     for key, expr in spec.derived:
         values[key] = _evaluate_at(spec, f"derived.{key}", expr, ns, point)
         ns.update({s: values[f] for s, f in short.items() if f == key})
-        ns["gpus"] = _gpus(ns)
+        ns["gpus"] = _gpus(spec.base, ns, values)
     for i, expr in enumerate(spec.constraints):
         if not _evaluate_at(spec, f"constraints.expressions[{i}]", expr, ns, point):
             return None
@@ -343,13 +345,20 @@ def config_for(spec, point: dict, config_id: int = 0) -> Config | None:
     return Config(config_id, values, overrides)
 
 
-def _gpus(ns: dict[str, Any]) -> Any:
-    """Returns replicas x tp x pp, or None unless all three are numbers."""
-    factors = [ns.get(k) for k in ("replicas", "tp", "pp")]
-    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in factors):
+def _gpus(base, ns: dict[str, Any], values: dict[str, Any]) -> Any:
+    """Returns the GPUs of the configuration so far (:func:`frontier_jax.spec.layout_gpus`),
+    or None unless every factor is a number. One-pool shorthand: replicas x tp x pp by their
+    expression names; a [layout] base: each pool's count x tp x pp, from the axis or derived
+    value ``layout.<pool>.<field>`` when there is one, else the base's."""
+    if base.layout:
+        pools = [tuple(values.get(f"layout.{p.name}.{k}", getattr(p, k)) for k in ("count", "tp", "pp"))
+                 for p in base.layout]
+    else:
+        pools = [tuple(ns.get(k) for k in ("replicas", "tp", "pp"))]
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for f in pools for x in f):
         return None
     try:
-        return _bounded(math.prod(factors))
+        return _bounded(layout_gpus(pools))
     except _Invalid:
         return None
 

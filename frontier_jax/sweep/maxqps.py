@@ -40,10 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from frontier_jax.contract import SimShape
+from frontier_jax.cost import CostModel
+from frontier_jax.cost.tiers import cost_model
 from frontier_jax.metrics import request_table, run_metrics, steady_state
-from frontier_jax.sim.build import cost_model, sim_params
+from frontier_jax.params import INITIAL_SLOTS, sim_params, slot_cap
+from frontier_jax.sim.sized import simulate_sized
 from frontier_jax.spec import with_overrides
-from frontier_jax.sweep.execute import Planned, metrics_row, simulate_configs
+from frontier_jax.sweep.plan import Group, Planned, metrics_row
 from frontier_jax.sweep.spec import MaxQPS
 from frontier_jax.workload import make_workload
 
@@ -58,9 +62,7 @@ def attainment(p: Planned, res: Any, wl: Any) -> float:
     """Share of requests meeting the scenario's SLOs over the whole run (rejected ones miss)."""
     s = p.scenario
     table = request_table(res, wl.arrival_s, wl.prompt, wl.output)
-    return run_metrics(
-        table, res, s.cluster.replicas, s.gpus_per_replica, s.slo.ttft_s, s.slo.tpot_s
-    )["slo_attainment"]
+    return run_metrics(table, res, s.num_gpus, s.slo.ttft_s, s.slo.tpot_s)["slo_attainment"]
 
 
 def steady(p: Planned, res: Any, wl: Any) -> dict[str, float]:
@@ -84,22 +86,29 @@ def _at_rate(base: list, rates: np.ndarray) -> list:
     ]
 
 
+def chunk_shape(n: int, r_slots: int, configs: list) -> SimShape:
+    """The static shape a chunk of configurations starts from (slots doubled as they bind)."""
+    return SimShape(num_requests=n, max_instances=r_slots,
+                    max_batch=min(INITIAL_SLOTS, max(slot_cap(c) for c in configs)),
+                    queue_capacity=n)
+
+
 def bisect(
-    cfg: MaxQPS, members: list[Planned], size: int, n: int, r_slots: int, sharding
-) -> tuple[np.ndarray, list, list]:
+    cfg: MaxQPS, members: list[Planned], size: int, n: int, r_slots: int, sharding,
+    cost: CostModel,
+) -> tuple[np.ndarray, list]:
     """Max rate per configuration (0 when even ``cfg.low`` misses the target; ``cfg.high``
-    when even that meets it), with unit-rate params for replaying a rate."""
+    when even that meets it), with unit-rate params for replaying a rate. Every member is
+    priced with ``cost`` (a :class:`~frontier_jax.sweep.plan.Group`'s members share one)."""
     unit = []
     for p in members:
         s = with_overrides(p.scenario, {"workload.arrival.rate": 1.0})
-        unit.append(sim_params(s, make_workload(s.workload, s.seed)))
-    caps = [p.scenario.scheduler.max_num_seqs for p in members]
-
-    cost = cost_model(members[0].scenario)  # one cost model per chunk (see run_sweep)
+        unit.append(sim_params(s, make_workload(s.workload, s.seed), cost))
+    shape = chunk_shape(n, r_slots, unit)
 
     def meets(rates: np.ndarray) -> np.ndarray:
         params = _at_rate(unit, rates)
-        res, _ = simulate_configs(params, caps, size, n, r_slots, sharding, cost)
+        res, _ = simulate_sized(shape, params, cost, chunk_size=size, sharding=sharding)
         return np.array(
             [
                 sustained(cfg, steady(p, r, q.workload))
@@ -116,18 +125,20 @@ def bisect(
         ok = meets(mid)
         lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
     best = np.where(ok_low, np.where(ok_high, cfg.high, lo), 0.0)
-    return best, unit, caps
+    return best, unit
 
 
 def max_qps_rows(
-    cfg: MaxQPS, members: list[Planned], size: int, n: int, r_slots: int, sharding
+    cfg: MaxQPS, group: Group, members: list[Planned], size: int, sharding
 ) -> tuple[list[dict], int]:
-    """Rows with ``max_qps`` (req/s), ``max_qps_per_gpu`` and the metrics at that rate."""
-    best, unit, caps = bisect(cfg, members, size, n, r_slots, sharding)
+    """Rows with ``max_qps`` (req/s), ``max_qps_per_gpu`` and the metrics at that rate, for
+    ``members`` (a chunk of ``group``, run ``size`` configurations per call)."""
+    n, r_slots = group.num_requests, group.max_instances
+    best, unit = bisect(cfg, members, size, n, r_slots, sharding, group.cost)
     replay = np.where(best > 0, best, cfg.low)
     params = _at_rate(unit, replay)
-    res, slots = simulate_configs(params, caps, size, n, r_slots, sharding,
-                                  cost_model(members[0].scenario))
+    res, slots = simulate_sized(chunk_shape(n, r_slots, unit), params, group.cost,
+                                chunk_size=size, sharding=sharding)
     rows = []
     for p, r, q, b, qps in zip(members, res, params, slots, best, strict=True):
         row = metrics_row(p, r, q.workload, b)
@@ -147,13 +158,15 @@ def max_qps_rows(
 
 def scalar_max_qps(cfg: MaxQPS, member: Planned) -> float:
     """The same bisection for one configuration alone (the test's yardstick)."""
-    n = member.scenario.workload.num_requests
-    best, _, _ = bisect(cfg, [member], 1, n, member.scenario.cluster.replicas, None)
+    s = member.scenario
+    best, _ = bisect(cfg, [member], 1, s.workload.num_requests, s.num_instances, None,
+                     cost_model(s))
     return float(best[0])
 
 
 __all__ = [
     "DRAIN",
+    "chunk_shape",
     "KEEP_UP_EPS",
     "WARMUP",
     "attainment",

@@ -14,9 +14,9 @@ import pandas as pd
 
 from frontier_jax.optimize import Choice, OptimizeResult, SearchSpace, optimize
 from frontier_jax.spec import SpecError, with_overrides
-from frontier_jax.sweep.execute import plan_config
 from frontier_jax.sweep.expand import config_for
 from frontier_jax.sweep.maxqps import max_qps_rows
+from frontier_jax.sweep.plan import group_plans, plan_config
 from frontier_jax.sweep.spec import MaxQPS, SweepSpec
 
 
@@ -52,16 +52,12 @@ def goodput_per_gpu(spec: SweepSpec, layouts: list[dict], chunk_size: int) -> pd
     """Max QPS under the SLOs per GPU for each layout (NaN when infeasible), with metrics."""
     rows = []
     plans = [plan_config(spec, config_for(spec, lay, i)) for i, lay in enumerate(layouts)]
-    ok = [p for p in plans if p.status == "ok"]
-    by_n: dict[int, list] = {}
-    for p in ok:
-        by_n.setdefault(p.scenario.workload.num_requests, []).append(p)
-    for n, members in by_n.items():
-        r_slots = max(p.scenario.cluster.replicas for p in members)
+    for group in group_plans(plans):  # one static shape and cost model per group
+        members = group.members
         for k in range(0, len(members), chunk_size):
             part = members[k : k + chunk_size]
             size = chunk_size if len(members) > chunk_size else len(part)
-            out, _ = max_qps_rows(spec.maxqps, part, size, n, r_slots, None)
+            out, _ = max_qps_rows(spec.maxqps, group, part, size, None)
             rows += out
     rows += [
         {"config_id": p.config.config_id, "status": p.status} for p in plans if p.status != "ok"

@@ -171,11 +171,45 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
-def _check_name(name: Any, src: str, where: str) -> None:
+_POOL_PATHS: tuple[str, ...] = (
+    "role", "count", "tp", "pp", "hardware",
+    *(f"hardware.{n}" for n in _SCENARIO_TABLES["hardware"]),
+    *(f"scheduler.{f.name}" for f in fields(SchedulerSpec)),
+)
+# With a [layout] base these shorthand fields are the pools' own, so not sweepable.
+_SHORTHAND_ONLY = ("parallel.tp", "parallel.pp", "cluster.replicas")
+
+
+def _check_layout_name(name: str, src: str, where: str, base: Scenario | None) -> None:
+    """Raises SpecError unless `name` (``layout.<pool>.<field>``) names a field of a pool of
+    the base scenario's [layout]."""
+    pools = [p.name for p in base.layout] if base is not None else []
+    if base is not None and not pools:
+        raise _err(src, where, name, "the base scenario has no [layout]: sweep its one pool with "
+                   "'parallel.tp', 'cluster.replicas', 'scheduler.*'")
+    rest = name[len("layout."):]
+    pool = next((p for p in sorted(pools, key=len, reverse=True) if rest.startswith(p + ".")), None)
+    if base is not None and pool is None:
+        raise _err(src, where, name, f"unknown pool; the base scenario's pools: {', '.join(pools)}")
+    field = rest[len(pool) + 1:] if pool is not None else rest.partition(".")[2]
+    if field not in _POOL_PATHS:
+        raise _err(src, where, name, f"unknown pool field{did_you_mean(field, _POOL_PATHS)}; "
+                   f"expected layout.<pool>.<field>, field one of {', '.join(_POOL_PATHS[:5])}, "
+                   "hardware.<field>, scheduler.<field>")
+
+
+def _check_name(name: Any, src: str, where: str, base: Scenario | None = None) -> None:
     """Raises SpecError unless `name` is a scenario path (dotted, or ``seed``) that exists, or
-    a free variable name usable in expressions."""
+    a free variable name usable in expressions. Paths into the layout's pools
+    (``layout.<pool>.tp``) are checked against the base scenario's pools."""
     if not isinstance(name, str) or not name:
         raise _err(src, where, name, "expected a non-empty name")
+    if name.startswith("layout."):
+        _check_layout_name(name, src, where, base)
+        return
+    if base is not None and base.layout and name in _SHORTHAND_ONLY:
+        raise _err(src, where, name, "the base scenario has a [layout]: sweep its pools' fields "
+                   "(layout.<pool>.tp, layout.<pool>.count, ...)")
     if "." in name or name == "seed":
         if name not in SCENARIO_PATHS:
             raise _err(
@@ -212,9 +246,9 @@ def _range_points(kind: str, low: float, high: float, num: int) -> list[float]:
     ]
 
 
-def _axis(name: str, v: Any, src: str) -> Axis:
+def _axis(name: str, v: Any, src: str, base: Scenario | None = None) -> Axis:
     f = _where("axes", name)
-    _check_name(name, src, f)
+    _check_name(name, src, f, base)
     if isinstance(v, list):
         if not v:
             raise _err(src, f, v, "a non-empty list of values")
@@ -339,7 +373,7 @@ def sweep_from_dict(d: dict, source: str = "<dict>", base_dir: Path | None = Non
     axes_t = d.get("axes", {})
     if not isinstance(axes_t, dict) or not axes_t:
         raise _err(source, "axes", axes_t, "a table with at least one axis")
-    axes = tuple(_axis(k, v, source) for k, v in axes_t.items())
+    axes = tuple(_axis(k, v, source, base) for k, v in axes_t.items())
     for ax in axes:
         if mode == "grid" and ax.kind in RANDOM_FORMS:
             raise _err(source, f"axes.{ax.name}", ax.kind, "random draws need mode = 'random'")
@@ -366,7 +400,7 @@ def sweep_from_dict(d: dict, source: str = "<dict>", base_dir: Path | None = Non
         raise _err(source, "derived", derived_t, "a table of name = 'expression' strings")
     axis_names = {ax.name for ax in axes}
     for key in derived_t:
-        _check_name(key, source, _where("derived", key))
+        _check_name(key, source, _where("derived", key), base)
         if key in axis_names:
             raise _err(
                 source, _where("derived", key), derived_t[key],

@@ -1,0 +1,218 @@
+"""The contract both simulators share: static shape, params, result, constants, event order.
+
+Neither simulator owns this module. The vectorized simulator (:mod:`frontier_jax.sim`) and the
+exact reference (:mod:`frontier_jax.reference`) both read a :class:`SimParams` and return a
+:class:`SimResult`; they agree request by request because they implement the same policies on
+the same params, process events in the same order (:data:`EVENT_ORDER`) and price iterations
+with the same cost model (:mod:`frontier_jax.cost`).
+
+Instances and pools. A configuration has up to R instance slots (``SimShape.max_instances``);
+``engine.pool[r]`` says which *pool* slot r belongs to, or :data:`INACTIVE`. A pool is a group
+of identical instances: one *role* (:data:`ROLES`; co-located serving today, prefill / decode /
+attention / FFN as the disaggregated layouts arrive), one engine configuration
+(:class:`PoolParams`) and one cost configuration (model, TP/PP, hardware:
+``SimParams.cost``), each a leaf with a trailing [K] axis over the K pools. Slots hold the
+pools in order (pool 0's instances first) and the inactive slots come last, so the live
+instances are a prefix of the slots. :func:`instance_params` is the one accessor that reads
+an instance's engine and cost params.
+
+Everything here is data and pure functions over it (numpy or jax.numpy alike); per-step cost
+O(1) or O(R).
+"""
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+
+# ---- routers (global arrival router)
+ROUND_ROBIN = 0
+LEAST_OUTSTANDING = 1
+ROUTERS = {"round_robin": ROUND_ROBIN, "least_outstanding": LEAST_OUTSTANDING}
+
+# ---- request placement (SimResult.replica)
+UNROUTED = -1  # not routed yet (only in an incomplete run)
+REJECTED = -2  # can never fit its instance: rejected at arrival
+
+# ---- instance slots and the roles of their pools
+INACTIVE = -1  # engine.pool of an unused instance slot
+COLOCATED = 0  # prefill and decode on the same instance (vLLM-style continuous batching)
+ROLES = {"colocated": COLOCATED}  # PD (prefill, decode) and AF (attention, ffn) add theirs here
+
+# ---- event kinds, numbered in their tie-break order (see EVENT_ORDER)
+ARRIVAL = 0  # the next request arrives at the global router
+HANDOFF = 1  # reserved: work handed from one instance to another becomes ready (KV transfer)
+STEP = 2  # an instance's clock: its in-flight iteration ends and it runs its next step
+EVENT_KINDS = {"arrival": ARRIVAL, "handoff": HANDOFF, "step": STEP}
+EVENT_ORDER = "(time, kind, index)"
+"""Both simulators process the earliest event first; on equal times the lower kind
+(:data:`ARRIVAL` < :data:`HANDOFF` < :data:`STEP`), then the lower index (request for
+arrivals, instance for steps). The reference's heap key is this tuple; the vectorized
+simulator's ``sim.events.next_event`` computes the same minimum."""
+
+
+@dataclass(frozen=True)
+class SimShape:
+    """Static sizes of one compiled simulator.
+
+    num_requests: N, requests per configuration (arrival-sorted).
+    max_instances: R, instance slots; ``engine.pool`` marks which are live (a prefix).
+    max_batch: B, running-request slots per instance. Exact when >= max_num_seqs; a
+      smaller B (faster) stays exact until the slots bind, which the run flags.
+    queue_capacity: Q, per-instance ring buffer of routed, never-admitted requests.
+    decode_window: longest run of identical decode-only iterations jumped in one
+      event (1 = off; see :mod:`frontier_jax.sim.fast_forward`).
+    """
+
+    num_requests: int
+    max_instances: int
+    max_batch: int
+    queue_capacity: int
+    decode_window: int = 32
+
+
+class PoolParams(NamedTuple):
+    """Engine knobs of each pool: every leaf i32/bool with a trailing [K] axis (K pools).
+
+    role: the pool's role (:data:`ROLES`); max_num_seqs: running-request cap per instance;
+    max_batched_tokens: token budget per iteration; chunked_prefill: split prompts to fit
+    the budget; block_size: tokens per KV block; kv_blocks: KV blocks per instance
+    (capacity); reserve_full_isl: admit a waiting request only if its whole sequence fits
+    the free blocks.
+    """
+
+    role: Any
+    max_num_seqs: Any
+    max_batched_tokens: Any
+    chunked_prefill: Any
+    block_size: Any
+    kv_blocks: Any
+    reserve_full_isl: Any
+
+
+class EngineParams(NamedTuple):
+    """Layout and cluster knobs (scalars, or [C, ...] when vmapped).
+
+    pool: i32 [R] the pool of each instance slot (index into the K pools), INACTIVE for an
+    unused slot; router: ROUND_ROBIN or LEAST_OUTSTANDING (arrivals); max_steps: event
+    budget, a run that exhausts it is flagged incomplete (traced, so it never recompiles);
+    pools: :class:`PoolParams` ([K] leaves).
+    """
+
+    pool: Any
+    router: Any
+    max_steps: Any
+    pools: PoolParams
+
+
+class WorkloadArrays(NamedTuple):
+    """Requests sorted by arrival: arrival_s f64 [N] (s), prompt i32 [N], output i32 [N] (tokens)."""
+
+    arrival_s: Any
+    prompt: Any
+    output: Any
+
+
+class SimParams(NamedTuple):
+    """Everything a configuration may vary.
+
+    engine: :class:`EngineParams`; cost: the pools' cost params (a
+    :class:`frontier_jax.cost.CostParams` whose leaves have a trailing [K] axis, tier tables
+    included); workload: :class:`WorkloadArrays`; seed: u32 [] the configuration's seed, from
+    which stochastic costs derive a key per (instance, iteration)
+    (:class:`frontier_jax.cost.IterationContext`).
+    """
+
+    engine: EngineParams
+    cost: Any
+    workload: WorkloadArrays
+    seed: Any
+
+
+class SimResult(NamedTuple):
+    """Outputs of one run (add a leading [C] axis when vmapped).
+
+    Per request [N]: first_sched_s, first_token_s, finish_s (s, inf if never),
+    generated (tokens), preemptions, replica (instance index, or REJECTED).
+    Per instance slot [R]: pool (INACTIVE for an unused slot), kv_blocks (capacity, 0 when
+    unused), busy_s, block_s (block-seconds), iterations.
+    Scalars: steps, end_s (time of the last event), incomplete (step budget ran out),
+    overflow (queue ring overflowed), slots_full (max_batch < max_num_seqs bound an
+    admission: the run stopped early, rerun with more slots), kv_out_of_range (free KV
+    blocks left [0, capacity]: a bug), backwards (clock went back: a bug).
+    """
+
+    first_sched_s: Any
+    first_token_s: Any
+    finish_s: Any
+    generated: Any
+    preemptions: Any
+    replica: Any
+    pool: Any
+    kv_blocks: Any
+    busy_s: Any
+    block_s: Any
+    iterations: Any
+    steps: Any
+    end_s: Any
+    incomplete: Any
+    overflow: Any
+    slots_full: Any
+    kv_out_of_range: Any
+    backwards: Any
+
+
+def num_pools(p: SimParams) -> int:
+    """K, the number of pools (static: the length of the pools' trailing axis)."""
+    return int(p.engine.pools.role.shape[-1])
+
+
+def pool_params(p: SimParams, k) -> tuple[PoolParams, Any]:
+    """(engine knobs, cost params) of pool ``k`` (an int or a traced index) of one
+    configuration's params (no batch axis): every leaf read at ``k`` on its leading [K] axis.
+    With one pool the read is static (no gather in the step)."""
+    k = 0 if num_pools(p) == 1 else k
+    take = lambda x: x[k]  # noqa: E731  (the pool axis leads every leaf, tier tables included)
+    return PoolParams(*[take(x) for x in p.engine.pools]), jax.tree.map(take, p.cost)
+
+
+def instance_params(p: SimParams, r) -> tuple[PoolParams, Any]:
+    """(engine knobs, cost params) of instance slot ``r``: its pool's (see :func:`pool_params`).
+    The one accessor the simulators read an instance's params through; an inactive slot
+    reads pool 0's (it never runs)."""
+    return pool_params(p, p.engine.pool[r] if num_pools(p) > 1 else 0)
+
+
+def live_instances(p: SimParams, xp: Any):
+    """bool [R]: the instance slots in use (a prefix of the slots)."""
+    return p.engine.pool >= 0
+
+
+def instance_kv_blocks(p: SimParams, xp: Any):
+    """i32 [R]: KV blocks of each instance slot of one configuration (its pool's capacity;
+    0 when unused)."""
+    kv = p.engine.pools.kv_blocks
+    cap = kv[0] if num_pools(p) == 1 else kv[xp.maximum(p.engine.pool, 0)]
+    return xp.where(live_instances(p, xp), cap, 0).astype(kv.dtype)
+
+
+def with_instances(p: SimParams, r: int, xp: Any) -> SimParams:
+    """``p`` with ``engine.pool`` padded with INACTIVE slots to ``r`` instance slots (its
+    trailing axis; raises ValueError if it has more)."""
+    pool = p.engine.pool
+    have = pool.shape[-1]
+    if have > r:
+        raise ValueError(f"params have {have} instance slots, more than the shape's {r}")
+    if have == r:
+        return p
+    pad = [(0, 0)] * (pool.ndim - 1) + [(0, r - have)]
+    return p._replace(engine=p.engine._replace(pool=xp.pad(pool, pad, constant_values=INACTIVE)))
+
+
+__all__ = [
+    "ARRIVAL", "COLOCATED", "EVENT_KINDS", "EVENT_ORDER", "HANDOFF", "INACTIVE",
+    "LEAST_OUTSTANDING", "REJECTED", "ROLES", "ROUND_ROBIN", "ROUTERS", "STEP", "UNROUTED",
+    "EngineParams", "PoolParams", "SimParams", "SimResult", "SimShape", "WorkloadArrays",
+    "instance_kv_blocks", "instance_params", "live_instances", "num_pools", "pool_params",
+    "with_instances",
+]

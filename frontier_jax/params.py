@@ -1,0 +1,203 @@
+"""Params pytrees and static shapes from validated scenarios (host side, numpy leaves).
+
+Both simulators run on what this module builds: :func:`sim_params` turns a scenario and its
+drawn workload into a :class:`~frontier_jax.contract.SimParams` (one entry per pool on the
+[K] axis of the engine and cost params, one pool index per instance slot), :func:`sim_shape`
+picks the smallest static shape that holds it, :func:`stack` batches configurations for
+``simulate_batch``.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from frontier_jax.contract import (
+    INACTIVE,
+    ROLES,
+    ROUTERS,
+    EngineParams,
+    PoolParams,
+    SimParams,
+    SimShape,
+    WorkloadArrays,
+)
+from frontier_jax.cost import CostModel, cost_params_from_scenario
+
+INT32_MAX = 2**31 - 1
+# Batch slots a run starts with; callers double them while a run reports they bound.
+INITIAL_SLOTS = 32
+
+
+def engine_pools(s: Any, kv_blocks: int | None = None) -> PoolParams:
+    """Engine knobs of scenario ``s``'s pools as [K] numpy arrays; KV capacity per instance
+    from the spec unless ``kv_blocks`` is given (then every pool gets it)."""
+    from frontier_jax.spec import kv_capacity_blocks
+
+    rows = []
+    for pool in s.pools:
+        sc = pool.scheduler
+        blocks = kv_capacity_blocks(s, pool) if kv_blocks is None else kv_blocks
+        rows.append((ROLES[pool.role], sc.max_num_seqs, sc.max_num_batched_tokens,
+                     sc.chunked_prefill, sc.block_size, blocks if pool.count else 0,
+                     sc.reserve_full_isl))
+    cols = list(zip(*rows, strict=True))
+    types = (np.int32, np.int32, np.int32, np.bool_, np.int32, np.int32, np.bool_)
+    return PoolParams(*[np.asarray(c, t) for c, t in zip(cols, types, strict=True)])
+
+
+def instance_pools(s: Any) -> np.ndarray:
+    """i32 [instances]: the pool of each instance slot, pools in order (contiguous slots)."""
+    return np.repeat(np.arange(len(s.pools), dtype=np.int32), [p.count for p in s.pools])
+
+
+def engine_params(s: Any, max_steps: int, kv_blocks: int | None = None) -> EngineParams:
+    """Layout and engine knobs of scenario ``s`` (numpy leaves)."""
+    return EngineParams(
+        pool=instance_pools(s),
+        router=np.int32(ROUTERS[s.cluster.router]),
+        max_steps=np.int32(max_steps),
+        pools=engine_pools(s, kv_blocks),
+    )
+
+
+def workload_arrays(wl: Any) -> WorkloadArrays:
+    """Arrival-sorted request arrays (float64 seconds, int32 tokens)."""
+    return WorkloadArrays(
+        arrival_s=np.asarray(wl.arrival_s, np.float64),
+        prompt=np.asarray(wl.prompt_tokens, np.int32),
+        output=np.asarray(wl.output_tokens, np.int32),
+    )
+
+
+def sim_params(s: Any, wl: Any, cost: CostModel | None = None,
+               kv_blocks: int | None = None) -> SimParams:
+    """The params pytree of one configuration (numpy leaves, no batch axis).
+
+    ``cost``: the tier that will price it (default: the one the scenario selects,
+    :func:`frontier_jax.cost.tiers.cost_model`); its ``prepare`` attaches each pool's tables.
+    The event budget is ``[sim] max_steps`` or :func:`default_max_steps`.
+    """
+    if cost is None:
+        from frontier_jax.cost.tiers import cost_model
+
+        cost = cost_model(s)
+    arrays = workload_arrays(wl)
+    steps = s.sim.max_steps or default_max_steps(arrays)
+    per_pool = []
+    for pool in s.pools:
+        c = cost_params_from_scenario(s, pool)
+        if cost.prepare is not None:  # the tier's host-side tables
+            c = cost.prepare(c, pool.scheduler.max_num_batched_tokens, pool.scheduler.max_num_seqs)
+        per_pool.append(c)
+    return SimParams(engine_params(s, steps, kv_blocks), _stack_pools(per_pool), arrays,
+                     np.uint32(s.seed % 2**32))
+
+
+def _stack_pools(per_pool: list) -> Any:
+    """Per-pool cost params stacked on a leading [K] axis (tier tables padded to one length)."""
+    return jax.tree.map(lambda *xs: np.stack(xs), *_pad_tables(per_pool))
+
+
+def default_max_steps(wl: WorkloadArrays) -> int:
+    """An event budget no valid run reaches: arrivals plus 4x every token processed.
+
+    Each iteration processes at least one token, so iterations <= prompt + output
+    tokens plus recomputation; 4x leaves room for heavy preemption.
+    """
+    n = int(np.asarray(wl.arrival_s).shape[-1])
+    p, o = np.asarray(wl.prompt, np.int64), np.asarray(wl.output, np.int64)
+    per_config = int(np.max(p.sum(axis=-1) + o.sum(axis=-1)))
+    return int(min(INT32_MAX - 1, 2 * n + 4 * per_config + 16))
+
+
+def sim_shape(
+    params: SimParams,
+    max_instances: int | None = None,
+    max_batch: int | None = None,
+    queue_capacity: int | None = None,
+) -> SimShape:
+    """The smallest static shape that fits ``params`` (single or stacked configurations):
+    its instance slots, the largest sequence cap of its pools, a queue that holds every
+    request."""
+    e = params.engine
+    n = int(np.asarray(params.workload.arrival_s).shape[-1])
+    return SimShape(
+        num_requests=n,
+        max_instances=int(max_instances or np.shape(e.pool)[-1]),
+        max_batch=int(max_batch or np.max(e.pools.max_num_seqs)),
+        queue_capacity=int(queue_capacity or n),
+    )
+
+
+def slot_cap(params: SimParams) -> int:
+    """The most batch slots a configuration can use: its pools' largest sequence cap."""
+    return int(np.max(params.engine.pools.max_num_seqs))
+
+
+def stack(configs: Sequence[SimParams]) -> SimParams:
+    """Stack configurations (or any pytrees of one structure) along a new leading axis (for
+    ``simulate_batch``).
+
+    Instance slots are padded with INACTIVE slots to the longest layout, pools with copies
+    of the last pool (never used), and cost-tier lookup tables (``cost.tables``) of
+    different lengths (configurations with different token budgets) with their last entry,
+    never read past a configuration's own length."""
+    configs = list(configs)
+    if all(isinstance(c, SimParams) for c in configs):
+        r = max(np.shape(c.engine.pool)[-1] for c in configs)
+        k = max(np.shape(c.engine.pools.role)[-1] for c in configs)
+        configs = _pad_config_tables([_pad_pools(_pad_slots(c, r), k) for c in configs])
+    return jax.tree.map(lambda *xs: np.stack(xs), *configs)
+
+
+def _pad_slots(c: SimParams, r: int) -> SimParams:
+    pool = np.asarray(c.engine.pool)
+    if pool.shape[-1] == r:
+        return c
+    pool = np.concatenate([pool, np.full(r - pool.shape[-1], INACTIVE, pool.dtype)])
+    return c._replace(engine=c.engine._replace(pool=pool))
+
+
+def _pad_pools(c: SimParams, k: int) -> SimParams:
+    have = np.shape(c.engine.pools.role)[-1]
+    if have == k:
+        return c
+    edge = lambda x: np.pad(np.asarray(x), [(0, k - have)] + [(0, 0)] * (np.ndim(x) - 1),  # noqa: E731
+                            mode="edge")
+    return c._replace(engine=c.engine._replace(pools=jax.tree.map(edge, c.engine.pools)),
+                      cost=jax.tree.map(edge, c.cost))
+
+
+def _pad_config_tables(configs: list) -> list:
+    tabs = [getattr(getattr(c, "cost", None), "tables", None) for c in configs]
+    if any(t is None for t in tabs):
+        return configs
+    return [c._replace(cost=c.cost._replace(tables=t)) for c, t in
+            zip(configs, _pad_to_longest(tabs), strict=True)]
+
+
+def _pad_tables(per_pool: list) -> list:
+    tabs = [getattr(c, "tables", None) for c in per_pool]
+    if any(t is None for t in tabs):
+        return per_pool
+    return [c._replace(tables=t) for c, t in zip(per_pool, _pad_to_longest(tabs), strict=True)]
+
+
+def _pad_to_longest(tabs: list) -> list:
+    """Tables (NamedTuples of arrays) padded along their last axis with their last entry,
+    each field to the longest of that field."""
+    longest = [max(np.shape(t[i])[-1] for t in tabs) for i in range(len(tabs[0]))]
+    pad = lambda x, n: np.pad(x, [(0, 0)] * (np.ndim(x) - 1) + [(0, n - np.shape(x)[-1])],  # noqa: E731
+                              mode="edge")
+    return [type(t)(*[pad(x, n) for x, n in zip(t, longest, strict=True)]) for t in tabs]
+
+
+def unstack(tree: Any, i: int) -> Any:
+    """Configuration ``i`` of a stacked pytree (numpy leaves)."""
+    return jax.tree.map(lambda x: np.asarray(x)[i], tree)
+
+
+__all__ = ["INITIAL_SLOTS", "default_max_steps", "engine_params", "engine_pools", "instance_pools",
+           "sim_params", "sim_shape", "slot_cap", "stack", "unstack", "workload_arrays"]
