@@ -136,17 +136,19 @@ def slot_cap(params: SimParams) -> int:
     return int(np.max(params.engine.pools.max_num_seqs))
 
 
-def stack(configs: Sequence[SimParams]) -> SimParams:
+def stack(configs: Sequence[SimParams], instances: int | None = None) -> SimParams:
     """Stack configurations (or any pytrees of one structure) along a new leading axis (for
     ``simulate_batch``).
 
-    Instance slots are padded with INACTIVE slots to the longest layout, pools with copies
+    Instance slots are padded with INACTIVE slots to ``instances`` (default: the longest
+    layout; give the shape's ``max_instances`` so that every chunk of a sweep has one input
+    shape and reuses one executable), pools with copies
     of the last pool (never used), and cost-tier lookup tables (``cost.tables``) of
     different lengths (configurations with different token budgets) with their last entry,
     never read past a configuration's own length."""
     configs = list(configs)
     if all(isinstance(c, SimParams) for c in configs):
-        r = max(np.shape(c.engine.pool)[-1] for c in configs)
+        r = max([np.shape(c.engine.pool)[-1] for c in configs] + [instances or 0])
         k = max(np.shape(c.engine.pools.role)[-1] for c in configs)
         configs = _pad_config_tables([_pad_pools(_pad_slots(c, r), k) for c in configs])
     return jax.tree.map(lambda *xs: np.stack(xs), *configs)

@@ -54,7 +54,7 @@ def simulate_sized(
         else:
             batch = [configs[i] for i in todo]
             batch += [batch[0]] * (size - len(batch))
-            params = stack(batch)
+            params = stack(batch, shape.max_instances)
             if sharding is not None:
                 params = jax.device_put(params, sharding)
             res = jax.device_get(simulate_batch(sh, params, cost))
