@@ -13,7 +13,7 @@ from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
 from frontier_jax.sim import sim_shape, simulate
 from frontier_jax.spec import load_scenario
 
-SHIPPED = ["light", "saturation", "kv_pressure", "four_replicas"]
+SHIPPED = ["light", "saturation", "kv_pressure", "four_replicas", "two_pools"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
