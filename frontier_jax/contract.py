@@ -11,7 +11,8 @@ Instances and pools. A configuration has up to R instance slots (``SimShape.max_
 of identical instances: one *role* (:data:`ROLES`; co-located serving today, prefill / decode /
 attention / FFN as the disaggregated layouts arrive), one engine configuration
 (:class:`PoolParams`) and one cost configuration (model, TP/PP, hardware:
-``SimParams.cost``), each a leaf with a trailing [K] axis over the K pools. Slots hold the
+``SimParams.cost``), each leaf with a [K] axis over the K pools (its first axis in one
+configuration's params; a stack of configurations puts [C] before it). Slots hold the
 pools in order (pool 0's instances first) and the inactive slots come last, so the live
 instances are a prefix of the slots. :func:`instance_params` is the one accessor that reads
 an instance's engine and cost params.
@@ -72,7 +73,7 @@ class SimShape:
 
 
 class PoolParams(NamedTuple):
-    """Engine knobs of each pool: every leaf i32/bool with a trailing [K] axis (K pools).
+    """Engine knobs of each pool: every leaf i32/bool [K] (K pools; [C, K] when stacked).
 
     role: the pool's role (:data:`ROLES`); max_num_seqs: running-request cap per instance;
     max_batched_tokens: token budget per iteration; chunked_prefill: split prompts to fit
@@ -117,7 +118,7 @@ class SimParams(NamedTuple):
     """Everything a configuration may vary.
 
     engine: :class:`EngineParams`; cost: the pools' cost params (a
-    :class:`frontier_jax.cost.CostParams` whose leaves have a trailing [K] axis, tier tables
+    :class:`frontier_jax.cost.CostParams` whose leaves have a [K] axis first, tier tables
     included); workload: :class:`WorkloadArrays`; seed: u32 [] the configuration's seed, from
     which stochastic costs derive a key per (instance, iteration)
     (:class:`frontier_jax.cost.IterationContext`).
@@ -163,7 +164,7 @@ class SimResult(NamedTuple):
 
 
 def num_pools(p: SimParams) -> int:
-    """K, the number of pools (static: the length of the pools' trailing axis)."""
+    """K, the number of pools (static: the length of the pool axis, last in ``PoolParams``)."""
     return int(p.engine.pools.role.shape[-1])
 
 
@@ -183,9 +184,15 @@ def instance_params(p: SimParams, r) -> tuple[PoolParams, Any]:
     return pool_params(p, p.engine.pool[r] if num_pools(p) > 1 else 0)
 
 
+def is_live(pool):
+    """Which instance slots are in use, from their pool indices (``engine.pool`` or
+    ``SimResult.pool``: any array, or one int): the one definition of a live slot."""
+    return pool >= 0
+
+
 def live_instances(p: SimParams, xp: Any):
-    """bool [R]: the instance slots in use (a prefix of the slots)."""
-    return p.engine.pool >= 0
+    """bool [R]: the instance slots of params ``p`` in use (a prefix of the slots)."""
+    return is_live(p.engine.pool)
 
 
 def instance_kv_blocks(p: SimParams, xp: Any):
@@ -213,6 +220,6 @@ __all__ = [
     "ARRIVAL", "COLOCATED", "EVENT_KINDS", "EVENT_ORDER", "HANDOFF", "INACTIVE",
     "LEAST_OUTSTANDING", "REJECTED", "ROLES", "ROUND_ROBIN", "ROUTERS", "STEP", "UNROUTED",
     "EngineParams", "PoolParams", "SimParams", "SimResult", "SimShape", "WorkloadArrays",
-    "instance_kv_blocks", "instance_params", "live_instances", "num_pools", "pool_params",
+    "instance_kv_blocks", "instance_params", "is_live", "live_instances", "num_pools", "pool_params",
     "with_instances",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from frontier_jax.contract import REJECTED
+from frontier_jax.contract import REJECTED, is_live
 
 PERCENTILES = (50, 90, 99)
 
@@ -104,7 +104,7 @@ def run_metrics(
     if slo_ttft_s is not None or slo_tpot_s is not None:
         m["slo_attainment"] = float(ok.sum() / max(n, 1))
         m["goodput_rps"] = float(ok.sum() / duration)
-    live = np.asarray(result.pool) >= 0
+    live = is_live(np.asarray(result.pool))
     busy = np.asarray(result.busy_s)[live]
     blocks = np.asarray(result.block_s)[live]
     capacity = np.asarray(result.kv_blocks, np.float64)[live]

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from frontier_jax.contract import is_live
 from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.reference import simulate_reference
 
@@ -21,7 +22,7 @@ def iteration_trace(params: Any, max_instances: int, cost: CostModel = ROOFLINE)
         {"name": "process_name", "ph": "M", "pid": 0, "args": {"name": "frontier-jax"}}
     ]
     for r, pool in enumerate(np.asarray(params.engine.pool).tolist()):
-        if pool < 0:
+        if not is_live(pool):
             continue
         events.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": r,
                        "args": {"name": f"replica {r}" + (f" (pool {pool})" if pool else "")}})

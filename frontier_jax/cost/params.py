@@ -21,6 +21,8 @@ class CostParams(NamedTuple):
     attn_eff, mem_eff. Host overhead per iteration: cpu_s + cpu_per_seq_s * seqs.
     ``tables``: None, or what a tier's ``CostModel.prepare`` attached (e.g. the surrogate
     tier's per-token-count tables, :class:`frontier_jax.cost.surrogate.StepTables`).
+    In ``SimParams.cost`` every leaf gains a leading [K] axis, one entry per pool
+    (:func:`frontier_jax.contract.instance_params` reads an instance's).
     """
 
     hidden: Any

@@ -27,6 +27,7 @@ from frontier_jax.contract import (
     SimParams,
     SimResult,
     instance_params,
+    is_live,
     with_instances,
 )
 from frontier_jax.cost import ROOFLINE, BatchSlots, CostModel, IterationContext
@@ -75,14 +76,14 @@ class _Reference:
         self.instances = []
         for r, pool in enumerate(np.asarray(e.pool).tolist()):
             inst = _Instance(int(pool))
-            if pool >= 0:
+            if is_live(pool):
                 eng, cp = instance_params(params, r)
                 inst.max_seqs, inst.max_tokens = int(eng.max_num_seqs), int(eng.max_batched_tokens)
                 inst.chunked, inst.block_size = bool(eng.chunked_prefill), int(eng.block_size)
                 inst.kv_blocks = inst.free_blocks = int(eng.kv_blocks)
                 inst.reserve_full, inst.cost = bool(eng.reserve_full_isl), cp
             self.instances.append(inst)
-        self.live = [i for i, inst in enumerate(self.instances) if inst.pool >= 0]
+        self.live = [i for i, inst in enumerate(self.instances) if is_live(inst.pool)]
         self.rr = 0
         self.heap: list = []
         self.kv_bad = False

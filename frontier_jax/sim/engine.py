@@ -212,7 +212,6 @@ class Row(NamedTuple):
     ctx: Any  # tokens already computed (the KV context)
     gen: Any  # tokens generated so far
     out: Any  # output length (admitted rows: gen + 1, they never fast-forward)
-    is_old: Any  # kept from the previous running row
     batch: BatchSlots  # the iteration's batch, as the cost model reads it
 
 
@@ -236,7 +235,7 @@ def form_batch(shape: SimShape, run: Running, plan: RunPlan, adm: Admission) -> 
         mask=q > 0,
     )
     out = jnp.where(is_old, run.output, gen + 1)
-    return Row(ids, q, ctx, gen, out, is_old, batch)
+    return Row(ids, q, ctx, gen, out, batch)
 
 
 class Price(NamedTuple):
@@ -277,11 +276,11 @@ def queue_counts(s: SimState, at: At, run: Running, plan: RunPlan, adm: Admissio
 
 
 def advance(shape: SimShape, p: SimParams, s: SimState, at: At, plan: RunPlan, adm: Admission,
-            row: Row, pr: Price, ctx, qs: Queues, cost: CostModel) -> tuple[Window, Any, Any]:
+            row: Row, pr: Price, ctx, qs: Queues, cost: CostModel) -> tuple[Window, Any]:
     """How far the instance's clock moves: the iteration, or a window of identical decode
     iterations up to the work horizon (:func:`frontier_jax.sim.horizon.work_horizon`).
 
-    Returns (window, free KV blocks after this iteration's allocation, used blocks)."""
+    Returns (window, free KV blocks after this iteration's allocation)."""
     mask = row.batch.mask
     free = plan.free_after - jnp.sum(adm.blocks, dtype=I32)
     used = at.eng.kv_blocks - free
@@ -296,7 +295,7 @@ def advance(shape: SimShape, p: SimParams, s: SimState, at: At, plan: RunPlan, a
         shape, at.eng, at.cost, cost, row.batch, row.out - row.gen, free, used, at.t, pr.dur,
         work_horizon(shape, p, s, at.r), eligible, pr.window_times, ctx,
     )
-    return win, free, used
+    return win, free
 
 
 def commit(shape: SimShape, s: SimState, at: At, run: Running, plan: RunPlan, adm: Admission,
@@ -363,5 +362,5 @@ def instance_step(shape: SimShape, p: SimParams, s: SimState, r, t, active,
     row = form_batch(shape, run, plan, adm)
     pr, ctx = price(shape, p, s, at, row, cost)
     qs = queue_counts(s, at, run, plan, adm)
-    win, free, _ = advance(shape, p, s, at, plan, adm, row, pr, ctx, qs, cost)
+    win, free = advance(shape, p, s, at, plan, adm, row, pr, ctx, qs, cost)
     return commit(shape, s, at, run, plan, adm, row, qs, win, free)

@@ -21,8 +21,12 @@ target = 0.9
 Random mode also takes `{ uniform = [a, b] }`, `{ log_uniform = [a, b] }` and
 `{ choice = [...] }` axes (with `integer = true` to round uniform draws).
 
+A base scenario with a ``[layout]`` is swept through its pools: ``"layout.<pool>.count"``,
+``"layout.<pool>.tp"``, ``"layout.<pool>.hardware"``, ``"layout.<pool>.scheduler.max_num_seqs"``.
+
 Validation (one-line SpecError naming the file and field): a dotted axis or derived name must be
-a scenario field (``scheduler.max_num_seqs``; typos get a "did you mean"), a free variable a
+a scenario field (``scheduler.max_num_seqs``; typos get a "did you mean"; a pool path names a
+pool of the base and one of its fields), a free variable a
 Python identifier; range bounds are finite; at most MAX_AXIS_POINTS points per range axis and
 MAX_CONFIGS configurations per sweep; expressions are parsed, bounded and computed at the first
 configuration when the spec loads (see `frontier_jax.sweep.expand`).
