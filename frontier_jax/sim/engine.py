@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from frontier_jax.contract import PoolParams, instance_params
+from frontier_jax.contract import PoolParams, SimParams, SimShape, instance_params
 from frontier_jax.cost import BatchSlots, CostModel, CostParams, IterationContext
 from frontier_jax.sim._ops import (
     I32,
@@ -40,7 +40,7 @@ from frontier_jax.sim._ops import (
 )
 from frontier_jax.sim.fast_forward import Window, decode_window
 from frontier_jax.sim.horizon import work_horizon
-from frontier_jax.sim.types import SimParams, SimShape, SimState
+from frontier_jax.sim.types import SimState
 
 
 class At(NamedTuple):

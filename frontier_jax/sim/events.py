@@ -15,12 +15,12 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from frontier_jax.contract import ARRIVAL, STEP
+from frontier_jax.contract import ARRIVAL, STEP, SimParams, SimShape
 from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.sim._ops import I32
 from frontier_jax.sim.engine import instance_step, next_step
 from frontier_jax.sim.route import next_arrival, route
-from frontier_jax.sim.types import SimParams, SimShape, SimState
+from frontier_jax.sim.types import SimState
 
 
 class EventSource(NamedTuple):

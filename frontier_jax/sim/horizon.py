@@ -10,8 +10,8 @@ transfer completing at a decode instance) adds its function to :data:`HORIZONS`.
 
 import jax.numpy as jnp
 
-from frontier_jax.contract import ROUND_ROBIN, live_instances
-from frontier_jax.sim.types import SimParams, SimShape, SimState
+from frontier_jax.contract import ROUND_ROBIN, SimParams, SimShape, live_instances
+from frontier_jax.sim.types import SimState
 
 
 def arrival_horizon(shape: SimShape, p: SimParams, s: SimState, r):

@@ -2,9 +2,16 @@
 
 import jax.numpy as jnp
 
-from frontier_jax.contract import instance_params, live_instances
+from frontier_jax.contract import (
+    REJECTED,
+    ROUND_ROBIN,
+    SimParams,
+    SimShape,
+    instance_params,
+    live_instances,
+)
 from frontier_jax.sim._ops import I32, ceil_div, put
-from frontier_jax.sim.types import REJECTED, ROUND_ROBIN, SimParams, SimShape, SimState
+from frontier_jax.sim.types import SimState
 
 
 def next_arrival(shape: SimShape, p: SimParams, s: SimState):

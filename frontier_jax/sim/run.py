@@ -3,11 +3,18 @@
 import jax
 import jax.numpy as jnp
 
-from frontier_jax.contract import instance_kv_blocks, with_instances
+from frontier_jax.contract import (
+    UNROUTED,
+    SimParams,
+    SimResult,
+    SimShape,
+    instance_kv_blocks,
+    with_instances,
+)
 from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.sim._ops import I32
 from frontier_jax.sim.events import pending, step
-from frontier_jax.sim.types import UNROUTED, SimParams, SimResult, SimShape, SimState
+from frontier_jax.sim.types import SimState
 
 
 def init_state(shape: SimShape, p: SimParams) -> SimState:

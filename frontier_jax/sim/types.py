@@ -1,26 +1,12 @@
-"""The vectorized simulator's loop state, and the contract types it shares with the reference.
+"""The vectorized simulator's loop state.
 
-Three kinds of data, never mixed: :class:`SimShape` (static, hashable: fixes the compiled
-shapes), :class:`SimParams` (array leaves: what ``vmap`` sweeps) and :class:`SimState`
-(carried by the event loop). The first two, and :class:`SimResult`, are the contract both
-simulators share (:mod:`frontier_jax.contract`); :class:`SimState` is this simulator's own.
+Three kinds of data, never mixed: ``SimShape`` (static, hashable: fixes the compiled
+shapes), ``SimParams`` (array leaves: what ``vmap`` sweeps) and :class:`SimState` (carried
+by the event loop). The first two, and ``SimResult``, are the contract both simulators share
+(:mod:`frontier_jax.contract`); :class:`SimState` is this simulator's own.
 """
 
 from typing import Any, NamedTuple
-
-from frontier_jax.contract import (  # noqa: F401  (re-exported: the simulator's types in one place)
-    LEAST_OUTSTANDING,
-    REJECTED,
-    ROUND_ROBIN,
-    ROUTERS,
-    UNROUTED,
-    EngineParams,
-    PoolParams,
-    SimParams,
-    SimResult,
-    SimShape,
-    WorkloadArrays,
-)
 
 
 class SimState(NamedTuple):
