@@ -19,8 +19,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from frontier_jax.params import first_slots
 from frontier_jax.reference import simulate_reference
-from frontier_jax.runner import INITIAL_SLOTS, simulate_sized
+from frontier_jax.runner import simulate_sized
 from frontier_jax.sim import sim_params, sim_shape, simulate, simulate_batch, stack
 from frontier_jax.spec import load_scenario, with_overrides
 from frontier_jax.workload import make_workload
@@ -73,7 +74,7 @@ def bench_reference(scenario, n: int, repeats: int) -> dict:
 def bench_vectorized(scenario, c: int, n: int) -> dict:
     cfgs = _configs(scenario, c, n)
     params = stack(cfgs) if c > 1 else cfgs[0]
-    shape = sim_shape(params, max_batch=min(INITIAL_SLOTS, scenario.scheduler.max_num_seqs))
+    shape = sim_shape(params, max_batch=first_slots(cfgs))
     # Size the batch slots first (compiles, and reruns while they bind), then time.
     (_, shape), compile_wall, _ = _timed(lambda: simulate_sized(shape, params))
     fn = simulate_batch if c > 1 else simulate

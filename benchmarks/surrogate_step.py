@@ -33,7 +33,8 @@ import numpy as np
 
 from frontier_jax.cost import ROOFLINE
 from frontier_jax.cost.tiers import cost_model
-from frontier_jax.runner import INITIAL_SLOTS, simulate_sized
+from frontier_jax.params import INITIAL_SLOTS
+from frontier_jax.runner import simulate_sized
 from frontier_jax.sim import sim_params, sim_shape, simulate_batch, stack
 from frontier_jax.spec import load_scenario, with_overrides
 from frontier_jax.workload import make_workload

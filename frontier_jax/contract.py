@@ -48,8 +48,14 @@ EVENT_KINDS = {"arrival": ARRIVAL, "handoff": HANDOFF, "step": STEP}
 EVENT_ORDER = "(time, kind, index)"
 """Both simulators process the earliest event first; on equal times the lower kind
 (:data:`ARRIVAL` < :data:`HANDOFF` < :data:`STEP`), then the lower index (request for
-arrivals, instance for steps). The reference's heap key is this tuple; the vectorized
-simulator's ``sim.events.next_event`` computes the same minimum."""
+arrivals, instance for steps): :func:`event_key`. The reference's heap is keyed by it; the
+vectorized simulator's ``sim.events.next_event`` computes the same minimum (a test holds
+the two together)."""
+
+
+def event_key(time: float, kind: int, index: int) -> tuple[float, int, int]:
+    """The order of events in both simulators: earliest time, then kind, then index."""
+    return (time, kind, index)
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class PoolParams(NamedTuple):
 
 
 class EngineParams(NamedTuple):
-    """Layout and cluster knobs (scalars, or [C, ...] when vmapped).
+    """Layout and cluster knobs (a leading [C] axis on every leaf when vmapped).
 
     pool: i32 [R] the pool of each instance slot (index into the K pools), INACTIVE for an
     unused slot; router: ROUND_ROBIN or LEAST_OUTSTANDING (arrivals); max_steps: event
@@ -180,7 +186,7 @@ def pool_params(p: SimParams, k) -> tuple[PoolParams, Any]:
 def instance_params(p: SimParams, r) -> tuple[PoolParams, Any]:
     """(engine knobs, cost params) of instance slot ``r``: its pool's (see :func:`pool_params`).
     The one accessor the simulators read an instance's params through; an inactive slot
-    reads pool 0's (it never runs)."""
+    (pool -1) reads some pool's params, never used (it never runs)."""
     return pool_params(p, p.engine.pool[r] if num_pools(p) > 1 else 0)
 
 
@@ -217,7 +223,7 @@ def with_instances(p: SimParams, r: int, xp: Any) -> SimParams:
 
 
 __all__ = [
-    "ARRIVAL", "COLOCATED", "EVENT_KINDS", "EVENT_ORDER", "HANDOFF", "INACTIVE",
+    "ARRIVAL", "COLOCATED", "EVENT_KINDS", "EVENT_ORDER", "HANDOFF", "INACTIVE", "event_key",
     "LEAST_OUTSTANDING", "REJECTED", "ROLES", "ROUND_ROBIN", "ROUTERS", "STEP", "UNROUTED",
     "EngineParams", "PoolParams", "SimParams", "SimResult", "SimShape", "WorkloadArrays",
     "instance_kv_blocks", "instance_params", "is_live", "live_instances", "num_pools", "pool_params",

@@ -136,6 +136,12 @@ def slot_cap(params: SimParams) -> int:
     return int(np.max(params.engine.pools.max_num_seqs))
 
 
+def first_slots(configs: Sequence[SimParams]) -> int:
+    """The batch slots a run of ``configs`` starts with: :data:`INITIAL_SLOTS`, or fewer when
+    no configuration can use that many (``frontier_jax.sim.sized`` doubles them as they bind)."""
+    return min(INITIAL_SLOTS, max(slot_cap(c) for c in configs))
+
+
 def stack(configs: Sequence[SimParams], instances: int | None = None) -> SimParams:
     """Stack configurations (or any pytrees of one structure) along a new leading axis (for
     ``simulate_batch``).
@@ -202,4 +208,4 @@ def unstack(tree: Any, i: int) -> Any:
 
 
 __all__ = ["INITIAL_SLOTS", "default_max_steps", "engine_params", "engine_pools", "instance_pools",
-           "sim_params", "sim_shape", "slot_cap", "stack", "unstack", "workload_arrays"]
+           "first_slots", "sim_params", "sim_shape", "slot_cap", "stack", "unstack", "workload_arrays"]

@@ -11,7 +11,7 @@ from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.cost.tiers import cost_model
 from frontier_jax.invariants import check
 from frontier_jax.metrics import request_table, run_metrics
-from frontier_jax.params import INITIAL_SLOTS, sim_params, sim_shape, slot_cap, unstack
+from frontier_jax.params import first_slots, sim_params, sim_shape, unstack
 from frontier_jax.reference import simulate_reference
 from frontier_jax.sim import sized
 from frontier_jax.spec import Scenario, check_feasible
@@ -50,7 +50,7 @@ def prepare(s: Scenario) -> Prepared:
     params = sim_params(s, make_workload(s.workload, s.seed), cost)
     shape = sim_shape(
         params,
-        max_batch=min(slot_cap(params), INITIAL_SLOTS),
+        max_batch=first_slots([params]),
         queue_capacity=s.sim.queue_capacity,
     )
     return Prepared(s, params, shape, cost)

@@ -177,3 +177,58 @@ def test_sweep_pool_paths_are_checked_against_the_base(axis, msg):
     if axis.startswith("layout"):
         with pytest.raises(SpecError, match="no \\[layout\\]"):
             sweep_from_dict({"base": str(SCENARIOS / "light.toml"), "axes": {axis: [1]}})
+
+
+def test_round_robin_over_pools_with_a_small_pool_that_rejects():
+    """Round robin over two pools whose second one cannot hold long requests: rejections,
+    the router's counter and decode fast-forward agree with the reference."""
+    s = with_overrides(load_scenario(TWO), {
+        "workload.num_requests": 400, "cluster.router": "round_robin",
+        "layout.a100.scheduler.gpu_memory_utilization": 0.1015})
+    prep = prepare(s)
+    small = int(prep.params.engine.pools.kv_blocks[1])
+    tokens = prep.params.workload.prompt + prep.params.workload.output
+    assert 0 < small < np.max(-(-tokens // 16)), "the A100 pool must be too small for some requests"
+    vec, ref = run_vectorized(prep).result, run_reference(prep).result
+    c = compare(vec, ref)
+    assert c["max_rel_err_finish"] <= 1e-9 and c["replicas_equal"] and c["iterations_equal"]
+    rejected = np.asarray(ref.replica) == -2
+    assert rejected.any() and (~rejected).sum() > 300
+    assert int(vec.steps) < int(ref.steps)  # windows were jumped
+
+
+def test_pool_overrides_survive_top_level_overrides():
+    d = _dict(a={"count": 1, "scheduler": {"max_num_seqs": 256}},  # equal to [scheduler]'s
+              b={"count": 1, "hardware": "H100-SXM"})
+    s = scenario_from_dict(d, "x.toml")
+    t = with_overrides(s, {"scheduler.max_num_seqs": 16, "hardware.preset": "A100-80G"})
+    a, b = t.pools
+    assert a.scheduler.max_num_seqs == 256 and b.scheduler.max_num_seqs == 16
+    assert a.hardware.name == "A100-80G" and b.hardware.name == "H100-SXM"
+    # a field of an inherited hardware is an override on top of [hardware]
+    u = with_overrides(s, {"layout.a.hardware.hbm_bytes": 40_000_000_000})
+    assert u.pools[0].hardware.hbm_bytes == 40e9 and u.pools[0].hardware.name == "H100-SXM"
+    assert u.pools[1].hardware.hbm_bytes == s.hardware.hbm_bytes
+    # pool names are bare keys; parallel / replicas beside a layout are refused in code too
+    with pytest.raises(SpecError, match="pool name"):
+        scenario_from_dict(_dict(**{"a.b": {"count": 1}}), "x.toml")
+    import dataclasses
+
+    from frontier_jax.spec import ParallelSpec
+    with pytest.raises(SpecError, match="not used with"):
+        dataclasses.replace(s, parallel=ParallelSpec(tp=2))
+
+
+def test_sweep_expressions_follow_pool_axes():
+    spec = sweep_from_dict({
+        "base": str(TWO),
+        "axes": {"layout.h100.count": [1, 2, 3], "layout.a100.tp": [1, 2]},
+        "derived": {"workload.num_requests": "60"},
+        "constraints": {"expressions": ["replicas <= 3", "h100_count >= a100_tp"]},
+    })
+    configs, dropped = expand(spec)
+    got = {(c.values["layout.h100.count"], c.values["layout.a100.tp"]) for c in configs}
+    assert got == {(1, 1), (2, 1), (2, 2)} and dropped == 3
+    with pytest.raises(SpecError, match="unknown name 'tp'"):
+        sweep_from_dict({"base": str(TWO), "axes": {"layout.a100.count": [1, 2]},
+                         "constraints": {"expressions": ["tp <= 2"]}})

@@ -55,6 +55,7 @@ from frontier_jax.cost import totals_time  # noqa: E402
 from frontier_jax.cost.batch import BatchTotals  # noqa: E402
 from frontier_jax.cost.params import cost_params_from_scenario  # noqa: E402
 from frontier_jax.cost.tiers import cost_model  # noqa: E402
+from frontier_jax.params import first_slots  # noqa: E402
 from frontier_jax.runner import Prepared, simulate_sized, summarize  # noqa: E402
 from frontier_jax.sim import sim_params, sim_shape  # noqa: E402
 from frontier_jax.spec import scenario_from_dict  # noqa: E402
@@ -318,7 +319,7 @@ def simulate_run(run: Path, hw: dict[str, Any], cost: dict[str, Any]) -> dict[st
                   req["output_tokens"].to_numpy(np.int64))
     sc = scenario_for(meta, hw, cost, len(req))
     params = sim_params(sc, wl, kv_blocks=usable_blocks(meta["engine"]))
-    shape = sim_shape(params, max_batch=min(sc.scheduler.max_num_seqs, 32))
+    shape = sim_shape(params, max_batch=first_slots([params]))
     tier = cost_model(sc)
     t0 = time.perf_counter()
     res, shape = simulate_sized(shape, params, tier)

@@ -37,7 +37,7 @@ def cost_model(s: Any) -> CostModel:
         d, devices = _predictor_devices(s.cost.predictor, str(src.parent) if src.suffix else None)
     except (OSError, ValueError) as e:
         raise SpecError(s.source, "cost.predictor", s.cost.predictor, str(e)) from None
-    names = sorted({p.hardware.name for p in s.pools})
+    names = sorted({p.hardware.name for p in s.pools if p.count})
     if len(names) > 1:
         raise SpecError(s.source, "layout", ", ".join(names),
                         "one hardware for every pool under [cost] kind = 'surrogate' (a predictor "
@@ -61,7 +61,7 @@ def cost_key(s: Any) -> tuple:
         return ("roofline",)
     src = Path(s.source)
     return (c.kind, c.predictor or "", str(src.parent) if src.suffix else "",
-            tuple(sorted({p.hardware.name for p in s.pools})))
+            tuple(sorted({p.hardware.name for p in s.pools if p.count})))
 
 
 @functools.lru_cache(maxsize=64)

@@ -26,6 +26,7 @@ from frontier_jax.contract import (
     UNROUTED,
     SimParams,
     SimResult,
+    event_key,
     instance_params,
     is_live,
     with_instances,
@@ -89,7 +90,7 @@ class _Reference:
         self.kv_bad = False
 
     def push(self, t: float, kind: int, index: int) -> None:
-        heapq.heappush(self.heap, (t, kind, index))
+        heapq.heappush(self.heap, event_key(t, kind, index))
 
     # ---- ARRIVAL: the global router
     def on_arrival(self, t: float, idx: int) -> None:

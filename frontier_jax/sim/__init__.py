@@ -1,11 +1,12 @@
 """The vectorized simulator: fixed-shape event loop under jit and vmap.
 
-Modules: :mod:`.types` (loop state; the contract types re-exported), :mod:`.events` (event
-kinds, their sources and handlers, the (time, kind, index) order), :mod:`.route` (ARRIVAL:
-the global router), :mod:`.engine` (STEP: an instance's engine step, as stages),
-:mod:`.fast_forward` (decode windows), :mod:`.horizon` (when work can next reach an
-instance), :mod:`.run` (init, loop, ``simulate`` / ``simulate_batch``), :mod:`.sized`
-(rerun with more batch slots while they bind).
+Modules: :mod:`.types` (the loop state; the types shared with the reference are in
+:mod:`frontier_jax.contract`), :mod:`.events` (event kinds, their sources and handlers, the
+(time, kind, index) order), :mod:`.route` (ARRIVAL: the global router), :mod:`.engine` (STEP:
+an instance's engine step, as stages), :mod:`.fast_forward` (decode windows),
+:mod:`.horizon` (when work can next reach an instance), :mod:`.run` (init, loop,
+``simulate`` / ``simulate_batch``), :mod:`.sized` (rerun with more batch slots while they
+bind).
 """
 
 from frontier_jax.contract import (

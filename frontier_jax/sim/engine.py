@@ -4,11 +4,11 @@ At its clock the instance runs, in order::
 
     complete  the in-flight iteration ends: KV grows by the scheduled tokens, sequences whose
               known tokens are all computed emit a token, finished ones free their KV blocks
-    schedule  running requests in admission order under the token budget, preempting the
-              newest (recompute) when KV blocks run out
+    schedule_running  running requests in admission order under the token budget, preempting
+              the newest (recompute) when KV blocks run out
     admit     if nobody was preempted, waiting requests FIFO (preempted ones first) while the
               sequence cap, token budget and KV blocks allow
-    batch     the new running row and the iteration's batch (:class:`BatchSlots`)
+    form_batch  the new running row and the iteration's batch (:class:`BatchSlots`)
     price     the iteration's time from the cost model (and, when the tier gives them, the
               times of a decode window in the same pass)
     advance   how far the clock moves: one iteration, or a fast-forwarded window of identical

@@ -29,6 +29,7 @@ Every problem raises `SpecError` naming the file and the dotted field.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields, replace
@@ -55,6 +56,7 @@ from frontier_jax.spec.model import MODEL_PRESETS, ModelSpec, load_model_config
 ROUTERS = ("round_robin", "least_outstanding")
 POOL_ROLES = ("colocated",)  # prefill / decode (PD) and attention / ffn (AF) join here
 SHORTHAND_POOL = "main"  # the name of the one pool [parallel] + [cluster] describe
+_BARE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 ARRIVAL_PROCESSES = ("poisson", "gamma", "trace")
 LENGTH_DISTS = ("fixed", "uniform", "lognormal", "zipf", "trace")
 COST_KINDS = ("roofline", "forest", "surrogate")
@@ -132,7 +134,10 @@ class PoolSpec:
     """One pool of the serving layout: `count` identical instances playing `role`, each on
     `tp` x `pp` GPUs of `hardware`, with its own `scheduler` knobs (the scenario's
     [scheduler] with the pool's overrides). `count` may be 0 (a pool switched off in a
-    sweep); the layout needs at least one instance."""
+    sweep); the layout needs at least one instance. `name` is a bare TOML key (letters,
+    digits, `_`, `-`). `scheduler_given` names the scheduler fields the pool sets itself and
+    `hardware_given` whether it sets its hardware: those stay the pool's own when the
+    scenario's [scheduler] or [hardware] is overridden (the rest follow them)."""
 
     name: str
     hardware: HardwareSpec
@@ -141,9 +146,14 @@ class PoolSpec:
     count: int = 1
     tp: int = 1
     pp: int = 1
+    scheduler_given: tuple[str, ...] = ()
+    hardware_given: bool = False
 
     def __post_init__(self) -> None:
         check_str(self, "name")
+        if not _BARE_NAME.fullmatch(self.name):
+            raise SpecError("<PoolSpec>", "name", self.name,
+                            "a pool name of letters, digits, '_' and '-' (it is a dotted-path key)")
         _check_type(self, "hardware", HardwareSpec)
         _check_type(self, "scheduler", SchedulerSpec)
         check_choice(self, "role", POOL_ROLES)
@@ -357,6 +367,12 @@ class Scenario:
         names = [p.name for p in self.layout]
         if len(set(names)) != len(names):
             raise SpecError("<Scenario>", "layout", names, "pool names must be unique")
+        if self.layout and self.parallel != ParallelSpec():
+            raise SpecError("<Scenario>", "parallel", self.parallel,
+                            "not used with [layout]: give tp and pp per pool (layout.<pool>.tp)")
+        if self.layout and self.cluster.replicas != ClusterSpec().replicas:
+            raise SpecError("<Scenario>", "cluster.replicas", self.cluster.replicas,
+                            "not used with [layout]: give count per pool (layout.<pool>.count)")
         heads = self.model.num_attention_heads
         layers = self.model.num_hidden_layers
         for pool in self.pools:
@@ -684,6 +700,9 @@ def _layout_from_table(d: Mapping[str, Any], hardware: HardwareSpec, scheduler: 
     pools = []
     for name, table in layout.items():
         prefix = key_path("layout", name)
+        if not _BARE_NAME.fullmatch(name):
+            raise SpecError(source, prefix, name,
+                            "a pool name of letters, digits, '_' and '-' (it is a dotted-path key)")
         if not isinstance(table, Mapping):
             raise SpecError(source, prefix, table, "expected a pool table (role, count, tp, pp, ...)")
         check_keys(table, _POOL_KEYS, source, prefix, required=("count",))
@@ -692,9 +711,11 @@ def _layout_from_table(d: Mapping[str, Any], hardware: HardwareSpec, scheduler: 
             pool_hw = hardware
         elif isinstance(hw, str):
             pool_hw = _hardware_from_table({"preset": hw}, source, f"{prefix}.hardware")
-        else:
-            pool_hw = _hardware_from_table(_table(table, "hardware", source, prefix), source,
-                                           f"{prefix}.hardware")
+        else:  # a table: a preset with overrides, or overrides of the scenario's [hardware]
+            hw_t = _table(table, "hardware", source, prefix)
+            if "preset" not in hw_t:
+                hw_t = {**_hardware_dict(hardware), **hw_t}
+            pool_hw = _hardware_from_table(hw_t, source, f"{prefix}.hardware")
         overrides = _table(table, "scheduler", source, prefix)
         check_keys(overrides, [f.name for f in fields(SchedulerSpec)], source, f"{prefix}.scheduler")
         try:
@@ -703,7 +724,9 @@ def _layout_from_table(d: Mapping[str, Any], hardware: HardwareSpec, scheduler: 
             raise exc.at(source, f"{prefix}.scheduler") from None
         given = {k: table[k] for k in ("role", "count", "tp", "pp") if k in table}
         try:
-            pools.append(PoolSpec(name=name, hardware=pool_hw, scheduler=sched, **given))
+            pools.append(PoolSpec(name=name, hardware=pool_hw, scheduler=sched,
+                                  scheduler_given=tuple(sorted(overrides)),
+                                  hardware_given=hw is not None, **given))
         except SpecError as exc:
             raise exc.at(source, prefix) from None
     return tuple(pools)
@@ -734,13 +757,14 @@ def _hardware_dict(hw: HardwareSpec) -> dict[str, Any]:
 
 
 def _pool_dict(pool: PoolSpec, s: Scenario) -> dict[str, Any]:
-    """A pool in the TOML layout: hardware and scheduler only where they differ from the
-    scenario's [hardware] and [scheduler]."""
+    """A pool in the TOML layout: hardware and scheduler fields where the pool sets them (or
+    they differ from the scenario's [hardware] and [scheduler])."""
     out: dict[str, Any] = {"role": pool.role, "count": pool.count, "tp": pool.tp, "pp": pool.pp}
-    if pool.hardware != s.hardware:
+    if pool.hardware_given or pool.hardware != s.hardware:
         out["hardware"] = _hardware_dict(pool.hardware)
     changed = {f.name: getattr(pool.scheduler, f.name) for f in fields(SchedulerSpec)
-               if getattr(pool.scheduler, f.name) != getattr(s.scheduler, f.name)}
+               if f.name in pool.scheduler_given
+               or getattr(pool.scheduler, f.name) != getattr(s.scheduler, f.name)}
     if changed:
         out["scheduler"] = changed
     return out

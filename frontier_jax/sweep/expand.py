@@ -5,7 +5,9 @@ axis or derived key by its last dotted component (``replicas``, ``tp``, ``rate``
 full path with dots as underscores when the short name is ambiguous), the base
 scenario's knobs and model sizes (``num_attention_heads``, ``hidden_size`` ...) and
 ``gpus`` (:func:`frontier_jax.spec.layout_gpus`: replicas x tp x pp for the one-pool shorthand,
-the sum over a [layout]'s pools of count x tp x pp). Allowed: numbers, + - * / // % **, comparisons,
+the sum over a [layout]'s pools of count x tp x pp). With a [layout] base, ``replicas`` is every
+pool's instances and each pool has ``<pool>_count``, ``<pool>_tp``, ``<pool>_pp``, all
+following the configuration's axes and derived values. Allowed: numbers, + - * / // % **, comparisons,
 and/or/not, min, max, round, int, float, abs, log2.
 
 Expressions are computed by walking their syntax tree (never ``eval``), within bounds that
@@ -103,11 +105,10 @@ class Config:
 
 def _scenario_names(s) -> dict[str, Any]:
     m, sc = s.model, s.scheduler
-    first = s.pools[0]
+    shape = _layout_names(s, {}) if s.layout else {
+        "replicas": s.cluster.replicas, "tp": s.parallel.tp, "pp": s.parallel.pp}
     return {
-        "replicas": s.num_instances,
-        "tp": first.tp,
-        "pp": first.pp,
+        **shape,
         "max_num_seqs": sc.max_num_seqs,
         "max_num_batched_tokens": sc.max_num_batched_tokens,
         "block_size": sc.block_size,
@@ -333,16 +334,31 @@ def config_for(spec, point: dict, config_id: int = 0) -> Config | None:
     ns = _scenario_names(spec.base)
     ns.update({s: point[f] for s, f in short.items() if f in point})
     values = dict(point)
-    ns["gpus"] = _gpus(spec.base, ns, values)
+    _update_layout_names(spec, ns, values, short)
     for key, expr in spec.derived:
         values[key] = _evaluate_at(spec, f"derived.{key}", expr, ns, point)
         ns.update({s: values[f] for s, f in short.items() if f == key})
-        ns["gpus"] = _gpus(spec.base, ns, values)
+        _update_layout_names(spec, ns, values, short)
     for i, expr in enumerate(spec.constraints):
         if not _evaluate_at(spec, f"constraints.expressions[{i}]", expr, ns, point):
             return None
     overrides = {k: v for k, v in values.items() if is_scenario_path(k)}
     return Config(config_id, values, overrides)
+
+
+_POOL_NAME_FIELDS = ("count", "tp", "pp")
+
+
+def _layout_names(base, values: dict[str, Any]) -> dict[str, Any]:
+    """Expression names of a [layout] base's pools, following the configuration's values:
+    ``<pool>_count``, ``<pool>_tp``, ``<pool>_pp`` each, and ``replicas`` (all instances).
+    (``tp`` and ``pp`` alone are left undefined: a layout has one per pool.)"""
+    out = {f"{p.name}_{k}".replace("-", "_"): values.get(f"layout.{p.name}.{k}", getattr(p, k))
+           for p in base.layout for k in _POOL_NAME_FIELDS}
+    counts = [values.get(f"layout.{p.name}.count", p.count) for p in base.layout]
+    if all(isinstance(c, int | float) and not isinstance(c, bool) for c in counts):
+        out["replicas"] = sum(counts)
+    return out
 
 
 def _gpus(base, ns: dict[str, Any], values: dict[str, Any]) -> Any:
@@ -361,6 +377,15 @@ def _gpus(base, ns: dict[str, Any], values: dict[str, Any]) -> Any:
         return _bounded(layout_gpus(pools))
     except _Invalid:
         return None
+
+
+def _update_layout_names(spec, ns: dict[str, Any], values: dict[str, Any], short: dict) -> None:
+    """Recompute ``gpus`` (and, for a [layout] base, the pool names) in ``ns`` from the values
+    so far; axis and derived names keep precedence."""
+    if spec.base.layout:
+        taken = set(short)
+        ns.update({k: v for k, v in _layout_names(spec.base, values).items() if k not in taken})
+    ns["gpus"] = _gpus(spec.base, ns, values)
 
 
 def _evaluate_at(spec, where: str, expr: str, ns: dict[str, Any], point: dict) -> Any:

@@ -44,7 +44,7 @@ from frontier_jax.contract import SimShape
 from frontier_jax.cost import CostModel
 from frontier_jax.cost.tiers import cost_model
 from frontier_jax.metrics import request_table, run_metrics, steady_state
-from frontier_jax.params import INITIAL_SLOTS, sim_params, slot_cap
+from frontier_jax.params import first_slots, sim_params
 from frontier_jax.sim.sized import simulate_sized
 from frontier_jax.spec import with_overrides
 from frontier_jax.sweep.plan import Group, Planned, metrics_row
@@ -88,8 +88,7 @@ def _at_rate(base: list, rates: np.ndarray) -> list:
 
 def chunk_shape(n: int, r_slots: int, configs: list) -> SimShape:
     """The static shape a chunk of configurations starts from (slots doubled as they bind)."""
-    return SimShape(num_requests=n, max_instances=r_slots,
-                    max_batch=min(INITIAL_SLOTS, max(slot_cap(c) for c in configs)),
+    return SimShape(num_requests=n, max_instances=r_slots, max_batch=first_slots(configs),
                     queue_capacity=n)
 
 

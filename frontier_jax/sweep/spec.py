@@ -191,11 +191,9 @@ def _check_layout_name(name: str, src: str, where: str, base: Scenario | None) -
     if base is not None and not pools:
         raise _err(src, where, name, "the base scenario has no [layout]: sweep its one pool with "
                    "'parallel.tp', 'cluster.replicas', 'scheduler.*'")
-    rest = name[len("layout."):]
-    pool = next((p for p in sorted(pools, key=len, reverse=True) if rest.startswith(p + ".")), None)
-    if base is not None and pool is None:
+    pool, _, field = name[len("layout."):].partition(".")
+    if base is not None and pool not in pools:
         raise _err(src, where, name, f"unknown pool; the base scenario's pools: {', '.join(pools)}")
-    field = rest[len(pool) + 1:] if pool is not None else rest.partition(".")[2]
     if field not in _POOL_PATHS:
         raise _err(src, where, name, f"unknown pool field{did_you_mean(field, _POOL_PATHS)}; "
                    f"expected layout.<pool>.<field>, field one of {', '.join(_POOL_PATHS[:5])}, "
