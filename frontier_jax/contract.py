@@ -8,13 +8,14 @@ with the same cost model (:mod:`frontier_jax.cost`).
 
 Instances and pools. A configuration has up to R instance slots (``SimShape.max_instances``);
 ``engine.pool[r]`` says which *pool* slot r belongs to, or :data:`INACTIVE`. A pool is a group
-of identical instances: one *role* (:data:`ROLES`; co-located serving today, prefill / decode /
-attention / FFN as the disaggregated layouts arrive), one engine configuration
+of identical instances: one *role* (:data:`ROLES`: co-located serving, or prefill / decode
+for PD disaggregation; attention / FFN to come), one engine configuration
 (:class:`PoolParams`) and one cost configuration (model, TP/PP, hardware:
 ``SimParams.cost``), each leaf with a [K] axis over the K pools (its first axis in one
-configuration's params; a stack of configurations puts [C] before it). Slots hold the
-pools in order (pool 0's instances first) and the inactive slots come last, so the live
-instances are a prefix of the slots. :func:`instance_params` is the one accessor that reads
+configuration's params; a stack of configurations puts [C] before it). Slots hold the pools
+that receive arrivals (co-located, prefill) first, then the decode pools, each pool's
+instances together, and the inactive slots last: the live instances, and the arrival
+receivers, are prefixes of the slots. :func:`instance_params` is the one accessor that reads
 an instance's engine and cost params.
 
 Everything here is data and pure functions over it (numpy or jax.numpy alike); per-step cost
@@ -26,10 +27,12 @@ from typing import Any, NamedTuple
 
 import jax
 
-# ---- routers (global arrival router)
+# ---- routers: the global arrival router, and the decode chooser at a PD hand-off
 ROUND_ROBIN = 0
 LEAST_OUTSTANDING = 1
+MOST_FREE_KV = 2  # decode chooser only: the decode instance with the most free KV blocks
 ROUTERS = {"round_robin": ROUND_ROBIN, "least_outstanding": LEAST_OUTSTANDING}
+DECODE_ROUTERS = {**ROUTERS, "most_free_kv": MOST_FREE_KV}
 
 # ---- request placement (SimResult.replica)
 UNROUTED = -1  # not routed yet (only in an incomplete run)
@@ -38,19 +41,24 @@ REJECTED = -2  # can never fit its instance: rejected at arrival
 # ---- instance slots and the roles of their pools
 INACTIVE = -1  # engine.pool of an unused instance slot
 COLOCATED = 0  # prefill and decode on the same instance (vLLM-style continuous batching)
-ROLES = {"colocated": COLOCATED}  # PD (prefill, decode) and AF (attention, ffn) add theirs here
+PREFILL = 1  # PD: computes prompts, hands each finished prompt's KV to a decode instance
+DECODE = 2  # PD: receives prompt KV over its link and decodes to the last token
+ROLES = {"colocated": COLOCATED, "prefill": PREFILL, "decode": DECODE}  # AF adds its roles here
+ARRIVAL_ROLES = (COLOCATED, PREFILL)  # roles the arrival router sends requests to
 
 # ---- event kinds, numbered in their tie-break order (see EVENT_ORDER)
 ARRIVAL = 0  # the next request arrives at the global router
-HANDOFF = 1  # reserved: work handed from one instance to another becomes ready (KV transfer)
-STEP = 2  # an instance's clock: its in-flight iteration ends and it runs its next step
-EVENT_KINDS = {"arrival": ARRIVAL, "handoff": HANDOFF, "step": STEP}
+DISPATCH = 1  # PD: a prefill instance hands a finished prompt to a decode instance
+TRANSFER = 2  # PD: a KV transfer completes at its decode instance
+STEP = 3  # an instance's clock: its in-flight iteration ends and it runs its next step
+EVENT_KINDS = {"arrival": ARRIVAL, "dispatch": DISPATCH, "transfer": TRANSFER, "step": STEP}
 EVENT_ORDER = "(time, kind, index)"
 """Both simulators process the earliest event first; on equal times the lower kind
-(:data:`ARRIVAL` < :data:`HANDOFF` < :data:`STEP`), then the lower index (request for
-arrivals, instance for steps): :func:`event_key`. The reference's heap is keyed by it; the
-vectorized simulator's ``sim.events.next_event`` computes the same minimum (a test holds
-the two together)."""
+(:data:`ARRIVAL` < :data:`DISPATCH` < :data:`TRANSFER` < :data:`STEP`: work that becomes
+ready at t is seen by a step at t), then the lower index (the request for arrivals, the
+prefill instance for dispatches, the decode instance for transfers, the instance for steps):
+:func:`event_key`. The reference's heap is keyed by it; the vectorized simulator's
+``sim.events.next_event`` computes the same minimum (a test holds the two together)."""
 
 
 def event_key(time: float, kind: int, index: int) -> tuple[float, int, int]:
@@ -69,6 +77,8 @@ class SimShape:
     queue_capacity: Q, per-instance ring buffer of routed, never-admitted requests.
     decode_window: longest run of identical decode-only iterations jumped in one
       event (1 = off; see :mod:`frontier_jax.sim.fast_forward`).
+    disaggregated: compile the prefill/decode paths (hand-offs, KV transfers): True when any
+      configuration has prefill or decode pools. A co-located run compiles without them.
     """
 
     num_requests: int
@@ -76,6 +86,7 @@ class SimShape:
     max_batch: int
     queue_capacity: int
     decode_window: int = 32
+    disaggregated: bool = False
 
 
 class PoolParams(NamedTuple):
@@ -103,13 +114,18 @@ class EngineParams(NamedTuple):
     pool: i32 [R] the pool of each instance slot (index into the K pools), INACTIVE for an
     unused slot; router: ROUND_ROBIN or LEAST_OUTSTANDING (arrivals); max_steps: event
     budget, a run that exhausts it is flagged incomplete (traced, so it never recompiles);
-    pools: :class:`PoolParams` ([K] leaves).
+    pools: :class:`PoolParams` ([K] leaves). PD only (ignored by co-located layouts):
+    decode_router: the decode instance chosen at a hand-off (:data:`DECODE_ROUTERS`);
+    link_bw: bytes/s per GPU of each decode instance's KV link; link_lat_s: its latency (s).
     """
 
     pool: Any
     router: Any
     max_steps: Any
     pools: PoolParams
+    decode_router: Any
+    link_bw: Any
+    link_lat_s: Any
 
 
 class WorkloadArrays(NamedTuple):
@@ -136,6 +152,20 @@ class SimParams(NamedTuple):
     seed: Any
 
 
+class PDTimes(NamedTuple):
+    """The prefill/decode path of each request ([N]; inf or -1 where it did not happen): the
+    decode instance it was handed to (decode_replica), when its prompt finished on the
+    prefill instance (prefill_end_s), when its KV transfer started (transfer_start_s: it waited
+    for the link and for room on the decode instance) and ended (transfer_end_s), and when the
+    decode instance first scheduled it (decode_sched_s)."""
+
+    decode_replica: Any
+    prefill_end_s: Any
+    transfer_start_s: Any
+    transfer_end_s: Any
+    decode_sched_s: Any
+
+
 class SimResult(NamedTuple):
     """Outputs of one run (add a leading [C] axis when vmapped).
 
@@ -147,6 +177,7 @@ class SimResult(NamedTuple):
     overflow (queue ring overflowed), slots_full (max_batch < max_num_seqs bound an
     admission: the run stopped early, rerun with more slots), kv_out_of_range (free KV
     blocks left [0, capacity]: a bug), backwards (clock went back: a bug).
+    pd: :class:`PDTimes` of a disaggregated run, None for a co-located one.
     """
 
     first_sched_s: Any
@@ -167,6 +198,7 @@ class SimResult(NamedTuple):
     slots_full: Any
     kv_out_of_range: Any
     backwards: Any
+    pd: Any = None
 
 
 def num_pools(p: SimParams) -> int:
@@ -201,6 +233,22 @@ def live_instances(p: SimParams, xp: Any):
     return is_live(p.engine.pool)
 
 
+def instance_roles(p: SimParams, xp: Any):
+    """i32 [R]: the role of each instance slot (its pool's; INACTIVE for an unused slot)."""
+    role = p.engine.pools.role
+    r = xp.broadcast_to(role[0], p.engine.pool.shape) if num_pools(p) == 1 else role[
+        xp.maximum(p.engine.pool, 0)]
+    return xp.where(live_instances(p, xp), r, INACTIVE)
+
+
+def is_disaggregated(p: SimParams) -> bool:
+    """Whether params ``p`` (one configuration or a stack, numpy leaves) have prefill or
+    decode pools: the static ``SimShape.disaggregated`` they need."""
+    import numpy as np
+
+    return bool(np.any(np.isin(np.asarray(p.engine.pools.role), (PREFILL, DECODE))))
+
+
 def instance_kv_blocks(p: SimParams, xp: Any):
     """i32 [R]: KV blocks of each instance slot of one configuration (its pool's capacity;
     0 when unused)."""
@@ -223,9 +271,11 @@ def with_instances(p: SimParams, r: int, xp: Any) -> SimParams:
 
 
 __all__ = [
-    "ARRIVAL", "COLOCATED", "EVENT_KINDS", "EVENT_ORDER", "HANDOFF", "INACTIVE", "event_key",
-    "LEAST_OUTSTANDING", "REJECTED", "ROLES", "ROUND_ROBIN", "ROUTERS", "STEP", "UNROUTED",
-    "EngineParams", "PoolParams", "SimParams", "SimResult", "SimShape", "WorkloadArrays",
+    "ARRIVAL", "ARRIVAL_ROLES", "COLOCATED", "DECODE", "DECODE_ROUTERS", "DISPATCH",
+    "EVENT_KINDS", "EVENT_ORDER", "INACTIVE", "LEAST_OUTSTANDING", "MOST_FREE_KV", "PREFILL",
+    "REJECTED", "ROLES", "ROUND_ROBIN", "ROUTERS", "STEP", "TRANSFER", "UNROUTED",
+    "EngineParams", "PDTimes", "PoolParams", "SimParams", "SimResult", "SimShape",
+    "WorkloadArrays", "event_key", "instance_roles", "is_disaggregated",
     "instance_kv_blocks", "instance_params", "is_live", "live_instances", "num_pools", "pool_params",
     "with_instances",
 ]

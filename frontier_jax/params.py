@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from frontier_jax.contract import (
+    DECODE_ROUTERS,
     INACTIVE,
     ROLES,
     ROUTERS,
@@ -22,6 +23,7 @@ from frontier_jax.contract import (
     SimParams,
     SimShape,
     WorkloadArrays,
+    is_disaggregated,
 )
 from frontier_jax.cost import CostModel, cost_params_from_scenario
 
@@ -48,17 +50,26 @@ def engine_pools(s: Any, kv_blocks: int | None = None) -> PoolParams:
 
 
 def instance_pools(s: Any) -> np.ndarray:
-    """i32 [instances]: the pool of each instance slot, pools in order (contiguous slots)."""
-    return np.repeat(np.arange(len(s.pools), dtype=np.int32), [p.count for p in s.pools])
+    """i32 [instances]: the pool of each instance slot. Pools that receive arrivals
+    (co-located, prefill) come first, then decode pools, each in layout order, each pool's
+    instances in contiguous slots (so arrival receivers are a prefix of the slots)."""
+    order = sorted(range(len(s.pools)), key=lambda k: (s.pools[k].role == "decode", k))
+    return np.repeat(np.asarray(order, np.int32), [s.pools[k].count for k in order]).astype(np.int32)
 
 
 def engine_params(s: Any, max_steps: int, kv_blocks: int | None = None) -> EngineParams:
     """Layout and engine knobs of scenario ``s`` (numpy leaves)."""
+    from frontier_jax.spec import kv_link
+
+    bw, lat = kv_link(s)
     return EngineParams(
         pool=instance_pools(s),
         router=np.int32(ROUTERS[s.cluster.router]),
         max_steps=np.int32(max_steps),
         pools=engine_pools(s, kv_blocks),
+        decode_router=np.int32(DECODE_ROUTERS[s.kv_transfer.decode_router]),
+        link_bw=np.float64(bw),
+        link_lat_s=np.float64(lat),
     )
 
 
@@ -120,7 +131,7 @@ def sim_shape(
 ) -> SimShape:
     """The smallest static shape that fits ``params`` (single or stacked configurations):
     its instance slots, the largest sequence cap of its pools, a queue that holds every
-    request."""
+    request, and the prefill/decode paths when it has prefill or decode pools."""
     e = params.engine
     n = int(np.asarray(params.workload.arrival_s).shape[-1])
     return SimShape(
@@ -128,6 +139,7 @@ def sim_shape(
         max_instances=int(max_instances or np.shape(e.pool)[-1]),
         max_batch=int(max_batch or np.max(e.pools.max_num_seqs)),
         queue_capacity=int(queue_capacity or n),
+        disaggregated=is_disaggregated(params),
     )
 
 

@@ -84,6 +84,9 @@ def make_params(
         router=np.int32(ROUTERS[router]),
         max_steps=np.int32(1_000_000),
         pools=pool,
+        decode_router=np.int32(0),
+        link_bw=np.float64(50e9),
+        link_lat_s=np.float64(1e-5),
     )
     cost = llama8b_h100_cost()._replace(tables=None)
     per_pool = CostParams(*[np.asarray([x]) if x is not None else None for x in cost])

@@ -20,10 +20,18 @@ import numpy as np
 
 from frontier_jax.contract import (
     ARRIVAL,
+    ARRIVAL_ROLES,
+    DECODE,
+    DISPATCH,
+    INACTIVE,
+    LEAST_OUTSTANDING,
+    PREFILL,
     REJECTED,
     ROUND_ROBIN,
     STEP,
+    TRANSFER,
     UNROUTED,
+    PDTimes,
     SimParams,
     SimResult,
     event_key,
@@ -37,6 +45,7 @@ from frontier_jax.cost import ROOFLINE, BatchSlots, CostModel, IterationContext
 @dataclass
 class _Instance:
     pool: int  # pool index, or INACTIVE
+    role: int = INACTIVE
     max_seqs: int = 0
     max_tokens: int = 0
     chunked: bool = True
@@ -53,10 +62,25 @@ class _Instance:
     busy_s: float = 0.0
     block_s: float = 0.0
     iterations: int = 0
+    outbox: deque = field(default_factory=deque)  # PD prefill: finished prompts to dispatch
+    link: deque = field(default_factory=deque)  # PD decode: dispatched requests awaiting transfer
+    x_req: int = -1  # PD decode: the request whose KV is on the link
 
 
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def _fits(inst: _Instance, tokens: int) -> bool:
+    """Whether ``tokens`` of one sequence can ever fit the instance: its KV blocks, and without
+    chunked prefill its token budget."""
+    return _cdiv(tokens, inst.block_size) <= inst.kv_blocks and (inst.chunked or tokens <= inst.max_tokens)
+
+
+def _kv_bytes_per_token(c) -> float:
+    """KV bytes per token per GPU of an instance with cost params ``c`` (as sim.pd)."""
+    return (2.0 * math.ceil(float(c.layers) / float(c.pp)) * math.ceil(float(c.kv_heads) / float(c.tp))
+            * float(c.head_dim) * float(c.dtype_bytes))
 
 
 class _Reference:
@@ -83,9 +107,18 @@ class _Reference:
                 inst.chunked, inst.block_size = bool(eng.chunked_prefill), int(eng.block_size)
                 inst.kv_blocks = inst.free_blocks = int(eng.kv_blocks)
                 inst.reserve_full, inst.cost = bool(eng.reserve_full_isl), cp
+                inst.role = int(eng.role)
             self.instances.append(inst)
         self.live = [i for i, inst in enumerate(self.instances) if is_live(inst.pool)]
-        self.rr = 0
+        self.receivers = [i for i in self.live if self.instances[i].role in ARRIVAL_ROLES]
+        self.decoders = [i for i in self.live if self.instances[i].role == DECODE]
+        self.pd = bool(self.decoders)
+        self.decode_router = int(e.decode_router)
+        self.link_bw, self.link_lat = float(e.link_bw), float(e.link_lat_s)
+        self.decode_of = [-1] * N
+        self.prefill_end, self.xfer_start = [math.inf] * N, [math.inf] * N
+        self.xfer_end, self.decode_sched = [math.inf] * N, [math.inf] * N
+        self.rr = self.handoff_rr = 0
         self.heap: list = []
         self.kv_bad = False
 
@@ -97,13 +130,14 @@ class _Reference:
         if idx + 1 < self.N:
             self.push(self.arrival[idx + 1], ARRIVAL, idx + 1)
         if self.router == ROUND_ROBIN:
-            tgt = self.live[self.rr % len(self.live)]
+            tgt = self.receivers[self.rr % len(self.receivers)]
         else:
-            tgt = min(self.live, key=lambda j: (self.instances[j].outstanding, j))
+            tgt = min(self.receivers, key=lambda j: (self.instances[j].outstanding, j))
         inst = self.instances[tgt]
         tokens = self.prompt[idx] + self.output[idx]
-        if _cdiv(tokens, inst.block_size) > inst.kv_blocks or (
-                not inst.chunked and tokens > inst.max_tokens):
+        # a prefill instance holds the prompt; every decode instance must hold the sequence
+        held = self.prompt[idx] if inst.role == PREFILL else tokens
+        if not (_fits(inst, held) and all(_fits(self.instances[d], tokens) for d in self.decoders)):
             self.replica_of[idx] = REJECTED
             return
         self.rr += 1
@@ -125,6 +159,13 @@ class _Reference:
             n = inst.sched.get(rid, 0)
             computed[rid] += n
             if n and computed[rid] == prompt[rid] + generated[rid]:
+                if inst.role == PREFILL and generated[rid] == 0 and output[rid] > 1:
+                    # the prompt is done: hand it on, its KV blocks stay until transferred
+                    self.prefill_end[rid] = t
+                    inst.outstanding -= 1
+                    inst.outbox.append(rid)
+                    self.push(t, DISPATCH, idx)
+                    continue
                 generated[rid] += 1
                 if generated[rid] == 1:
                     self.first_token[rid] = t
@@ -159,8 +200,10 @@ class _Reference:
             sched[rid] = n
             budget -= n
             i += 1
-        # 3. Admit waiting requests FIFO, unless someone was preempted.
-        while not preempted and inst.waiting and len(inst.running) < inst.max_seqs and budget > 0:
+        # 3. Admit waiting requests FIFO, unless someone was preempted (a transfer on a decode
+        #    instance's link holds a sequence slot).
+        seqs = inst.max_seqs - (inst.x_req >= 0)
+        while not preempted and inst.waiting and len(inst.running) < seqs and budget > 0:
             rid = inst.waiting[0]
             need = prompt[rid] + generated[rid]
             if not inst.chunked and need > budget:
@@ -176,9 +219,15 @@ class _Reference:
             budget -= n
             if math.isinf(self.first_sched[rid]):
                 self.first_sched[rid] = t
-        # 4. Price the batch and schedule the instance's next step.
+        # 4. A decode instance starts its next transfer if it now can.
         rows = [r for r in inst.running if sched.get(r, 0) > 0]
         inst.sched = sched
+        if inst.role == DECODE:
+            for r in rows:
+                if math.isinf(self.decode_sched[r]):
+                    self.decode_sched[r] = t
+            self.start_transfer(idx, t)
+        # 5. Price the batch and schedule the instance's next step.
         if not rows:
             inst.clock = math.inf
             return
@@ -204,8 +253,60 @@ class _Reference:
         inst.clock = t + dur
         self.push(inst.clock, STEP, idx)
 
+    # ---- DISPATCH: a prefill instance hands a finished prompt to a decode instance
+    def on_dispatch(self, t: float, idx: int) -> None:
+        rid = self.instances[idx].outbox.popleft()
+        if self.decode_router == ROUND_ROBIN:
+            d = self.decoders[self.handoff_rr % len(self.decoders)]
+        elif self.decode_router == LEAST_OUTSTANDING:
+            d = min(self.decoders, key=lambda j: (self.instances[j].outstanding, j))
+        else:  # MOST_FREE_KV
+            d = min(self.decoders, key=lambda j: (-self.instances[j].free_blocks, j))
+        self.handoff_rr += 1
+        self.decode_of[rid] = d
+        dec = self.instances[d]
+        dec.outstanding += 1
+        dec.link.append(rid)
+        self.start_transfer(d, t)
+
+    def start_transfer(self, d: int, t: float) -> None:
+        """Decode instance ``d`` pulls the head of its link queue when its link is idle and it
+        can hold the prompt's KV (less the last token) in a free sequence slot."""
+        dec = self.instances[d]
+        if dec.x_req >= 0 or not dec.link:
+            return
+        rid = dec.link[0]
+        blocks = _cdiv(max(self.prompt[rid] - 1, 0), dec.block_size)
+        if blocks > dec.free_blocks or len(dec.running) >= dec.max_seqs:
+            return
+        dec.link.popleft()
+        dec.free_blocks -= blocks
+        dec.x_req = rid
+        self.xfer_start[rid] = t
+        src = self.instances[self.replica_of[rid]].cost
+        per_gpu = max(_kv_bytes_per_token(src), _kv_bytes_per_token(dec.cost))
+        self.push(t + (self.link_lat + self.prompt[rid] * per_gpu / self.link_bw), TRANSFER, d)
+
+    # ---- TRANSFER: the prompt's KV has reached its decode instance
+    def on_transfer(self, t: float, d: int) -> None:
+        dec = self.instances[d]
+        rid, dec.x_req = dec.x_req, -1
+        self.xfer_end[rid] = t
+        pre = self.instances[self.replica_of[rid]]
+        pre.free_blocks += _cdiv(self.prompt[rid], pre.block_size)
+        if math.isinf(pre.clock) and pre.waiting:
+            pre.clock = t
+            self.push(t, STEP, self.replica_of[rid])
+        self.computed[rid] = max(self.prompt[rid] - 1, 0)
+        dec.running.append(rid)
+        if math.isinf(dec.clock):
+            dec.clock = t
+            self.push(t, STEP, d)
+        self.start_transfer(d, t)
+
     def run(self) -> SimResult:
-        handlers = {ARRIVAL: self.on_arrival, STEP: self.on_step}
+        handlers = {ARRIVAL: self.on_arrival, DISPATCH: self.on_dispatch,
+                    TRANSFER: self.on_transfer, STEP: self.on_step}
         if self.N:
             self.push(self.arrival[0], ARRIVAL, 0)
         steps, last_t, backwards = 0, 0.0, False
@@ -236,6 +337,9 @@ class _Reference:
             slots_full=False,
             kv_out_of_range=self.kv_bad,
             backwards=backwards,
+            pd=PDTimes(np.array(self.decode_of, np.int32), np.array(self.prefill_end, f64),
+                       np.array(self.xfer_start, f64), np.array(self.xfer_end, f64),
+                       np.array(self.decode_sched, f64)) if self.pd else None,
         )
 
 

@@ -25,7 +25,14 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from frontier_jax.contract import PoolParams, SimParams, SimShape, instance_params
+from frontier_jax.contract import (
+    DECODE,
+    PREFILL,
+    PoolParams,
+    SimParams,
+    SimShape,
+    instance_params,
+)
 from frontier_jax.cost import BatchSlots, CostModel, CostParams, IterationContext
 from frontier_jax.sim._ops import (
     I32,
@@ -40,6 +47,7 @@ from frontier_jax.sim._ops import (
 )
 from frontier_jax.sim.fast_forward import Window, decode_window
 from frontier_jax.sim.horizon import work_horizon
+from frontier_jax.sim.pd import apply_start, transfer_start
 from frontier_jax.sim.types import SimState
 
 
@@ -81,9 +89,13 @@ def complete(shape: SimShape, p: SimParams, s: SimState, at: At):
     comp = s.computed[safe] + sched
     ran = in_run & (sched > 0) & active
     sampled = ran & (comp == prompt + gen)
+    if shape.disaggregated:  # a prefill instance hands a finished prompt on (KV kept)
+        handed = sampled & (gen == 0) & (out > 1) & (at.eng.role == PREFILL)
+        sampled = sampled & ~handed
     gen1 = gen + sampled.astype(I32)
     first = sampled & (gen == 0)
     done = sampled & (gen1 == out)
+    left = done | handed if shape.disaggregated else done
     freed = jnp.sum(jnp.where(done, ceil_div(comp, bs), 0), dtype=I32)
     tt = jnp.full(ids.shape, at.t)
     s = s._replace(
@@ -91,10 +103,26 @@ def complete(shape: SimShape, p: SimParams, s: SimState, at: At):
         generated=scatter(s.generated, ids, gen1, ran),
         first_token_s=scatter(s.first_token_s, ids, tt, first),
         finish_s=scatter(s.finish_s, ids, tt, done),
-        outstanding=put(s.outstanding, r, s.outstanding[r] - jnp.sum(done, dtype=I32), active),
+        outstanding=put(s.outstanding, r, s.outstanding[r] - jnp.sum(left, dtype=I32), active),
     )
-    n, *cols = compact(in_run & ~done, ids, comp, gen1, prompt, out)
+    if shape.disaggregated:
+        s = hand_off(shape, s, at, ids, handed)
+    n, *cols = compact(in_run & ~left, ids, comp, gen1, prompt, out)
     return s, Running(n, *cols), freed
+
+
+def hand_off(shape: SimShape, s: SimState, at: At, ids, handed) -> SimState:
+    """A prefill instance's finished prompts (``handed``, in running order) wait in its outbox
+    for their DISPATCH events at ``at.t``; their KV blocks stay taken until their transfers end."""
+    pd, r, active = s.pd, at.r, at.active
+    count, row = compact(handed, ids)
+    return s._replace(pd=pd._replace(
+        prefill_end_s=scatter(pd.prefill_end_s, ids, jnp.full(ids.shape, at.t), handed),
+        outbox=put_row(pd.outbox, r, row, active),
+        o_head=put(pd.o_head, r, 0, active),
+        o_len=put(pd.o_len, r, count, active),
+        o_time=put(pd.o_time, r, at.t, active),
+    ))
 
 
 class RunPlan(NamedTuple):
@@ -183,7 +211,10 @@ def admit(shape: SimShape, p: SimParams, s: SimState, at: At, plan: RunPlan, all
     # whole sequence's; blocks actually taken are the chunk's.
     check_blocks = jnp.where(e.reserve_full_isl, ceil_div(need, e.block_size), blocks)
     fits = excl_cumsum(blocks) + check_blocks <= plan.free_after
-    ok = valid & (j < e.max_num_seqs - plan.kept) & ok_tokens & fits
+    cap = e.max_num_seqs - plan.kept
+    if shape.disaggregated:  # a transfer on a decode instance's link holds a sequence slot
+        cap = cap - (s.pd.x_req[r] >= 0).astype(I32)
+    ok = valid & (j < cap) & ok_tokens & fits
     ok = ok & allowed
     adm = prefix_true(ok & (j < B - plan.kept))
     # Fewer slots than max_num_seqs is exact as long as the slots never bind; flag it
@@ -276,13 +307,12 @@ def queue_counts(s: SimState, at: At, run: Running, plan: RunPlan, adm: Admissio
 
 
 def advance(shape: SimShape, p: SimParams, s: SimState, at: At, plan: RunPlan, adm: Admission,
-            row: Row, pr: Price, ctx, qs: Queues, cost: CostModel) -> tuple[Window, Any]:
+            row: Row, pr: Price, ctx, qs: Queues, cost: CostModel, free, horizon) -> Window:
     """How far the instance's clock moves: the iteration, or a window of identical decode
-    iterations up to the work horizon (:func:`frontier_jax.sim.horizon.work_horizon`).
-
-    Returns (window, free KV blocks after this iteration's allocation)."""
+    iterations up to ``horizon`` (the earliest time new work can reach the instance:
+    :func:`frontier_jax.sim.horizon.work_horizon`), with ``free`` KV blocks after this
+    iteration's allocation."""
     mask = row.batch.mask
-    free = plan.free_after - jnp.sum(adm.blocks, dtype=I32)
     used = at.eng.kv_blocks - free
     eligible = (
         jnp.any(mask)
@@ -291,11 +321,10 @@ def advance(shape: SimShape, p: SimParams, s: SimState, at: At, plan: RunPlan, a
         & (jnp.sum(mask) == plan.kept)
         & jnp.all(row.batch.is_decode | ~mask)
     )
-    win = decode_window(
+    return decode_window(
         shape, at.eng, at.cost, cost, row.batch, row.out - row.gen, free, used, at.t, pr.dur,
-        work_horizon(shape, p, s, at.r), eligible, pr.window_times, ctx,
+        horizon, eligible, pr.window_times, ctx,
     )
-    return win, free
 
 
 def commit(shape: SimShape, s: SimState, at: At, run: Running, plan: RunPlan, adm: Admission,
@@ -319,6 +348,11 @@ def commit(shape: SimShape, s: SimState, at: At, run: Running, plan: RunPlan, ad
     computed = scatter(s.computed, run.ids, jnp.zeros_like(run.ids), plan.preempted & active)
     ff = active & (win.length > 1)
     free_end = free - win.new_blocks
+    if shape.disaggregated:  # the first time a decode instance schedules a request
+        pd = s.pd
+        first_d = mask & (at.eng.role == DECODE) & jnp.isinf(pd.decode_sched_s[jnp.maximum(row.ids, 0)])
+        s = s._replace(pd=pd._replace(
+            decode_sched_s=scatter(pd.decode_sched_s, row.ids, tt, first_d & active)))
     return s._replace(
         computed=scatter(computed, row.ids, row.ctx + skip, mask & ff),
         generated=scatter(s.generated, row.ids, row.gen + skip, mask & ff),
@@ -362,5 +396,14 @@ def instance_step(shape: SimShape, p: SimParams, s: SimState, r, t, active,
     row = form_batch(shape, run, plan, adm)
     pr, ctx = price(shape, p, s, at, row, cost)
     qs = queue_counts(s, at, run, plan, adm)
-    win, free = advance(shape, p, s, at, plan, adm, row, pr, ctx, qs, cost)
-    return commit(shape, s, at, run, plan, adm, row, qs, win, free)
+    free = plan.free_after - jnp.sum(adm.blocks, dtype=I32)
+    horizon = work_horizon(shape, p, s, r)
+    if shape.disaggregated:  # a decode instance starts its next transfer if it now can
+        start = transfer_start(shape, p, s, r, t, free, plan.kept + adm.count)
+        free = free - start.blocks
+        horizon = jnp.minimum(horizon, jnp.where(start.ok, start.end_s, jnp.inf))
+    win = advance(shape, p, s, at, plan, adm, row, pr, ctx, qs, cost, free, horizon)
+    s = commit(shape, s, at, run, plan, adm, row, qs, win, free)
+    if shape.disaggregated:
+        s = apply_start(shape, s, r, t, start, active)
+    return s

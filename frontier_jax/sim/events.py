@@ -6,8 +6,9 @@ pending event (``inf`` when none), ``handle(shape, params, state, index, time, a
 cost) -> state`` processes it as a masked, branch-free update. :func:`next_event` takes the
 minimum over the sources by the contract's key ``(time, kind, index)``, exactly as the
 reference simulator's heap does, and :func:`step` runs every handler masked by whether its
-kind won. Adding an event kind (a KV transfer completing, for PD) is one more source in
-:data:`SOURCES`, in kind order, plus its horizon in :mod:`frontier_jax.sim.horizon`.
+kind won. The PD kinds (DISPATCH, TRANSFER: :mod:`frontier_jax.sim.pd`) are compiled only for
+a disaggregated shape. Adding an event kind is one more source in :data:`SOURCES`, in kind
+order, plus its horizon in :mod:`frontier_jax.sim.horizon`.
 """
 
 from collections.abc import Callable
@@ -15,10 +16,11 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from frontier_jax.contract import ARRIVAL, STEP, SimParams, SimShape
+from frontier_jax.contract import ARRIVAL, DISPATCH, STEP, TRANSFER, SimParams, SimShape
 from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.sim._ops import I32
 from frontier_jax.sim.engine import instance_step, next_step
+from frontier_jax.sim.pd import dispatch, next_dispatch, next_transfer, transfer_done
 from frontier_jax.sim.route import next_arrival, route
 from frontier_jax.sim.types import SimState
 
@@ -35,17 +37,34 @@ def _route(shape, p, s, i, t, active, cost):
     return route(shape, p, s, i, t, active)
 
 
+def _dispatch(shape, p, s, i, t, active, cost):
+    return dispatch(shape, p, s, i, t, active)
+
+
+def _transfer(shape, p, s, i, t, active, cost):
+    return transfer_done(shape, p, s, i, t, active)
+
+
 SOURCES = (
     EventSource(ARRIVAL, next_arrival, _route),
+    EventSource(DISPATCH, next_dispatch, _dispatch),
+    EventSource(TRANSFER, next_transfer, _transfer),
     EventSource(STEP, next_step, instance_step),
 )
 assert [src.kind for src in SOURCES] == sorted(src.kind for src in SOURCES)
+_PD_ONLY = (DISPATCH, TRANSFER)
+
+
+def sources(shape: SimShape) -> tuple[EventSource, ...]:
+    """The event sources a shape compiles: every kind in a PD layout, arrivals and steps in a
+    co-located one (no hand-offs there)."""
+    return SOURCES if shape.disaggregated else tuple(s for s in SOURCES if s.kind not in _PD_ONLY)
 
 
 class Event(NamedTuple):
     """The next event: its kind and time (``found`` is False when none is pending: time
-    inf), and each source's own candidate index (``indices[k]`` for ``SOURCES[k]``: the
-    request or instance its handler would process)."""
+    inf), and each source's own candidate index (``indices[k]`` for ``sources(shape)[k]``:
+    the request or instance its handler would process)."""
 
     kind: Any
     time: Any
@@ -57,10 +76,11 @@ def next_event(shape: SimShape, p: SimParams, s: SimState) -> Event:
     """The earliest pending event by ``(time, kind, index)``: sources are visited in kind
     order and a later one wins only with a strictly earlier time (each source breaks its own
     ties by index)."""
-    t, i = SOURCES[0].next(shape, p, s)
-    kind = jnp.asarray(SOURCES[0].kind, I32)
+    srcs = sources(shape)
+    t, i = srcs[0].next(shape, p, s)
+    kind = jnp.asarray(srcs[0].kind, I32)
     indices = [i]
-    for src in SOURCES[1:]:
+    for src in srcs[1:]:
         t_k, i_k = src.next(shape, p, s)
         later_wins = t_k < t
         t = jnp.where(later_wins, t_k, t)
@@ -72,7 +92,7 @@ def next_event(shape: SimShape, p: SimParams, s: SimState) -> Event:
 def step(shape: SimShape, p: SimParams, s: SimState, cost: CostModel = ROOFLINE) -> SimState:
     """Process one event: the handler of the winning kind runs, the others are no-ops."""
     ev = next_event(shape, p, s)
-    for src, i in zip(SOURCES, ev.indices, strict=True):
+    for src, i in zip(sources(shape), ev.indices, strict=True):
         s = src.handle(shape, p, s, i, ev.time, ev.found & (ev.kind == src.kind), cost)
     return s._replace(
         steps=s.steps + ev.found.astype(I32),

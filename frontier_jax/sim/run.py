@@ -5,6 +5,7 @@ import jax.numpy as jnp
 
 from frontier_jax.contract import (
     UNROUTED,
+    PDTimes,
     SimParams,
     SimResult,
     SimShape,
@@ -14,6 +15,7 @@ from frontier_jax.contract import (
 from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.sim._ops import I32
 from frontier_jax.sim.events import pending, step
+from frontier_jax.sim.pd import init_pd
 from frontier_jax.sim.types import SimState
 
 
@@ -53,6 +55,7 @@ def init_state(shape: SimShape, p: SimParams) -> SimState:
         slots_full=jnp.zeros((), bool),
         kv_out_of_range=jnp.zeros((), bool),
         backwards=jnp.zeros((), bool),
+        pd=init_pd(shape, p) if shape.disaggregated else None,
     )
 
 
@@ -82,6 +85,9 @@ def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
         slots_full=s.slots_full,
         kv_out_of_range=s.kv_out_of_range,
         backwards=s.backwards,
+        pd=None if s.pd is None else PDTimes(s.pd.decode_replica, s.pd.prefill_end_s,
+                                             s.pd.transfer_start_s, s.pd.transfer_end_s,
+                                             s.pd.decode_sched_s),
     )
 
 

@@ -40,6 +40,7 @@ class SimState(NamedTuple):
     slots_full: bool [] the B batch slots bound an admission (rerun with more slots).
     kv_out_of_range: bool [] an instance's free KV blocks left [0, capacity] (a bug).
     backwards: bool [] an event went back in time (invariant violation).
+    pd: :class:`PDState` when ``SimShape.disaggregated``, else None.
     """
 
     computed: Any
@@ -71,3 +72,34 @@ class SimState(NamedTuple):
     slots_full: Any
     kv_out_of_range: Any
     backwards: Any
+    pd: Any = None
+
+
+class PDState(NamedTuple):
+    """The prefill/decode paths (only in a ``SimShape.disaggregated`` loop).
+
+    Per request [N]: decode_replica i32 (decode instance it was handed to, -1 before);
+    prefill_end_s, transfer_start_s, transfer_end_s, decode_sched_s f64 (inf before).
+    Per instance [R]: outbox i32 [R, B] prompts a prefill instance finished at its last step,
+    waiting to be dispatched (o_head, o_len i32 [R]; o_time f64 [R] when they finished);
+    xq i32 [R, Q] a decode instance's link queue of dispatched requests waiting for their
+    transfer (xq_head, xq_len i32 [R]); x_req i32 [R] the request whose KV is on the link
+    (-1 none); x_end f64 [R] when that transfer ends (inf none).
+    handoff_rr: i32 [] the decode chooser's round-robin position.
+    """
+
+    decode_replica: Any
+    prefill_end_s: Any
+    transfer_start_s: Any
+    transfer_end_s: Any
+    decode_sched_s: Any
+    outbox: Any
+    o_head: Any
+    o_len: Any
+    o_time: Any
+    xq: Any
+    xq_head: Any
+    xq_len: Any
+    x_req: Any
+    x_end: Any
+    handoff_rr: Any

@@ -15,6 +15,9 @@ TOML layout (every table but `model`, `hardware` and `workload` may be left out)
     [layout.NAME]  a pool of identical instances: role, count, tp, pp, hardware (a preset
                  name or a [hardware]-style table), [layout.NAME.scheduler] overrides; given,
                  it replaces [parallel] and cluster.replicas (the one-pool shorthand)
+    [prefill] / [decode]  PD shorthand: the pools layout.prefill / layout.decode (replicas,
+                 tp, pp, hardware, scheduler)
+    [kv_transfer]  link, bandwidth, latency_s, decode_router, first_token (PD layouts)
     [workload]   num_requests, trace (CSV path, relative to the TOML file)
     [workload.arrival]  process, rate (requests/s), cv
     [workload.prompt] / [workload.output]  dist + its parameters, scale, min, max (tokens)
@@ -54,7 +57,11 @@ from frontier_jax.spec.hardware import HARDWARE_FIELDS, HARDWARE_PRESETS, Hardwa
 from frontier_jax.spec.model import MODEL_PRESETS, ModelSpec, load_model_config
 
 ROUTERS = ("round_robin", "least_outstanding")
-POOL_ROLES = ("colocated",)  # prefill / decode (PD) and attention / ffn (AF) join here
+POOL_ROLES = ("colocated", "prefill", "decode")  # attention / ffn (AF) join here
+PD_ROLES = ("prefill", "decode")
+KV_LINKS = ("network", "nvlink")
+DECODE_ROUTERS = ("round_robin", "least_outstanding", "most_free_kv")
+FIRST_TOKEN = ("decode", "prefill")
 SHORTHAND_POOL = "main"  # the name of the one pool [parallel] + [cluster] describe
 _BARE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 ARRIVAL_PROCESSES = ("poisson", "gamma", "trace")
@@ -127,6 +134,32 @@ class ClusterSpec:
     def __post_init__(self) -> None:
         check_int(self, "replicas", minimum=1, maximum=INT32_MAX)
         check_choice(self, "router", ROUTERS)
+
+
+@dataclass(frozen=True)
+class KVTransferSpec:
+    """How prompt KV moves from prefill to decode instances (PD layouts). Each decode instance
+    pulls over its own link, one transfer at a time in hand-off order, and starts a transfer only
+    when it can hold the request's KV (backpressure). `link` "network" (prefill and decode on
+    different nodes) or "nvlink" (one node) takes the bandwidth (bytes/s per GPU, each GPU moving
+    its share in parallel) and latency (s) from the prefill pool's hardware, unless `bandwidth`
+    / `latency_s` are given. `decode_router` picks the decode instance at hand-off. `first_token`
+    says when TTFT counts: "decode" (as a client of vLLM's disaggregated serving sees it: the
+    decode instance's first token, after the transfer) or "prefill" (DistServe's convention: the
+    end of prefill)."""
+
+    link: str = "network"
+    bandwidth: float | None = None
+    latency_s: float | None = None
+    decode_router: str = "round_robin"
+    first_token: str = "decode"
+
+    def __post_init__(self) -> None:
+        check_choice(self, "link", KV_LINKS)
+        check_float(self, "bandwidth", low=0.0, low_open=True, optional=True)
+        check_float(self, "latency_s", low=0.0, optional=True)
+        check_choice(self, "decode_router", DECODE_ROUTERS)
+        check_choice(self, "first_token", FIRST_TOKEN)
 
 
 @dataclass(frozen=True)
@@ -347,6 +380,7 @@ class Scenario:
     seed: int = 0
     source: str = "<dict>"
     layout: tuple[PoolSpec, ...] = ()
+    kv_transfer: KVTransferSpec = KVTransferSpec()
 
     def __post_init__(self) -> None:
         try:
@@ -386,6 +420,20 @@ class Scenario:
         if self.num_instances < 1:
             raise SpecError("<Scenario>", "layout", {p.name: p.count for p in self.layout},
                             "at least one instance (a pool count >= 1)")
+        _check_type(self, "kv_transfer", KVTransferSpec)
+        roles = {p.role for p in self.pools}
+        if roles & set(PD_ROLES):
+            counts = {r: sum(p.count for p in self.pools if p.role == r) for r in POOL_ROLES}
+            if "colocated" in roles:
+                raise SpecError("<Scenario>", "layout", sorted(roles),
+                                "co-located pools or prefill + decode pools, not both")
+            for role in PD_ROLES:
+                if counts[role] < 1:
+                    raise SpecError("<Scenario>", "layout", counts,
+                                    f"at least one {role} instance in a prefill/decode layout")
+        elif self.kv_transfer != KVTransferSpec():
+            raise SpecError("<Scenario>", "kv_transfer", _fields_dict(self.kv_transfer),
+                            "only used by a prefill/decode layout ([prefill] and [decode] pools)")
 
     @property
     def pools(self) -> tuple[PoolSpec, ...]:
@@ -395,6 +443,11 @@ class Scenario:
             return self.layout
         return (PoolSpec(SHORTHAND_POOL, self.hardware, self.scheduler, "colocated",
                          self.cluster.replicas, self.parallel.tp, self.parallel.pp),)
+
+    @property
+    def disaggregated(self) -> bool:
+        """Returns whether the layout has prefill and decode pools (PD disaggregation)."""
+        return any(p.role in PD_ROLES for p in self.pools)
 
     @property
     def num_instances(self) -> int:
@@ -447,9 +500,11 @@ def scenario_from_dict(
     tables = {key: _build(cls, _table(d, key, source), source, key)
               for key, cls in _PLAIN_TABLES.items()}
     hardware = _hardware_from_table(_table(d, "hardware", source), source)
+    d = _pd_shorthand(d, source)
     layout = ()
     if "layout" in d:
         layout = _layout_from_table(d, hardware, tables["scheduler"], source)
+    kv = _build(KVTransferSpec, _table(d, "kv_transfer", source), source, "kv_transfer")
     return Scenario(
         name=d.get("name", default_name),
         model=_model_from_table(_table(d, "model", source), source, base),
@@ -458,6 +513,7 @@ def scenario_from_dict(
         seed=d.get("seed", 0),
         source=source,
         layout=layout,
+        kv_transfer=kv,
         **tables,
     )
 
@@ -484,6 +540,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     if s.layout:
         del d["parallel"], d["cluster"]["replicas"]
         d["layout"] = {p.name: _pool_dict(p, s) for p in s.layout}
+    if s.disaggregated or s.kv_transfer != KVTransferSpec():
+        d["kv_transfer"] = _fields_dict(s.kv_transfer)
     return d
 
 
@@ -491,7 +549,9 @@ def with_overrides(s: Scenario, overrides: Mapping[str, Any]) -> Scenario:
     """Returns a new validated Scenario: `s` with each dotted key of `overrides` (such as
     "scheduler.max_num_seqs" or "workload.prompt" with a whole table) set to its value.
     "model.preset", "model.config" and "hardware.preset" replace the whole table (other keys of
-    that table in `overrides` then apply on top). Raises SpecError like `scenario_from_dict`."""
+    that table in `overrides` then apply on top); "prefill.replicas", "decode.tp" ... are the
+    pools' paths "layout.prefill.count", "layout.decode.tp" (:func:`pool_path`). Raises SpecError
+    like `scenario_from_dict`."""
     if not isinstance(overrides, Mapping):
         raise SpecError(s.source, "<overrides>", overrides, "expected a table of dotted keys")
     for key in overrides:
@@ -499,6 +559,7 @@ def with_overrides(s: Scenario, overrides: Mapping[str, Any]) -> Scenario:
             raise SpecError(s.source, "<overrides>", key,
                             "expected a dotted scenario key such as 'scheduler.max_num_seqs'")
     d = scenario_to_dict(s)
+    overrides = {pool_path(k): v for k, v in overrides.items()}
     for key in sorted(overrides, key=lambda k: k not in _TABLE_RESETS):
         value = overrides[key]
         *parents, leaf = key.split(".")
@@ -514,6 +575,57 @@ def with_overrides(s: Scenario, overrides: Mapping[str, Any]) -> Scenario:
         node[leaf] = value
     base_dir = None if s.source.startswith("<") else Path(s.source).parent
     return scenario_from_dict(d, source=s.source, base_dir=base_dir)
+
+
+_PD_KEYS = ("replicas", "tp", "pp", "hardware", "scheduler")
+
+
+def pool_path(key: str) -> str:
+    """Returns the [layout] path of a dotted key: ``prefill.X`` / ``decode.X`` (the PD shorthand
+    tables) are ``layout.prefill.X`` / ``layout.decode.X``, with ``replicas`` as ``count``;
+    any other key is returned as it is."""
+    head, _, rest = key.partition(".")
+    if head not in PD_ROLES or not rest:
+        return key
+    field, _, sub = rest.partition(".")
+    return f"layout.{head}." + ("count" if field == "replicas" else field) + (f".{sub}" if sub else "")
+
+
+def _pd_shorthand(d: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """`d` with its [prefill] / [decode] tables (replicas, tp, pp, hardware, scheduler) as the
+    [layout] pools "prefill" and "decode"."""
+    given = [r for r in PD_ROLES if r in d]
+    if not given:
+        return d
+    if "layout" in d:
+        raise SpecError(source, given[0], d[given[0]],
+                        "give [prefill] / [decode] or [layout] pools, not both")
+    missing = [r for r in PD_ROLES if r not in d]
+    if missing:
+        raise SpecError(source, missing[0], None, f"a prefill/decode layout needs [{missing[0]}] "
+                        "(replicas, tp, pp, hardware, scheduler) beside "
+                        f"[{given[0]}]")
+    layout = {}
+    for role in PD_ROLES:
+        table = _table(d, role, source)
+        check_keys(table, _PD_KEYS, source, role, required=("replicas",))
+        layout[role] = {"role": role, **{("count" if k == "replicas" else k): v
+                                          for k, v in table.items()}}
+    out = {k: v for k, v in d.items() if k not in PD_ROLES}
+    out["layout"] = layout
+    return out
+
+
+def kv_link(s: Scenario) -> tuple[float, float]:
+    """Returns (bandwidth in bytes/s per GPU, latency in s) of a PD layout's KV links:
+    [kv_transfer] bandwidth / latency_s, else the prefill pool's hardware link of that kind
+    (network: net_bw, net_latency_s; nvlink: nvlink_bw, nvlink_latency_s)."""
+    kv = s.kv_transfer
+    hw = next((p.hardware for p in s.pools if p.role == "prefill"), s.hardware)
+    bw, lat = ((hw.net_bw, hw.net_latency_s) if kv.link == "network"
+               else (hw.nvlink_bw, hw.nvlink_latency_s))
+    return (kv.bandwidth if kv.bandwidth is not None else bw,
+            kv.latency_s if kv.latency_s is not None else lat)
 
 
 def _one_pool(s: Scenario, pool: PoolSpec | None) -> PoolSpec:
@@ -591,7 +703,8 @@ _PLAIN_TABLES: dict[str, type] = {
     "cost": CostSpec,
     "sim": SimSpec,
 }
-_TOP_KEYS = ("name", "seed", "model", "hardware", "workload", "layout", *_PLAIN_TABLES)
+_TOP_KEYS = ("name", "seed", "model", "hardware", "workload", "layout", "kv_transfer", *PD_ROLES,
+             *_PLAIN_TABLES)
 _POOL_KEYS = ("role", "count", "tp", "pp", "hardware", "scheduler")
 _MODEL_FIELDS = tuple(f.name for f in fields(ModelSpec))
 _TABLE_RESETS = ("model.preset", "model.config", "hardware.preset")
