@@ -70,7 +70,9 @@ def test_layout_pools_defaults_overrides_and_gpus():
     ({"a": {"count": 1}}, {"cluster": {"replicas": 2}}, "cluster.replicas"),
     ({"a": {"tp": 1}}, {}, "layout.a.count"),
     ({"a": {"count": 1, "colour": 1}}, {}, "layout.a.colour"),
-    ({"a": {"count": 1, "role": "decode"}}, {}, "layout.a.role"),
+    ({"a": {"count": 1, "role": "ffn"}}, {}, "layout.a.role"),
+    ({"a": {"count": 1, "role": "decode"}}, {}, "layout"),  # PD without a prefill instance
+    ({"a": {"count": 1, "role": "prefill"}, "b": {"count": 1}}, {}, "layout"),  # PD + co-located
     ({"a": {"count": 1, "tp": 3}}, {}, "layout.a.tp"),
     ({"a": {"count": 0}}, {}, "layout"),
     ({"a": {"count": 1, "hardware": "B900"}}, {}, "layout.a.hardware.preset"),
