@@ -94,7 +94,8 @@ def _layout_text(s) -> str:
     if len(used) == 1 and used[0].hardware == s.hardware:
         p = used[0]
         return f"{s.hardware.name}, {p.count} x (TP{p.tp} PP{p.pp})"
-    return " + ".join(f"{p.count} x (TP{p.tp} PP{p.pp}) on {p.hardware.name}" for p in used)
+    role = lambda p: "" if p.role == "colocated" else f"{p.role} "  # noqa: E731
+    return " + ".join(f"{p.count} x {role(p)}(TP{p.tp} PP{p.pp}) on {p.hardware.name}" for p in used)
 
 
 @main.command("compare-reference")

@@ -22,7 +22,9 @@ def violations(result: Any, arrival_s, output) -> list[str]:
     exactly its output tokens, a rejected one none; arrival <= first scheduled <=
     first token <= finish; clocks never went back; KV blocks stayed within
     [0, capacity]; no ring buffer overflowed; each instance's busy time and KV occupancy
-    are finite and within the run's span (occupancy against that instance's capacity).
+    are finite and within the run's span (occupancy against that instance's capacity); in a
+    PD run every hand-off finished, prefill end <= transfer start <= transfer end <= first
+    decode step <= first token.
     """
     out = []
     if bool(np.any(result.incomplete)):
@@ -52,6 +54,9 @@ def violations(result: Any, arrival_s, output) -> list[str]:
         or np.any(result.finish_s[f] < result.first_token_s[f])
     ):
         out.append("a request's timeline is out of order")
+    pd = getattr(result, "pd", None)
+    if pd is not None:
+        out += _pd_violations(result, pd, fin)
     span = (float(np.max(result.finish_s[f])) - float(np.min(arrival_s))) if f.any() else 0.0
     busy = np.asarray(result.busy_s)
     block_s = np.asarray(result.block_s)
@@ -62,6 +67,22 @@ def violations(result: Any, arrival_s, output) -> list[str]:
         block_s > capacity * span * (1 + 1e-9) + 1e-9
     ):
         out.append("replica busy time or KV occupancy exceeds the run's span")
+    return out
+
+
+def _pd_violations(result: Any, pd: Any, fin) -> list[str]:
+    """A finished request that was handed off went prefill -> link -> decode, in time order,
+    and none is left in between (every hand-off reached its decode instance)."""
+    handed = np.asarray(pd.decode_replica) >= 0
+    chain = [np.asarray(x, np.float64) for x in (result.first_sched_s, pd.prefill_end_s,
+                                                   pd.transfer_start_s, pd.transfer_end_s,
+                                                   pd.decode_sched_s, result.first_token_s)]
+    h = handed & fin
+    out = []
+    if np.any(handed & ~fin):
+        out.append(f"{int(np.sum(handed & ~fin))} handed-off requests never finished")
+    if any(np.any(~(a[h] <= b[h])) for a, b in zip(chain, chain[1:], strict=False)):
+        out.append("a handed-off request's prefill -> transfer -> decode timeline is out of order")
     return out
 
 

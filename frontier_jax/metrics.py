@@ -12,12 +12,24 @@ from frontier_jax.contract import REJECTED, is_live
 PERCENTILES = (50, 90, 99)
 
 
-def request_table(result: Any, arrival_s, prompt, output) -> dict[str, np.ndarray]:
+PD_PARTS = ("prefill_s", "transfer_wait_s", "transfer_s", "decode_queue_s")
+
+
+def request_table(result: Any, arrival_s, prompt, output,
+                  first_token: str = "decode") -> dict[str, np.ndarray]:
     """Per-request columns: arrival_s, prompt/output tokens, replica, ttft_s, tpot_s, e2e_s,
-    queue_s (arrival to first scheduled), preemptions, finished, rejected.
+    queue_s (arrival to first scheduled), preemptions, finished, rejected; for a PD run also
+    decode_replica and the parts of the path (s): prefill_s (first scheduled on the prefill
+    instance to prompt done), transfer_wait_s (prompt done to transfer start: the link queue
+    and backpressure), transfer_s, decode_queue_s (KV arrived to first scheduled on the decode
+    instance), prefill_end_s.
 
     TPOT is the mean inter-token time after the first token, (finish - first token) /
-    (output - 1); NaN for one-token outputs and unfinished requests.
+    (output - 1); NaN for one-token outputs and unfinished requests. TTFT is arrival to the
+    first output token (``first_token="decode"``: the decode instance's, as a client of vLLM's
+    disaggregated serving sees it); with ``first_token="prefill"`` a PD request's first token
+    counts at the end of its prefill (DistServe's convention). TPOT always runs from the first
+    token the decode instance emits.
     """
     arrival_s = np.asarray(arrival_s, np.float64)
     output = np.asarray(output, np.int64)
@@ -27,12 +39,17 @@ def request_table(result: Any, arrival_s, prompt, output) -> dict[str, np.ndarra
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(finished & (output > 1), (finish - first) / (output - 1), np.nan)
     nan_if = lambda ok, x: np.where(ok, x, np.nan)  # noqa: E731
-    return {
+    pd = getattr(result, "pd", None)
+    ttft_at = first
+    if pd is not None and first_token == "prefill":
+        pre_end = np.asarray(pd.prefill_end_s, np.float64)
+        ttft_at = np.where(np.isfinite(pre_end), pre_end, first)
+    table = {
         "arrival_s": arrival_s,
         "prompt_tokens": np.asarray(prompt, np.int64),
         "output_tokens": output,
         "replica": np.asarray(result.replica, np.int64),
-        "ttft_s": nan_if(np.isfinite(first), first - arrival_s),
+        "ttft_s": nan_if(np.isfinite(first), ttft_at - arrival_s),
         "tpot_s": tpot,
         "e2e_s": nan_if(finished, finish - arrival_s),
         "queue_s": nan_if(
@@ -43,6 +60,15 @@ def request_table(result: Any, arrival_s, prompt, output) -> dict[str, np.ndarra
         "finished": finished,
         "rejected": np.asarray(result.replica) == REJECTED,
     }
+    if pd is not None:
+        sched = np.asarray(result.first_sched_s, np.float64)
+        pe, xs, xe, ds = (np.asarray(x, np.float64) for x in (
+            pd.prefill_end_s, pd.transfer_start_s, pd.transfer_end_s, pd.decode_sched_s))
+        gap = lambda a, b: nan_if(np.isfinite(a) & np.isfinite(b), b - a)  # noqa: E731
+        table.update(decode_replica=np.asarray(pd.decode_replica, np.int64), prefill_end_s=pe,
+                     prefill_s=gap(sched, pe), transfer_wait_s=gap(pe, xs), transfer_s=gap(xs, xe),
+                     decode_queue_s=gap(xe, ds))
+    return table
 
 
 def _pcts(x: np.ndarray, name: str) -> dict[str, float]:
@@ -59,9 +85,13 @@ def run_metrics(
     gpus: int,
     slo_ttft_s: float | None = None,
     slo_tpot_s: float | None = None,
+    pool_names: list[str] | None = None,
 ) -> dict[str, Any]:
     """Summary of one run: counts, throughput, latency percentiles, SLO attainment, goodput,
-    per-instance busy fraction, KV occupancy (of each instance's own capacity) and iterations.
+    per-instance busy fraction, KV occupancy (of each instance's own capacity) and iterations;
+    with ``pool_names`` (several pools) each pool's mean busy fraction and KV occupancy
+    (``<pool>_busy_frac``, ``<pool>_kv_occupancy``); for a PD run the percentiles of the path's
+    parts and :func:`transfers_waiting`.
 
     ``gpus``: the layout's GPUs (``Scenario.num_gpus``), the denominator of the per-GPU rates.
     The per-instance lists (keys ``replica_*``) cover the live instance slots in order.
@@ -73,6 +103,7 @@ def run_metrics(
     """
     fin = table["finished"]
     n = len(fin)
+    pd = "transfer_wait_s" in table
     arrival = table["arrival_s"]
     end = float(np.max(np.where(fin, arrival + table["e2e_s"], -np.inf))) if fin.any() else 0.0
     start = float(arrival.min()) if n else 0.0
@@ -94,8 +125,10 @@ def run_metrics(
         "steps": int(result.steps),
         "incomplete": bool(result.incomplete),
     }
-    for col in ("ttft_s", "tpot_s", "e2e_s", "queue_s"):
+    for col in ("ttft_s", "tpot_s", "e2e_s", "queue_s") + (PD_PARTS if pd else ()):
         m.update(_pcts(table[col], col[:-2]))
+    if pd:
+        m.update(transfers_waiting(table, duration))
     ok = fin.copy()
     if slo_ttft_s is not None:
         ok &= table["ttft_s"] <= slo_ttft_s
@@ -111,7 +144,44 @@ def run_metrics(
     m["replica_busy_frac"] = [float(x) for x in busy / duration]
     m["replica_kv_occupancy"] = [float(x) for x in blocks / (capacity * duration)]
     m["replica_iterations"] = [int(x) for x in np.asarray(result.iterations)[live]]
+    if pool_names is not None and len(pool_names) > 1:
+        pools = np.asarray(result.pool)[live]
+        for k, name in enumerate(pool_names):
+            mine = pools == k
+            if mine.any():
+                m[f"{name}_busy_frac"] = float(np.mean(busy[mine] / duration))
+                m[f"{name}_kv_occupancy"] = float(np.mean(blocks[mine] / (capacity[mine] * duration)))
     return m
+
+
+def transfers_waiting(table: dict[str, np.ndarray], duration: float) -> dict[str, float]:
+    """Prompts whose prefill is done and whose KV transfer has not started (waiting for their
+    link or for room on the decode instance): the most at once, and the time-mean over the
+    run (by Little's law, the summed waits over the duration)."""
+    pe = np.asarray(table["prefill_end_s"], np.float64)
+    wait = np.asarray(table["transfer_wait_s"], np.float64)
+    ok = np.isfinite(pe) & np.isfinite(wait)
+    if not ok.any():
+        return {"transfers_waiting_max": 0, "transfers_waiting_mean": 0.0}
+    times = np.concatenate([pe[ok] + wait[ok], pe[ok]])  # starts first on a tie: -1 before +1
+    steps = np.concatenate([-np.ones(ok.sum()), np.ones(ok.sum())])
+    order = np.lexsort((steps, times))
+    return {"transfers_waiting_max": int(np.max(np.cumsum(steps[order]), initial=0)),
+            "transfers_waiting_mean": float(wait[ok].sum() / duration)}
+
+
+def scenario_table(s: Any, result: Any, wl: Any) -> dict[str, np.ndarray]:
+    """:func:`request_table` of a run of scenario ``s`` (its TTFT convention) on workload
+    arrays ``wl``."""
+    return request_table(result, wl.arrival_s, wl.prompt, wl.output, s.kv_transfer.first_token)
+
+
+def scenario_metrics(s: Any, result: Any, wl: Any) -> tuple[dict, dict[str, Any]]:
+    """(request table, run metrics) of a run of scenario ``s``: its GPUs, SLOs, TTFT
+    convention and pool names."""
+    table = scenario_table(s, result, wl)
+    names = [p.name for p in s.pools] if s.layout else None
+    return table, run_metrics(table, result, s.num_gpus, s.slo.ttft_s, s.slo.tpot_s, names)
 
 
 def steady_state(

@@ -10,7 +10,7 @@ from frontier_jax.contract import SimParams, SimResult, SimShape
 from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.cost.tiers import cost_model
 from frontier_jax.invariants import check
-from frontier_jax.metrics import request_table, run_metrics
+from frontier_jax.metrics import scenario_metrics
 from frontier_jax.params import first_slots, sim_params, sim_shape, unstack
 from frontier_jax.reference import simulate_reference
 from frontier_jax.sim import sized
@@ -77,8 +77,7 @@ def summarize(prep: Prepared, result: SimResult, wall_s: float) -> RunOutput:
     """Per-request table and run metrics of ``result``; raises InvariantError if it is unsound."""
     s, wl = prep.scenario, prep.params.workload
     check(result, wl.arrival_s, wl.output, what=f"{s.name} ({s.source})")
-    table = request_table(result, wl.arrival_s, wl.prompt, wl.output)
-    metrics = run_metrics(table, result, s.num_gpus, s.slo.ttft_s, s.slo.tpot_s)
+    table, metrics = scenario_metrics(s, result, wl)
     metrics["wall_s"] = wall_s
     return RunOutput(result, table, metrics, wall_s)
 
@@ -118,4 +117,18 @@ def compare(vec: SimResult, ref: SimResult) -> dict[str, Any]:
         "iterations_equal": bool(np.array_equal(vec.iterations, ref.iterations)),
         "preemptions_total": int(np.sum(ref.preemptions)),
         "finished": int(np.isfinite(np.asarray(ref.finish_s)).sum()),
+        **_compare_pd(getattr(vec, "pd", None), getattr(ref, "pd", None)),
+    }
+
+
+def _compare_pd(vec: Any, ref: Any) -> dict[str, Any]:
+    """Agreement of the prefill/decode paths (PD runs only): decode instance, the prompt's end
+    on the prefill instance and the KV transfer's start and end."""
+    if vec is None or ref is None:
+        return {}
+    return {
+        "decode_replicas_equal": bool(np.array_equal(vec.decode_replica, ref.decode_replica)),
+        "max_rel_err_prefill_end": _max_rel(vec.prefill_end_s, ref.prefill_end_s),
+        "max_rel_err_transfer_start": _max_rel(vec.transfer_start_s, ref.transfer_start_s),
+        "max_rel_err_transfer_end": _max_rel(vec.transfer_end_s, ref.transfer_end_s),
     }

@@ -4,6 +4,9 @@ import numpy as np
 
 from frontier_jax.contract import (
     COLOCATED,
+    DECODE,
+    DECODE_ROUTERS,
+    PREFILL,
     ROUTERS,
     EngineParams,
     PoolParams,
@@ -91,3 +94,44 @@ def make_params(
     cost = llama8b_h100_cost()._replace(tables=None)
     per_pool = CostParams(*[np.asarray([x]) if x is not None else None for x in cost])
     return SimParams(ep, per_pool, wl, np.uint32(seed))
+
+
+def make_pd_params(
+    n: int = 64,
+    rate: float = 20.0,
+    prefill: int = 1,
+    decode: int = 1,
+    router: str = "round_robin",
+    decode_router: str = "round_robin",
+    max_num_seqs: tuple[int, int] = (16, 16),
+    max_batched_tokens: tuple[int, int] = (512, 512),
+    chunked: tuple[bool, bool] = (True, True),
+    block_size: tuple[int, int] = (16, 16),
+    kv_blocks: tuple[int, int] = (2000, 2000),
+    tp: tuple[float, float] = (1.0, 1.0),
+    link_bw: float = 50e9,
+    link_lat_s: float = 1e-5,
+    prompt: tuple[int, int] = (8, 400),
+    output: tuple[int, int] = (1, 60),
+    seed: int = 0,
+    reserve_full_isl: bool = True,
+) -> SimParams:
+    """One PD configuration: ``prefill`` instances of a prefill pool, ``decode`` of a decode
+    pool (each pool's knobs as a (prefill, decode) pair), Poisson arrivals, uniform lengths."""
+    base = make_params(n=n, rate=rate, router=router, seed=seed, prompt=prompt, output=output)
+    pool = PoolParams(
+        role=np.array([PREFILL, DECODE], np.int32),
+        max_num_seqs=np.array(max_num_seqs, np.int32),
+        max_batched_tokens=np.array(max_batched_tokens, np.int32),
+        chunked_prefill=np.array(chunked),
+        block_size=np.array(block_size, np.int32),
+        kv_blocks=np.array(kv_blocks, np.int32),
+        reserve_full_isl=np.array([reserve_full_isl] * 2),
+    )
+    ep = base.engine._replace(
+        pool=np.array([0] * prefill + [1] * decode, np.int32), pools=pool,
+        decode_router=np.int32(DECODE_ROUTERS[decode_router]), link_bw=np.float64(link_bw),
+        link_lat_s=np.float64(link_lat_s))
+    costs = [llama8b_h100_cost(t)._replace(tables=None) for t in tp]
+    per_pool = CostParams(*[None if x[0] is None else np.asarray(x) for x in zip(*costs, strict=True)])
+    return base._replace(engine=ep, cost=per_pool)

@@ -270,10 +270,11 @@ class _Reference:
         self.start_transfer(d, t)
 
     def start_transfer(self, d: int, t: float) -> None:
-        """Decode instance ``d`` pulls the head of its link queue when its link is idle and it
-        can hold the prompt's KV (less the last token) in a free sequence slot."""
+        """Decode instance ``d`` pulls the head of its link queue when its link is idle, no
+        preempted request waits on it (first come, first served), and it can hold the
+        prompt's KV (less the last token) in a free sequence slot."""
         dec = self.instances[d]
-        if dec.x_req >= 0 or not dec.link:
+        if dec.x_req >= 0 or not dec.link or dec.waiting:
             return
         rid = dec.link[0]
         blocks = _cdiv(max(self.prompt[rid] - 1, 0), dec.block_size)

@@ -373,6 +373,7 @@ def commit(shape: SimShape, s: SimState, at: At, run: Running, plan: RunPlan, ad
         block_s=put(s.block_s, r, s.block_s[r] + win.block_s, active),
         iterations=put(s.iterations, r, s.iterations[r] + jnp.where(busy, win.length, 0), active),
         slots_full=s.slots_full | (active & adm.slots_bound),
+        overflow=s.overflow | (active & (qs.n_pre_left + qs.n_preempted > B)),
         kv_out_of_range=s.kv_out_of_range
         | (active & ((free_end < 0) | (free_end > at.eng.kv_blocks))),
     )
@@ -399,7 +400,7 @@ def instance_step(shape: SimShape, p: SimParams, s: SimState, r, t, active,
     free = plan.free_after - jnp.sum(adm.blocks, dtype=I32)
     horizon = work_horizon(shape, p, s, r)
     if shape.disaggregated:  # a decode instance starts its next transfer if it now can
-        start = transfer_start(shape, p, s, r, t, free, plan.kept + adm.count)
+        start = transfer_start(shape, p, s, r, t, free, plan.kept + adm.count, qs.n_waiting)
         free = free - start.blocks
         horizon = jnp.minimum(horizon, jnp.where(start.ok, start.end_s, jnp.inf))
     win = advance(shape, p, s, at, plan, adm, row, pr, ctx, qs, cost, free, horizon)

@@ -92,19 +92,22 @@ class Start(NamedTuple):
     end_s: Any
 
 
-def transfer_start(shape: SimShape, p: SimParams, s: SimState, d, t, free, n_run) -> Start:
+def transfer_start(shape: SimShape, p: SimParams, s: SimState, d, t, free, n_run,
+                   n_waiting) -> Start:
     """Whether decode instance ``d``'s next transfer can start at ``t``, given its free KV
-    blocks and running requests: its link is idle, a request waits in its queue, the decode
-    instance can hold the request's KV (the prompt less its last token) and has a sequence
-    slot for it (``n_run < max_num_seqs``). The pull model: until then the KV stays on the
-    prefill instance."""
+    blocks, running requests and requests waiting to be (re)admitted (preempted ones): its
+    link is idle, a request waits in its link queue, nothing waits ahead of it on the
+    instance (first come, first served: a preempted request is admitted before a new pull
+    starts, as in vLLM's waiting queue), the instance can hold the request's KV (the prompt
+    less its last token) and has a sequence slot for it (``n_run < max_num_seqs``). The pull
+    model: until then the KV stays on the prefill instance."""
     pd, wl = s.pd, p.workload
     eng, dst = instance_params(p, d)
     rid = pd.xq[d, pd.xq_head[d] % shape.queue_capacity]
     safe = jnp.maximum(rid, 0)
     prompt = wl.prompt[safe]
     blocks = ceil_div(jnp.maximum(prompt - 1, 0), eng.block_size)
-    ok = ((pd.x_req[d] < 0) & (pd.xq_len[d] > 0) & (blocks <= free)
+    ok = ((pd.x_req[d] < 0) & (pd.xq_len[d] > 0) & (blocks <= free) & (n_waiting == 0)
           & (n_run < eng.max_num_seqs) & (eng.role == DECODE))
     _, src = instance_params(p, jnp.maximum(s.replica[safe], 0))
     return Start(ok, rid, jnp.where(ok, blocks, 0), t + transfer_seconds(p, prompt, src, dst))
@@ -127,7 +130,7 @@ def apply_start(shape: SimShape, s: SimState, d, t, st: Start, active) -> SimSta
 def start_next(shape: SimShape, p: SimParams, s: SimState, d, t, active) -> SimState:
     """Start decode instance ``d``'s next transfer at ``t`` if it can (its current free blocks
     and running requests)."""
-    st = transfer_start(shape, p, s, d, t, s.free_blocks[d], s.n_run[d])
+    st = transfer_start(shape, p, s, d, t, s.free_blocks[d], s.n_run[d], s.n_pre[d] + s.q_len[d])
     s = apply_start(shape, s, d, t, st, active)
     return s._replace(free_blocks=put(s.free_blocks, d, s.free_blocks[d] - st.blocks, active & st.ok))
 
@@ -215,15 +218,24 @@ def transfer_done(shape: SimShape, p: SimParams, s: SimState, d, t, active) -> S
 
 # ---- horizons (decode fast-forward): when a hand-off can next bring a decode instance work
 def dispatch_horizon(shape: SimShape, p: SimParams, s: SimState, r):
-    """No transfer can start before a prefill instance finishes a prompt: not before the
-    earliest prefill clock or the next arrival (an idle prefill instance starts at an
-    arrival), so no new request reaches decode instance ``r`` before then plus nothing."""
+    """No new request reaches decode instance ``r`` before a prefill instance finishes a
+    prompt, and none finishes one before its next step: the earliest clock of a busy
+    prefill instance; for an idle one, the next event that can wake it: the next arrival,
+    or, for one stalled with requests waiting for its KV blocks, the end of a transfer that
+    frees them: one on a link now (its end), or one a decode instance other than ``r``
+    could start at its next step (its clock, if its link queue is not empty; ``r``'s own
+    window cannot start one: its free blocks only shrink and its batch does not change)."""
     roles = instance_roles(p, jnp)
-    t_pre = jnp.min(jnp.where(roles == PREFILL, s.clock, jnp.inf))
+    pre = roles == PREFILL
+    t_pre = jnp.min(jnp.where(pre, s.clock, jnp.inf))
     N = shape.num_requests
     t_arr = jnp.where(s.next_arrival < N,
                       p.workload.arrival_s[jnp.minimum(s.next_arrival, N - 1)], jnp.inf)
-    return jnp.where(roles[r] == DECODE, jnp.minimum(t_pre, t_arr), jnp.inf)
+    stalled = jnp.any(pre & jnp.isinf(s.clock) & ((s.q_len + s.n_pre) > 0))
+    others = (roles == DECODE) & (s.pd.xq_len > 0) & (jnp.arange(s.clock.shape[0]) != r)
+    t_free = jnp.minimum(jnp.min(s.pd.x_end), jnp.min(jnp.where(others, s.clock, jnp.inf)))
+    t_wake = jnp.minimum(t_arr, jnp.where(stalled, t_free, jnp.inf))
+    return jnp.where(roles[r] == DECODE, jnp.minimum(t_pre, t_wake), jnp.inf)
 
 
 def transfer_horizon(shape: SimShape, p: SimParams, s: SimState, r):

@@ -53,7 +53,7 @@ def run_chunk(spec, group: Group, members: list[Planned], size: int,
     n = group.num_requests
     params = [sim_params(p.scenario, make_workload(p.scenario.workload, p.scenario.seed), group.cost)
               for p in members]
-    results, slots = simulate_sized(chunk_shape(n, group.max_instances, params), params,
+    results, slots = simulate_sized(chunk_shape(group, params), params,
                                     group.cost, chunk_size=size, sharding=sharding)
     rows = [
         metrics_row(p, res, sp.workload, b)

@@ -41,13 +41,11 @@ from typing import Any
 import numpy as np
 
 from frontier_jax.contract import SimShape
-from frontier_jax.cost import CostModel
-from frontier_jax.cost.tiers import cost_model
-from frontier_jax.metrics import request_table, run_metrics, steady_state
+from frontier_jax.metrics import scenario_metrics, scenario_table, steady_state
 from frontier_jax.params import first_slots, sim_params
 from frontier_jax.sim.sized import simulate_sized
 from frontier_jax.spec import with_overrides
-from frontier_jax.sweep.plan import Group, Planned, metrics_row
+from frontier_jax.sweep.plan import Group, Planned, group_plans, metrics_row
 from frontier_jax.sweep.spec import MaxQPS
 from frontier_jax.workload import make_workload
 
@@ -61,15 +59,13 @@ KEEP_UP_EPS = 0.05
 def attainment(p: Planned, res: Any, wl: Any) -> float:
     """Share of requests meeting the scenario's SLOs over the whole run (rejected ones miss)."""
     s = p.scenario
-    table = request_table(res, wl.arrival_s, wl.prompt, wl.output)
-    return run_metrics(table, res, s.num_gpus, s.slo.ttft_s, s.slo.tpot_s)["slo_attainment"]
+    return scenario_metrics(s, res, wl)[1]["slo_attainment"]
 
 
 def steady(p: Planned, res: Any, wl: Any) -> dict[str, float]:
     """Window attainment and TTFT trend of one run (see the module docstring)."""
     s = p.scenario
-    table = request_table(res, wl.arrival_s, wl.prompt, wl.output)
-    return steady_state(table, s.slo.ttft_s, s.slo.tpot_s, WARMUP, DRAIN)
+    return steady_state(scenario_table(s, res, wl), s.slo.ttft_s, s.slo.tpot_s, WARMUP, DRAIN)
 
 
 def sustained(cfg: MaxQPS, st: dict[str, float]) -> bool:
@@ -86,24 +82,25 @@ def _at_rate(base: list, rates: np.ndarray) -> list:
     ]
 
 
-def chunk_shape(n: int, r_slots: int, configs: list) -> SimShape:
-    """The static shape a chunk of configurations starts from (slots doubled as they bind)."""
-    return SimShape(num_requests=n, max_instances=r_slots, max_batch=first_slots(configs),
-                    queue_capacity=n)
+def chunk_shape(group: Group, configs: list) -> SimShape:
+    """The static shape a chunk of ``group`` starts from (slots doubled as they bind)."""
+    n = group.num_requests
+    return SimShape(num_requests=n, max_instances=group.max_instances,
+                    max_batch=first_slots(configs), queue_capacity=n,
+                    disaggregated=group.disaggregated)
 
 
-def bisect(
-    cfg: MaxQPS, members: list[Planned], size: int, n: int, r_slots: int, sharding,
-    cost: CostModel,
-) -> tuple[np.ndarray, list]:
-    """Max rate per configuration (0 when even ``cfg.low`` misses the target; ``cfg.high``
-    when even that meets it), with unit-rate params for replaying a rate. Every member is
-    priced with ``cost`` (a :class:`~frontier_jax.sweep.plan.Group`'s members share one)."""
+def bisect(cfg: MaxQPS, group: Group, members: list[Planned], size: int,
+           sharding) -> tuple[np.ndarray, list]:
+    """Max rate per configuration of ``members`` (a chunk of ``group``; 0 when even
+    ``cfg.low`` misses the target; ``cfg.high`` when even that meets it), with unit-rate
+    params for replaying a rate. Every member is priced with the group's cost model."""
+    cost = group.cost
     unit = []
     for p in members:
         s = with_overrides(p.scenario, {"workload.arrival.rate": 1.0})
         unit.append(sim_params(s, make_workload(s.workload, s.seed), cost))
-    shape = chunk_shape(n, r_slots, unit)
+    shape = chunk_shape(group, unit)
 
     def meets(rates: np.ndarray) -> np.ndarray:
         params = _at_rate(unit, rates)
@@ -132,11 +129,11 @@ def max_qps_rows(
 ) -> tuple[list[dict], int]:
     """Rows with ``max_qps`` (req/s), ``max_qps_per_gpu`` and the metrics at that rate, for
     ``members`` (a chunk of ``group``, run ``size`` configurations per call)."""
-    n, r_slots = group.num_requests, group.max_instances
-    best, unit = bisect(cfg, members, size, n, r_slots, sharding, group.cost)
+    n = group.num_requests
+    best, unit = bisect(cfg, group, members, size, sharding)
     replay = np.where(best > 0, best, cfg.low)
     params = _at_rate(unit, replay)
-    res, slots = simulate_sized(chunk_shape(n, r_slots, unit), params, group.cost,
+    res, slots = simulate_sized(chunk_shape(group, unit), params, group.cost,
                                 chunk_size=size, sharding=sharding)
     rows = []
     for p, r, q, b, qps in zip(members, res, params, slots, best, strict=True):
@@ -157,9 +154,8 @@ def max_qps_rows(
 
 def scalar_max_qps(cfg: MaxQPS, member: Planned) -> float:
     """The same bisection for one configuration alone (the test's yardstick)."""
-    s = member.scenario
-    best, _ = bisect(cfg, [member], 1, s.workload.num_requests, s.num_instances, None,
-                     cost_model(s))
+    (group,) = group_plans([member])
+    best, _ = bisect(cfg, group, [member], 1, None)
     return float(best[0])
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from frontier_jax.cost import CostModel
 from frontier_jax.cost.tiers import cost_key, cost_model
 from frontier_jax.invariants import violations
-from frontier_jax.metrics import request_table, run_metrics
+from frontier_jax.metrics import scenario_metrics
 from frontier_jax.spec import Scenario, SpecError, check_feasible, with_overrides
 from frontier_jax.sweep.expand import Config, expand
 
@@ -51,23 +51,35 @@ def plan(spec) -> tuple[list[Planned], int]:
     return [plan_config(spec, cfg) for cfg in configs], dropped
 
 
+_ROLE_LETTER = {"prefill": "P", "decode": "D"}
+
+
+def _parallel(pool) -> str:
+    return f"TP{pool.tp}" + (f"PP{pool.pp}" if pool.pp > 1 else "")
+
+
 def _pool_family(pool, s: Scenario) -> str:
-    fam = f"TP{pool.tp}" + (f"PP{pool.pp}" if pool.pp > 1 else "")
+    fam = _parallel(pool)
     if pool.role != "colocated":
-        fam = f"{pool.role}:{fam}"
+        fam = f"{_ROLE_LETTER.get(pool.role, pool.role)}:{fam}"
     return fam + (f"@{pool.hardware.name}" if pool.hardware != s.hardware else "")
 
 
 def family(s: Scenario) -> str:
     """Layout family used for colours: TP degree (and PP when > 1) of each pool with
     instances, joined by ``+`` (a pool's role and hardware named when they are not the
-    scenario's defaults)."""
-    return "+".join(_pool_family(p, s) for p in s.pools if p.count)
+    scenario's defaults); PD layouts are their own families (``PD P:TP2+D:TP1``)."""
+    fam = "+".join(_pool_family(p, s) for p in s.pools if p.count)
+    return f"PD {fam}" if s.disaggregated else fam
 
 
 def layout_label(s: Scenario) -> str:
-    """Short human label of a configuration's layout."""
+    """Short human label of a configuration's layout (``2P(TP2)+6D(TP1) rate=8`` for PD)."""
     used = [p for p in s.pools if p.count]
+    if s.disaggregated:
+        parts = [f"{p.count}{_ROLE_LETTER[p.role]}({_parallel(p)}"
+                 + (f"@{p.hardware.name}" if p.hardware != s.hardware else "") + ")" for p in used]
+        return "+".join(parts) + f" rate={s.workload.arrival.rate:g}"
     if len(used) == 1:
         pool = used[0]
         sc = pool.scheduler
@@ -81,7 +93,7 @@ def layout_label(s: Scenario) -> str:
 def identity(p: Planned) -> dict[str, Any]:
     """Columns that name a configuration: id, axis values, layout, GPUs (for a layout of one
     pool also its replicas, tp and pp; with several pools replicas counts every instance and
-    tp / pp are left empty)."""
+    tp / pp are left empty; a PD layout adds prefill_instances and decode_instances)."""
     row = {"config_id": p.config.config_id, **p.config.values}
     s = p.scenario
     if s is not None:
@@ -96,14 +108,16 @@ def identity(p: Planned) -> dict[str, Any]:
             pp=one.pp if one else None,
             rate=s.workload.arrival.rate,
         )
+        if s.disaggregated:
+            for role in _ROLE_LETTER:
+                row[f"{role}_instances"] = sum(q.count for q in used if q.role == role)
     return row
 
 
 def metrics_row(p: Planned, res: Any, wl: Any, max_batch: int) -> dict[str, Any]:
     """One results row: the configuration's identity, its run metrics and status."""
     s = p.scenario
-    table = request_table(res, wl.arrival_s, wl.prompt, wl.output)
-    m = run_metrics(table, res, s.num_gpus, s.slo.ttft_s, s.slo.tpot_s)
+    _, m = scenario_metrics(s, res, wl)
     for k in ("replica_busy_frac", "replica_kv_occupancy", "replica_iterations"):
         v = m.pop(k)
         m[k.replace("replica_", "mean_")] = float(np.mean(v))
@@ -120,19 +134,21 @@ class Group:
 
     num_requests: N; max_instances: instance slots (the group's largest layout: a few
     masked slots cost O(R) per step, far less than another compilation); cost: the static
-    cost model every member is priced with."""
+    cost model every member is priced with; disaggregated: the PD paths are compiled."""
 
     key: tuple
     members: list
     num_requests: int
     max_instances: int
     cost: CostModel
+    disaggregated: bool = False
 
 
 def group_key(s: Scenario) -> tuple:
     """What a configuration's compiled simulator depends on beyond its params: its request
-    count and what fixes its cost model (:func:`frontier_jax.cost.tiers.cost_key`)."""
-    return (s.workload.num_requests, cost_key(s))
+    count, whether it has the PD paths, and what fixes its cost model
+    (:func:`frontier_jax.cost.tiers.cost_key`)."""
+    return (s.workload.num_requests, s.disaggregated, cost_key(s))
 
 
 def group_plans(plans: list[Planned]) -> list[Group]:
@@ -143,7 +159,7 @@ def group_plans(plans: list[Planned]) -> list[Group]:
         if p.status == "ok":
             by_key.setdefault(group_key(p.scenario), []).append(p)
     return [Group(key, members, key[0], max(m.scenario.num_instances for m in members),
-                  cost_model(members[0].scenario))
+                  cost_model(members[0].scenario), key[1])
             for key, members in sorted(by_key.items(), key=lambda kv: repr(kv[0]))]
 
 
