@@ -20,7 +20,13 @@ from frontier_jax.reference import simulate_reference
 from frontier_jax.reference import simulator as refsim
 from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
 from frontier_jax.sim import SimShape, sim_shape, simulate, simulate_batch, unstack
-from frontier_jax.spec import SpecError, load_scenario, scenario_from_dict, scenario_to_dict, with_overrides
+from frontier_jax.spec import (
+    SpecError,
+    load_scenario,
+    scenario_from_dict,
+    scenario_to_dict,
+    with_overrides,
+)
 
 PD_SCENARIOS = ["pd_1p1d", "pd_1p3d", "pd_3p1d"]
 
