@@ -4,9 +4,11 @@ Prints simulated requests per second (wall and CPU) for the reference simulator 
 for the vectorized one at C = 1, 64, 256 configurations of the same scenario
 (arrival rates spread around the scenario's), compile time apart from run time,
 and the time per event at N = 10k and 100k requests (it must stay flat: per-step
-cost is O(B + R), never O(N)).
+cost is O(B + R), never O(N)). With ``--pd`` the same is measured for the scenario's
+prefill/decode twin on the same GPUs and workload (half the replicas prefill, half decode:
+``pd_variant``) and the cost of a PD event is given against a co-located one.
 
-    python benchmarks/speed.py --json [--scenario scenarios/demo.toml] [--quick]
+    python benchmarks/speed.py --json [--scenario scenarios/demo.toml] [--quick] [--pd]
 """
 
 import argparse
@@ -23,7 +25,7 @@ from frontier_jax.params import first_slots
 from frontier_jax.reference import simulate_reference
 from frontier_jax.runner import simulate_sized
 from frontier_jax.sim import sim_params, sim_shape, simulate, simulate_batch, stack
-from frontier_jax.spec import load_scenario, with_overrides
+from frontier_jax.spec import load_scenario, scenario_from_dict, scenario_to_dict, with_overrides
 from frontier_jax.workload import make_workload
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +54,19 @@ def _configs(scenario, c: int, n: int):
         )
         out.append(sim_params(s, make_workload(s.workload, s.seed)))
     return out
+
+
+def pd_variant(scenario):
+    """The scenario's prefill/decode twin: its replicas split into prefill (half, rounded
+    down, at least one) and decode instances, same TP/PP, GPUs, scheduler and workload."""
+    d = scenario_to_dict(scenario)
+    par = d.pop("parallel")
+    r = d["cluster"].pop("replicas")
+    n_p = max(1, r // 2)
+    d["layout"] = {"prefill": {"role": "prefill", "count": n_p, **par},
+                   "decode": {"role": "decode", "count": max(1, r - n_p), **par}}
+    d["name"] = scenario.name + "-pd"
+    return scenario_from_dict(d, scenario.source)
 
 
 def bench_reference(scenario, n: int, repeats: int) -> dict:
@@ -111,6 +126,15 @@ def bench_step_scaling(scenario, sizes) -> list[dict]:
     return rows
 
 
+def _bench_layout(scenario, a) -> tuple[dict, list[dict]]:
+    ref = bench_reference(scenario, a.requests, a.reference_repeats)
+    vec = [bench_vectorized(scenario, c, a.requests) for c in a.configs]
+    for v in vec:
+        v["speedup_vs_reference_per_cpu_s"] = v["req_per_cpu_s"] / ref["req_per_cpu_s"]
+        v["speedup_vs_reference_wall"] = v["req_per_s"] / ref["req_per_s"]
+    return ref, vec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default=str(REPO / "scenarios" / "demo.toml"))
@@ -120,15 +144,13 @@ def main() -> None:
     ap.add_argument("--scaling", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--json", action="store_true", help="print JSON only")
+    ap.add_argument("--pd", action="store_true",
+                    help="also measure the scenario's prefill/decode twin (same GPUs and workload)")
     a = ap.parse_args()
     if a.quick:
         a.requests, a.configs, a.reference_repeats, a.scaling = 300, [1, 8], 1, [2000, 8000]
     scenario = load_scenario(a.scenario)
-    ref = bench_reference(scenario, a.requests, a.reference_repeats)
-    vec = [bench_vectorized(scenario, c, a.requests) for c in a.configs]
-    for v in vec:
-        v["speedup_vs_reference_per_cpu_s"] = v["req_per_cpu_s"] / ref["req_per_cpu_s"]
-        v["speedup_vs_reference_wall"] = v["req_per_s"] / ref["req_per_s"]
+    ref, vec = _bench_layout(scenario, a)
     out = {
         "scenario": scenario.name,
         "device": jax.devices()[0].device_kind,
@@ -138,6 +160,12 @@ def main() -> None:
         "vectorized": vec,
         "step_scaling": bench_step_scaling(scenario, a.scaling),
     }
+    if a.pd:
+        pd = pd_variant(scenario)
+        pref, pvec = _bench_layout(pd, a)
+        for v, c in zip(pvec, vec, strict=True):
+            v["event_cost_vs_colocated"] = v["us_per_config_step"] / c["us_per_config_step"]
+        out["pd"] = {"scenario": pd.name, "gpus": pd.num_gpus, "reference": pref, "vectorized": pvec}
     if a.json:
         print(json.dumps(out, indent=2))
         return
@@ -150,6 +178,14 @@ def main() -> None:
         )
     for r in out["step_scaling"]:
         print(f"  N={r['requests']:7d}: {r['us_per_step']:.2f} us/step over {r['steps']} steps")
+    if a.pd:
+        pd = out["pd"]
+        print(f"{pd['scenario']} ({pd['gpus']} GPUs): reference {pd['reference']['req_per_cpu_s']:.0f} req/CPU-s")
+        for v in pd["vectorized"]:
+            print(f"  C={v['configs']:4d}: {v['req_per_cpu_s']:9.0f} req/CPU-s "
+                  f"({v['speedup_vs_reference_per_cpu_s']:.1f}x reference), "
+                  f"{v['us_per_config_step']:.2f} us/config-step "
+                  f"({v['event_cost_vs_colocated']:.2f}x a co-located event)")
 
 
 if __name__ == "__main__":

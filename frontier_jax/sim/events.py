@@ -14,6 +14,7 @@ order, plus its horizon in :mod:`frontier_jax.sim.horizon`.
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from frontier_jax.contract import ARRIVAL, DISPATCH, STEP, TRANSFER, SimParams, SimShape
@@ -89,11 +90,23 @@ def next_event(shape: SimShape, p: SimParams, s: SimState) -> Event:
     return Event(kind, t, jnp.isfinite(t), tuple(indices))
 
 
-def step(shape: SimShape, p: SimParams, s: SimState, cost: CostModel = ROOFLINE) -> SimState:
-    """Process one event: the handler of the winning kind runs, the others are no-ops."""
+def step(shape: SimShape, p: SimParams, s: SimState, cost: CostModel = ROOFLINE,
+         branch: bool = False) -> SimState:
+    """Process one event: the handler of the winning kind runs, the others are no-ops.
+
+    ``branch`` (static): run only the winning handler (``lax.switch``), for one configuration
+    outside ``vmap``; by default every handler runs masked by whether its kind won (what
+    ``vmap`` makes of a switch anyway). Both compute the same state."""
     ev = next_event(shape, p, s)
-    for src, i in zip(sources(shape), ev.indices, strict=True):
-        s = src.handle(shape, p, s, i, ev.time, ev.found & (ev.kind == src.kind), cost)
+    srcs = sources(shape)
+    if branch:
+        which = jnp.searchsorted(jnp.asarray([src.kind for src in srcs]), ev.kind)
+        s = jax.lax.switch(which, [
+            (lambda s, src=src, i=i: src.handle(shape, p, s, i, ev.time, ev.found, cost))
+            for src, i in zip(srcs, ev.indices, strict=True)], s)
+    else:
+        for src, i in zip(srcs, ev.indices, strict=True):
+            s = src.handle(shape, p, s, i, ev.time, ev.found & (ev.kind == src.kind), cost)
     return s._replace(
         steps=s.steps + ev.found.astype(I32),
         backwards=s.backwards | (ev.found & (ev.time < s.last_t)),
