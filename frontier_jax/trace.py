@@ -1,4 +1,5 @@
-"""Chrome/Perfetto trace of one run: one track per instance, one slice per iteration."""
+"""Chrome/Perfetto trace of one run: one track per instance (one slice per iteration) and, in a
+PD layout, one per decode instance's KV link (one slice per transfer)."""
 
 import json
 from pathlib import Path
@@ -6,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from frontier_jax.contract import is_live
+from frontier_jax.contract import DECODE, PREFILL, is_live
 from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.reference import simulate_reference
 
@@ -21,11 +22,23 @@ def iteration_trace(params: Any, max_instances: int, cost: CostModel = ROOFLINE)
     events: list[dict] = [
         {"name": "process_name", "ph": "M", "pid": 0, "args": {"name": "frontier-jax"}}
     ]
-    for r, pool in enumerate(np.asarray(params.engine.pool).tolist()):
+    roles = np.asarray(params.engine.pools.role)
+    pools = np.asarray(params.engine.pool).tolist()
+    n_slots = max(len(pools), max_instances)
+    for r, pool in enumerate(pools):
         if not is_live(pool):
             continue
+        role = {PREFILL: "prefill", DECODE: "decode"}.get(int(roles[pool]), "replica")
         events.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": r,
-                       "args": {"name": f"replica {r}" + (f" (pool {pool})" if pool else "")}})
+                       "args": {"name": f"{role} {r}" + (f" (pool {pool})" if pool and role == "replica" else "")}})
+        if role == "decode":
+            events.append({"name": "thread_name", "ph": "M", "pid": 0, "tid": n_slots + r,
+                           "args": {"name": f"KV link -> decode {r}"}})
+
+    def on_transfer(d, start_s, end_s, rid, nbytes):
+        events.append({"name": "kv transfer", "ph": "X", "pid": 0, "tid": n_slots + int(d),
+                       "ts": start_s * 1e6, "dur": (end_s - start_s) * 1e6,
+                       "args": {"request": int(rid), "bytes_per_gpu": float(nbytes)}})
 
     def on_iteration(r, start_s, dur_s, batch, free_blocks):
         q = np.asarray(batch.q_tokens)
@@ -48,7 +61,8 @@ def iteration_trace(params: Any, max_instances: int, cost: CostModel = ROOFLINE)
             }
         )
 
-    simulate_reference(params, max_instances, cost, on_iteration=on_iteration)
+    simulate_reference(params, max_instances, cost, on_iteration=on_iteration,
+                       on_transfer=on_transfer)
     return events
 
 

@@ -203,3 +203,18 @@ def test_bad_pd_scenarios_get_one_line(edit, field):
     light["kv_transfer"] = {"link": "nvlink"}
     with pytest.raises(SpecError, match="only used by a prefill/decode layout"):
         scenario_from_dict(light, "x.toml")
+
+
+def test_trace_shows_prefill_links_and_decode():
+    from frontier_jax.trace import iteration_trace
+
+    s = with_overrides(load_scenario(SCENARIOS / "pd_1p3d.toml"), {"workload.num_requests": 120})
+    prep = prepare(s)
+    events = iteration_trace(prep.params, prep.shape.max_instances, prep.cost)
+    names = [e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"]
+    assert names[:2] == ["prefill 0", "decode 1"] and "KV link -> decode 3" in names
+    transfers = [e for e in events if e["ph"] == "X" and e["name"] == "kv transfer"]
+    ref = run_reference(prep).result
+    handed = int((np.asarray(ref.pd.decode_replica) >= 0).sum())
+    assert len(transfers) == handed > 100
+    assert {e["tid"] for e in transfers} == {4 + d for d in (1, 2, 3)}

@@ -86,9 +86,11 @@ def _kv_bytes_per_token(c) -> float:
 class _Reference:
     """One run's state and its event handlers (see the module doc)."""
 
-    def __init__(self, params: SimParams, max_instances: int, cost: CostModel, on_iteration):
+    def __init__(self, params: SimParams, max_instances: int, cost: CostModel, on_iteration,
+                 on_transfer=None):
         params = with_instances(params, max_instances, np)
         self.params, self.cost, self.on_iteration = params, cost, on_iteration
+        self.transfer_hook = on_transfer
         e, wl = params.engine, params.workload
         self.router = int(e.router)
         self.arrival = [float(x) for x in np.asarray(wl.arrival_s)]
@@ -286,7 +288,10 @@ class _Reference:
         self.xfer_start[rid] = t
         src = self.instances[self.replica_of[rid]].cost
         per_gpu = max(_kv_bytes_per_token(src), _kv_bytes_per_token(dec.cost))
-        self.push(t + (self.link_lat + self.prompt[rid] * per_gpu / self.link_bw), TRANSFER, d)
+        end = t + (self.link_lat + self.prompt[rid] * per_gpu / self.link_bw)
+        if self.transfer_hook is not None:
+            self.transfer_hook(d, t, end, rid, self.prompt[rid] * per_gpu)
+        self.push(end, TRANSFER, d)
 
     # ---- TRANSFER: the prompt's KV has reached its decode instance
     def on_transfer(self, t: float, d: int) -> None:
@@ -349,12 +354,14 @@ def simulate_reference(
     max_instances: int,
     cost: CostModel = ROOFLINE,
     on_iteration=None,
+    on_transfer=None,
 ) -> SimResult:
     """Run one configuration event by event; returns a :class:`SimResult` of numpy arrays.
 
     ``params`` holds one configuration (no batch axis); ``max_instances``: instance slots of
     the result (at least the params' own). ``cost`` prices each iteration with numpy
     (default: the roofline tier). ``on_iteration(instance, start_s, dur_s, batch,
-    free_blocks)``, if given, is called for every iteration.
+    free_blocks)``, if given, is called for every iteration; ``on_transfer(decode_instance,
+    start_s, end_s, request, bytes_per_gpu)`` for every KV transfer of a PD layout.
     """
-    return _Reference(params, max_instances, cost, on_iteration).run()
+    return _Reference(params, max_instances, cost, on_iteration, on_transfer).run()
