@@ -348,11 +348,15 @@ def commit(shape: SimShape, s: SimState, at: At, run: Running, plan: RunPlan, ad
     computed = scatter(s.computed, run.ids, jnp.zeros_like(run.ids), plan.preempted & active)
     ff = active & (win.length > 1)
     free_end = free - win.new_blocks
-    if shape.disaggregated:  # the first time a decode instance schedules a request
+    if shape.disaggregated:  # the first time a decode instance schedules a request; the window
         pd = s.pd
         first_d = mask & (at.eng.role == DECODE) & jnp.isinf(pd.decode_sched_s[jnp.maximum(row.ids, 0)])
         s = s._replace(pd=pd._replace(
-            decode_sched_s=scatter(pd.decode_sched_s, row.ids, tt, first_d & active)))
+            decode_sched_s=scatter(pd.decode_sched_s, row.ids, tt, first_d & active),
+            win_b=put_row(pd.win_b, r, win.bounds, active),
+            win_x=put_row(pd.win_x, r, win.extra, active),
+            win_len=put(pd.win_len, r, win.length, active),
+            win_used=put(pd.win_used, r, at.eng.kv_blocks - free, active)))
     return s._replace(
         computed=scatter(computed, row.ids, row.ctx + skip, mask & ff),
         generated=scatter(s.generated, row.ids, row.gen + skip, mask & ff),

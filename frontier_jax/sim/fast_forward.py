@@ -28,6 +28,8 @@ class Window(NamedTuple):
     busy_s: Any  # sum of the L iteration times (s)
     block_s: Any  # sum of used blocks x iteration time (block-seconds)
     new_blocks: Any  # KV blocks allocated by iterations 1..L-1
+    bounds: Any  # [K + 1] iteration boundaries b_0 = t .. b_K (s); the window is b_0 .. b_L
+    extra: Any  # [K] KV blocks allocated by iterations 1..j (extra[0] = 0)
 
 
 def decode_window(
@@ -59,7 +61,8 @@ def decode_window(
     """
     K = shape.decode_window
     if K <= 1:
-        return Window(jnp.ones((), I32), t + dur, dur, used * dur, jnp.zeros((), I32))
+        return Window(jnp.ones((), I32), t + dur, dur, used * dur, jnp.zeros((), I32),
+                      jnp.stack([t, t + dur]), jnp.zeros((1,), I32))
     bs = eng.block_size
     if window_times is None:
         window_times = cost.decode_window_times(batch, cost_params, jnp, K, ctx)
@@ -90,4 +93,6 @@ def decode_window(
         busy_s=jnp.sum(jnp.where(within, d, 0.0)),
         block_s=jnp.sum(jnp.where(within, (used + extra) * d, 0.0)),
         new_blocks=extra[length - 1],
+        bounds=bounds,
+        extra=extra,
     )

@@ -5,13 +5,13 @@ iterations only up to the first time something could change the instance's batch
 outside: a new request routed to it. Each source of outside work has one horizon function
 here, ``(shape, params, state, instance) -> seconds`` (``inf`` when the source can bring
 it nothing more); :func:`work_horizon` is their minimum over :func:`horizons`: arrivals, and
-in a PD layout the hand-offs and KV transfers that bring a decode instance its requests.
+in a PD layout the KV transfer on a decode instance's link.
 """
 
 import jax.numpy as jnp
 
 from frontier_jax.contract import ROUND_ROBIN, SimParams, SimShape
-from frontier_jax.sim.pd import dispatch_horizon, transfer_horizon
+from frontier_jax.sim.pd import transfer_horizon
 from frontier_jax.sim.route import receivers
 from frontier_jax.sim.types import SimState
 
@@ -36,10 +36,13 @@ def arrival_horizon(shape: SimShape, p: SimParams, s: SimState, r):
 
 def horizons(shape: SimShape) -> tuple:
     """The horizon functions of the event sources a shape compiles: arrivals, and in a PD
-    layout dispatches and transfers (:mod:`frontier_jax.sim.pd`)."""
+    layout the end of a decode instance's transfer in flight (:mod:`frontier_jax.sim.pd`).
+    A transfer that starts at a decode instance later, in the middle of its window, cuts
+    the window there instead (:func:`frontier_jax.sim.pd.truncate`): bounding windows by
+    every prefill instance's next step would cut them at every prefill iteration."""
     if not shape.disaggregated:
         return (arrival_horizon,)
-    return (arrival_horizon, dispatch_horizon, transfer_horizon)
+    return (arrival_horizon, transfer_horizon)
 
 
 def work_horizon(shape: SimShape, p: SimParams, s: SimState, r):

@@ -29,7 +29,6 @@ from frontier_jax.contract import (
     DECODE,
     LEAST_OUTSTANDING,
     MOST_FREE_KV,
-    PREFILL,
     SimParams,
     SimShape,
     instance_kv_blocks,
@@ -61,6 +60,10 @@ def init_pd(shape: SimShape, p: SimParams) -> PDState:
         x_req=jnp.full((R,), -1, I32),
         x_end=jnp.full((R,), jnp.inf),
         handoff_rr=jnp.zeros((), I32),
+        win_b=jnp.zeros((R, max(shape.decode_window, 1) + 1)),
+        win_x=jnp.zeros((R, max(shape.decode_window, 1)), I32),
+        win_len=jnp.ones((R,), I32),
+        win_used=zeros_r,
     )
 
 
@@ -128,11 +131,64 @@ def apply_start(shape: SimShape, s: SimState, d, t, st: Start, active) -> SimSta
 
 
 def start_next(shape: SimShape, p: SimParams, s: SimState, d, t, active) -> SimState:
-    """Start decode instance ``d``'s next transfer at ``t`` if it can (its current free blocks
-    and running requests)."""
-    st = transfer_start(shape, p, s, d, t, s.free_blocks[d], s.n_run[d], s.n_pre[d] + s.q_len[d])
+    """Start decode instance ``d``'s next transfer at ``t`` if it can (its free blocks as of
+    ``t`` and its running requests). A start in the middle of a decode window of ``d`` cuts
+    the window at ``t`` first (:func:`truncate`): the reserved blocks change what follows."""
+    free = free_as_of(shape, s, t)[d]
+    st = transfer_start(shape, p, s, d, t, free, s.n_run[d], s.n_pre[d] + s.q_len[d])
+    s = truncate(shape, s, d, t, active & st.ok)
     s = apply_start(shape, s, d, t, st, active)
     return s._replace(free_blocks=put(s.free_blocks, d, s.free_blocks[d] - st.blocks, active & st.ok))
+
+
+# ---- decode windows seen from outside: as of a time inside them, and cut short
+def _kept(shape: SimShape, s: SimState, y):
+    """[R] iterations of each instance's last window that start before ``y`` (at least 1)."""
+    pd = s.pd
+    K = pd.win_x.shape[-1]
+    starts = (jnp.arange(K) < pd.win_len[:, None]) & (pd.win_b[:, :K] < y)
+    return jnp.maximum(jnp.sum(starts, axis=-1, dtype=I32), 1)
+
+
+def free_as_of(shape: SimShape, s: SimState, y):
+    """[R] free KV blocks of each instance at time ``y``: a decode window allocates its
+    iterations' blocks at once, so an instance in the middle of one has only allocated those
+    of the iterations that started before ``y``."""
+    pd = s.pd
+    rows = jnp.arange(pd.win_x.shape[0])
+    kept = _kept(shape, s, y)
+    return s.free_blocks + pd.win_x[rows, pd.win_len - 1] - pd.win_x[rows, kept - 1]
+
+
+def truncate(shape: SimShape, s: SimState, d, y, active) -> SimState:
+    """Cut instance ``d``'s decode window at ``y`` (when ``active`` and ``y`` falls inside it):
+    the iterations that start at or after ``y`` are undone, so the state is the one the
+    reference simulator has at ``y`` (tokens, KV blocks, busy time, block-seconds,
+    iterations) with the last kept iteration in flight. Windows are decode-only and stop
+    before any request finishes, so undoing is subtracting. O(B + K)."""
+    pd, B = s.pd, shape.max_batch
+    L = pd.win_len[d]
+    kept = _kept(shape, s, y)[d]
+    cut = active & (kept < L)
+    drop = jnp.where(cut, L - kept, 0)
+    b, x = pd.win_b[d], pd.win_x[d]
+    K = x.shape[0]
+    j = jnp.arange(K)
+    gone = (j >= kept) & (j < L)
+    dur = b[1:] - b[:K]
+    ids = s.run_ids[d]
+    rows = (jnp.arange(B) < s.n_run[d]) & cut
+    return s._replace(
+        computed=s.computed.at[jnp.where(rows, ids, s.computed.shape[0])].add(-drop, mode="drop"),
+        generated=s.generated.at[jnp.where(rows, ids, s.generated.shape[0])].add(-drop, mode="drop"),
+        clock=put(s.clock, d, b[kept], cut),
+        free_blocks=put(s.free_blocks, d, s.free_blocks[d] + x[L - 1] - x[kept - 1], cut),
+        busy_s=put(s.busy_s, d, s.busy_s[d] - jnp.sum(jnp.where(gone, dur, 0.0)), cut),
+        block_s=put(s.block_s, d, s.block_s[d]
+                    - jnp.sum(jnp.where(gone, (pd.win_used[d] + x) * dur, 0.0)), cut),
+        iterations=put(s.iterations, d, s.iterations[d] - drop, cut),
+        pd=pd._replace(win_len=put(pd.win_len, d, kept, cut)),
+    )
 
 
 # ---- DISPATCH: a finished prompt is handed to a decode instance
@@ -143,17 +199,17 @@ def next_dispatch(shape: SimShape, p: SimParams, s: SimState):
     return ready[r], r
 
 
-def choose_decode(shape: SimShape, p: SimParams, s: SimState):
-    """The decode instance a hand-off goes to: round robin over the decode instances (the
-    slots after the arrival receivers), the one with the fewest outstanding requests, or the
-    one with the most free KV blocks (lowest index on a tie)."""
+def choose_decode(shape: SimShape, p: SimParams, s: SimState, t):
+    """The decode instance a hand-off at ``t`` goes to: round robin over the decode instances
+    (the slots after the arrival receivers), the one with the fewest outstanding requests, or
+    the one with the most free KV blocks at ``t`` (lowest index on a tie)."""
     roles = instance_roles(p, jnp)
     dec = roles == DECODE
     first = jnp.argmax(dec).astype(I32)
     n_dec = jnp.maximum(jnp.sum(dec, dtype=I32), 1)
     rr = first + s.pd.handoff_rr % n_dec
     lor = jnp.argmin(jnp.where(dec, s.outstanding, jnp.iinfo(I32).max))
-    mfk = jnp.argmax(jnp.where(dec, s.free_blocks, -1))
+    mfk = jnp.argmax(jnp.where(dec, free_as_of(shape, s, t), -1))
     router = p.engine.decode_router
     return jnp.where(router == LEAST_OUTSTANDING, lor,
                      jnp.where(router == MOST_FREE_KV, mfk, rr)).astype(I32)
@@ -164,7 +220,7 @@ def dispatch(shape: SimShape, p: SimParams, s: SimState, r, t, active) -> SimSta
     instance's link queue, whose next transfer starts if it can."""
     pd = s.pd
     rid = pd.outbox[r, jnp.minimum(pd.o_head[r], shape.max_batch - 1)]
-    d = choose_decode(shape, p, s)
+    d = choose_decode(shape, p, s, t)
     Q = shape.queue_capacity
     tail = (pd.xq_head[d] + pd.xq_len[d]) % Q
     pd = pd._replace(
@@ -216,28 +272,7 @@ def transfer_done(shape: SimShape, p: SimParams, s: SimState, d, t, active) -> S
     return start_next(shape, p, s, d, t, active)
 
 
-# ---- horizons (decode fast-forward): when a hand-off can next bring a decode instance work
-def dispatch_horizon(shape: SimShape, p: SimParams, s: SimState, r):
-    """No new request reaches decode instance ``r`` before a prefill instance finishes a
-    prompt, and none finishes one before its next step: the earliest clock of a busy
-    prefill instance; for an idle one, the next event that can wake it: the next arrival,
-    or, for one stalled with requests waiting for its KV blocks, the end of a transfer that
-    frees them: one on a link now (its end), or one a decode instance other than ``r``
-    could start at its next step (its clock, if its link queue is not empty; ``r``'s own
-    window cannot start one: its free blocks only shrink and its batch does not change)."""
-    roles = instance_roles(p, jnp)
-    pre = roles == PREFILL
-    t_pre = jnp.min(jnp.where(pre, s.clock, jnp.inf))
-    N = shape.num_requests
-    t_arr = jnp.where(s.next_arrival < N,
-                      p.workload.arrival_s[jnp.minimum(s.next_arrival, N - 1)], jnp.inf)
-    stalled = jnp.any(pre & jnp.isinf(s.clock) & ((s.q_len + s.n_pre) > 0))
-    others = (roles == DECODE) & (s.pd.xq_len > 0) & (jnp.arange(s.clock.shape[0]) != r)
-    t_free = jnp.minimum(jnp.min(s.pd.x_end), jnp.min(jnp.where(others, s.clock, jnp.inf)))
-    t_wake = jnp.minimum(t_arr, jnp.where(stalled, t_free, jnp.inf))
-    return jnp.where(roles[r] == DECODE, jnp.minimum(t_pre, t_wake), jnp.inf)
-
-
+# ---- horizons (decode fast-forward)
 def transfer_horizon(shape: SimShape, p: SimParams, s: SimState, r):
     """The end of the transfer on instance ``r``'s link (it then joins ``r``'s running set)."""
     return s.pd.x_end[r]

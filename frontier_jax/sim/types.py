@@ -86,6 +86,10 @@ class PDState(NamedTuple):
     transfer (xq_head, xq_len i32 [R]); x_req i32 [R] the request whose KV is on the link
     (-1 none); x_end f64 [R] when that transfer ends (inf none).
     handoff_rr: i32 [] the decode chooser's round-robin position.
+    The instance's last step's window (a decode window may be cut short when a transfer
+    starts at a decode instance in the middle of it: :func:`frontier_jax.sim.pd.truncate`):
+    win_b f64 [R, K + 1] iteration boundaries, win_x i32 [R, K] KV blocks allocated by
+    iterations 1..j, win_len i32 [R] iterations, win_used i32 [R] used blocks in iteration 0.
     """
 
     decode_replica: Any
@@ -103,3 +107,7 @@ class PDState(NamedTuple):
     x_req: Any
     x_end: Any
     handoff_rr: Any
+    win_b: Any
+    win_x: Any
+    win_len: Any
+    win_used: Any

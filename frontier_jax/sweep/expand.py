@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from frontier_jax.spec import SpecError, layout_gpus
+from frontier_jax.spec import SpecError, layout_gpus, pool_path
 from frontier_jax.spec.errors import short_repr
 
 FUNCS = {
@@ -353,6 +353,7 @@ def _layout_names(base, values: dict[str, Any]) -> dict[str, Any]:
     """Expression names of a [layout] base's pools, following the configuration's values:
     ``<pool>_count``, ``<pool>_tp``, ``<pool>_pp`` each, and ``replicas`` (all instances).
     (``tp`` and ``pp`` alone are left undefined: a layout has one per pool.)"""
+    values = {pool_path(k): v for k, v in values.items()}  # prefill.replicas -> layout.prefill.count
     out = {f"{p.name}_{k}".replace("-", "_"): values.get(f"layout.{p.name}.{k}", getattr(p, k))
            for p in base.layout for k in _POOL_NAME_FIELDS}
     counts = [values.get(f"layout.{p.name}.count", p.count) for p in base.layout]
@@ -367,6 +368,7 @@ def _gpus(base, ns: dict[str, Any], values: dict[str, Any]) -> Any:
     expression names; a [layout] base: each pool's count x tp x pp, from the axis or derived
     value ``layout.<pool>.<field>`` when there is one, else the base's."""
     if base.layout:
+        values = {pool_path(k): v for k, v in values.items()}
         pools = [tuple(values.get(f"layout.{p.name}.{k}", getattr(p, k)) for k in ("count", "tp", "pp"))
                  for p in base.layout]
     else:

@@ -56,7 +56,7 @@ from frontier_jax.spec import (
     load_scenario,
 )
 from frontier_jax.spec.errors import did_you_mean, key_path
-from frontier_jax.spec.scenario import read_toml
+from frontier_jax.spec.scenario import pool_path, read_toml
 from frontier_jax.sweep.expand import FUNCS
 
 TOP_KEYS = (
@@ -206,8 +206,8 @@ def _check_name(name: Any, src: str, where: str, base: Scenario | None = None) -
     (``layout.<pool>.tp``) are checked against the base scenario's pools."""
     if not isinstance(name, str) or not name:
         raise _err(src, where, name, "expected a non-empty name")
-    if name.startswith("layout."):
-        _check_layout_name(name, src, where, base)
+    if name.startswith(("layout.", "prefill.", "decode.")):
+        _check_layout_name(pool_path(name), src, where, base)
         return
     if base is not None and base.layout and name in _SHORTHAND_ONLY:
         raise _err(src, where, name, "the base scenario has a [layout]: sweep its pools' fields "
