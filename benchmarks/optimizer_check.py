@@ -8,7 +8,11 @@ so the optimiser reads each layout's value from the exhaustive table: the same n
 a fresh simulation gives. Prints the gap to the exhaustive best per seed.
 
     python benchmarks/optimizer_check.py --json [--requests-per-gpu 50 | --requests 800]
-        [--seeds 5] [--rounds 8] [--table-out T.csv | --table-in T.csv]
+        [--seeds 5] [--rounds 8] [--table-out T.csv | --table-in T.csv] [--spec SPEC.toml]
+
+``--spec`` checks a shipped sweep spec's space instead (its list axes, constraints, derived
+values and [maxqps] table, its base scenario's SLOs), e.g. ``sweeps/pd_16gpus.toml`` (PD:
+prefill and decode counts, TPs, the decode batch cap).
 
 Runs have 50 requests per GPU of the layout by default (each GPU sees as many requests
 whatever the replica count); --requests N gives every run N instead. Max QPS is the
@@ -28,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from frontier_jax.optimize import optimize
-from frontier_jax.sweep import run_sweep, sweep_from_dict
+from frontier_jax.sweep import load_sweep, run_sweep, sweep_from_dict
 from frontier_jax.sweep.search import search_space, with_budget_and_slo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +54,18 @@ def main() -> None:
     ap.add_argument("--table-out", help="write the exhaustive table (CSV) here")
     ap.add_argument("--table-in", help="reuse a table written by --table-out (no simulation)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--spec", help="a sweep spec whose list axes form the space")
     a = ap.parse_args()
+    if a.spec:
+        spec = load_sweep(a.spec)
+        axes = tuple(ax.name for ax in spec.axes)
+        spec = with_budget_and_slo(spec, None, None, None)
+    else:
+        spec, axes = _demo_spec(a), AXES
+    run(a, spec, axes)
+
+
+def _demo_spec(a):
     spec = sweep_from_dict({
         "name": "optimizer-check",
         "base": str(REPO / "scenarios" / "demo.toml"),
@@ -66,7 +81,10 @@ def main() -> None:
         "constraints": {"expressions": ["gpus <= 16", "max_num_batched_tokens >= max_num_seqs"]},
         "maxqps": {"target": 0.9, "low": 0.5, "high": 1024.0, "rounds": a.rounds},
     })
-    spec = with_budget_and_slo(spec, None, a.slo_ttft, a.slo_tpot)
+    return with_budget_and_slo(spec, None, a.slo_ttft, a.slo_tpot)
+
+
+def run(a, spec, AXES) -> None:
     t0 = time.perf_counter()
     if a.table_in:
         ok = pd.read_csv(a.table_in)
@@ -75,6 +93,7 @@ def main() -> None:
         ok = df[df["status"] == "ok"]
     sweep_s = time.perf_counter() - t0
     table = {tuple(r[k] for k in AXES): float(r["max_qps_per_gpu"]) for _, r in ok.iterrows()}
+    spec_name = spec.name
     space = search_space(spec)
     size = space.size()
     best = max(table.values())
@@ -88,7 +107,7 @@ def main() -> None:
                        maximize=True)
         runs.append({"seed": seed, "best": res.best_value, "gap": 1 - res.best_value / best,
                      "evaluated": res.n_evaluations, "fraction": res.n_evaluations / size,
-                     "layout": {k: int(v) for k, v in res.best_layout.items()}})
+                     "layout": {k: v for k, v in res.best_layout.items()}})
         rnd = optimize(space, objective, budget=budget, popsize=a.popsize, seed=seed,
                        maximize=True, strategy="random")
         random_gaps.append(1 - rnd.best_value / best)
@@ -98,17 +117,18 @@ def main() -> None:
     if a.table_out:
         ok[[*AXES, "gpus", "max_qps", "max_qps_per_gpu", "window_attainment", "ttft_trend",
             "slo_attainment", "max_qps_saturated"]].to_csv(a.table_out, index=False)
-    out = {"layouts": size, "exhaustive_best_qps_per_gpu": best, "sweep_s": sweep_s,
+    out = {"spec": spec_name, "layouts": size, "exhaustive_best_qps_per_gpu": best, "sweep_s": sweep_s,
            "layouts_at_upper_bound": saturated, "layouts_at_zero": int((vals == 0).sum()),
            "distinct_values": int(len(np.unique(vals))),
            "top5_qps_per_gpu": [float(v) for v in vals[:5]],
            "layouts_within_2pct_of_best": near,
-           "requests_per_config": a.requests or f"{a.requests_per_gpu} x GPUs", "rounds": a.rounds, "budget": budget,
+           "requests_per_config": a.requests or f"{a.requests_per_gpu} x GPUs",
+           "rounds": spec.maxqps.rounds, "budget": budget,
            "runs": runs, "all_within_2pct": all(r["gap"] <= 0.02 for r in runs),
            "max_gap": max(r["gap"] for r in runs),
            "max_fraction": max(r["fraction"] for r in runs),
            "random_search_gaps": random_gaps}
-    print(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
 if __name__ == "__main__":
