@@ -22,6 +22,7 @@ from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
 from frontier_jax.sim import SimShape, sim_shape, simulate, simulate_batch, unstack
 from frontier_jax.spec import (
     SpecError,
+    check_feasible,
     load_scenario,
     scenario_from_dict,
     scenario_to_dict,
@@ -188,6 +189,9 @@ def test_roles_and_first_token_conventions():
     (lambda d: d["decode"].update(tp=3), "layout.decode.tp"),
     (lambda d: d["kv_transfer"].update(decode_router="random"), "kv_transfer.decode_router"),
     (lambda d: d["prefill"].update(replicas=0), "layout"),
+    (lambda d: (d["decode"].update(scheduler={"gpu_memory_utilization": 0.21}),
+                d["workload"]["prompt"].update(value=8000)),
+     "layout.decode.scheduler.gpu_memory_utilization"),  # the longest request fits no decode
 ])
 def test_bad_pd_scenarios_get_one_line(edit, field):
     d = {"model": {"preset": "llama-3-8b"}, "hardware": {"preset": "H100-SXM"},
@@ -197,7 +201,7 @@ def test_bad_pd_scenarios_get_one_line(edit, field):
     scenario_from_dict(d, "x.toml")
     edit(d)
     with pytest.raises(SpecError) as e:
-        scenario_from_dict(d, "x.toml")
+        check_feasible(scenario_from_dict(d, "x.toml"))
     assert e.value.field == field and "\n" not in str(e.value)
     light = scenario_to_dict(load_scenario(SCENARIOS / "light.toml"))
     light["kv_transfer"] = {"link": "nvlink"}
@@ -218,3 +222,25 @@ def test_trace_shows_prefill_links_and_decode():
     handed = int((np.asarray(ref.pd.decode_replica) >= 0).sum())
     assert len(transfers) == handed > 100
     assert {e["tid"] for e in transfers} == {4 + d for d in (1, 2, 3)}
+
+
+def test_pd_sweeps_take_pool_shorthand_paths_and_label_pd_layouts(tmp_path):
+    from frontier_jax.sweep import expand, plan, sweep_from_dict
+    from frontier_jax.sweep.plan import family, identity
+
+    spec = sweep_from_dict({
+        "base": str(SCENARIOS / "pd_1p3d.toml"),
+        "axes": {"prefill.replicas": [1, 2], "decode.tp": [1, 2]},
+        "derived": {"decode.replicas": "8 // decode_tp - prefill_count",
+                    "workload.num_requests": "50"},
+        "constraints": {"expressions": ["gpus <= 8"]},
+    })
+    configs, dropped = expand(spec)
+    plans, _ = plan(spec)
+    rows = [identity(p) for p in plans]
+    assert [(r["prefill_instances"], r["decode_instances"], r["gpus"]) for r in rows] == [
+        (1, 7, 8), (1, 3, 7), (2, 6, 8), (2, 2, 6)]
+    assert rows[1]["layout"].startswith("1P(TP1)+3D(TP2)")
+    assert family(plans[0].scenario) == "PD P:TP1+D:TP1"
+    with pytest.raises(SpecError, match="unknown pool field"):
+        sweep_from_dict({"base": str(SCENARIOS / "pd_1p3d.toml"), "axes": {"decode.colour": [1]}})

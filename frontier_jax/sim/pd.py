@@ -134,7 +134,7 @@ def start_next(shape: SimShape, p: SimParams, s: SimState, d, t, active) -> SimS
     """Start decode instance ``d``'s next transfer at ``t`` if it can (its free blocks as of
     ``t`` and its running requests). A start in the middle of a decode window of ``d`` cuts
     the window at ``t`` first (:func:`truncate`): the reserved blocks change what follows."""
-    free = free_as_of(shape, s, t)[d]
+    free = free_as_of(shape, s, t, d)
     st = transfer_start(shape, p, s, d, t, free, s.n_run[d], s.n_pre[d] + s.q_len[d])
     s = truncate(shape, s, d, t, active & st.ok)
     s = apply_start(shape, s, d, t, st, active)
@@ -142,21 +142,24 @@ def start_next(shape: SimShape, p: SimParams, s: SimState, d, t, active) -> SimS
 
 
 # ---- decode windows seen from outside: as of a time inside them, and cut short
-def _kept(shape: SimShape, s: SimState, y):
-    """[R] iterations of each instance's last window that start before ``y`` (at least 1)."""
-    pd = s.pd
-    K = pd.win_x.shape[-1]
-    starts = (jnp.arange(K) < pd.win_len[:, None]) & (pd.win_b[:, :K] < y)
+def _kept(win_b, win_len, y):
+    """Iterations of a window (boundaries ``win_b`` [..., K + 1], length ``win_len``) that
+    start before ``y`` (at least 1)."""
+    K = win_b.shape[-1] - 1
+    starts = (jnp.arange(K) < win_len[..., None]) & (win_b[..., :K] < y)
     return jnp.maximum(jnp.sum(starts, axis=-1, dtype=I32), 1)
 
 
-def free_as_of(shape: SimShape, s: SimState, y):
-    """[R] free KV blocks of each instance at time ``y``: a decode window allocates its
-    iterations' blocks at once, so an instance in the middle of one has only allocated those
-    of the iterations that started before ``y``."""
+def free_as_of(shape: SimShape, s: SimState, y, d=None):
+    """Free KV blocks at time ``y`` of every instance ([R]), or of instance ``d``: a decode
+    window allocates its iterations' blocks at once, so an instance in the middle of one has
+    only allocated those of the iterations that started before ``y``."""
     pd = s.pd
+    if d is not None:
+        kept = _kept(pd.win_b[d], pd.win_len[d], y)
+        return s.free_blocks[d] + pd.win_x[d, pd.win_len[d] - 1] - pd.win_x[d, kept - 1]
     rows = jnp.arange(pd.win_x.shape[0])
-    kept = _kept(shape, s, y)
+    kept = _kept(pd.win_b, pd.win_len, y)
     return s.free_blocks + pd.win_x[rows, pd.win_len - 1] - pd.win_x[rows, kept - 1]
 
 
@@ -168,7 +171,7 @@ def truncate(shape: SimShape, s: SimState, d, y, active) -> SimState:
     before any request finishes, so undoing is subtracting. O(B + K)."""
     pd, B = s.pd, shape.max_batch
     L = pd.win_len[d]
-    kept = _kept(shape, s, y)[d]
+    kept = _kept(pd.win_b[d], L, y)
     cut = active & (kept < L)
     drop = jnp.where(cut, L - kept, 0)
     b, x = pd.win_b[d], pd.win_x[d]

@@ -658,11 +658,40 @@ def kv_capacity_blocks(s: Scenario, pool: PoolSpec | None = None) -> int:
 
 def check_feasible(s: Scenario) -> None:
     """Returns None when, in every pool with instances, each GPU of an instance holds its share
-    of the weights and at least one KV block within hbm_bytes x gpu_memory_utilization; raises
-    SpecError saying how many GB are missing otherwise."""
+    of the weights and at least one KV block within hbm_bytes x gpu_memory_utilization, and
+    (PD) every decode instance can hold the longest request the workload can draw; raises
+    SpecError saying how many GB are missing, or which request does not fit, otherwise.
+    (A co-located replica that cannot hold a request rejects it at its arrival instead.)"""
     for pool in s.pools:
         if pool.count:
             _check_pool_feasible(s, pool)
+    longest = max_request_tokens(s.workload)
+    for pool in s.pools:
+        if pool.role != "decode" or not pool.count or longest is None:
+            continue
+        cap = kv_capacity_blocks(s, pool) * pool.scheduler.block_size
+        if longest > cap:
+            raise SpecError(s.source, _pool_field(s, pool)("scheduler.gpu_memory_utilization"),
+                            pool.scheduler.gpu_memory_utilization,
+                            f"a request can have up to {longest} tokens (prompt + output maxima) but "
+                            f"a {pool.name} instance holds {cap} tokens of KV: give it more memory "
+                            "or bound the workload's lengths")
+
+
+def max_request_tokens(wl: WorkloadSpec) -> int | None:
+    """Returns the most tokens (prompt + output) one request of workload `wl` can have, or None
+    when a length is unbounded (no `max`) or comes from a trace."""
+    parts = [_max_length(wl.prompt), _max_length(wl.output)]
+    return None if None in parts else sum(parts)
+
+
+def _max_length(ls: LengthSpec) -> int | None:
+    top = {"fixed": ls.value, "uniform": ls.high, "zipf": ls.high}.get(ls.dist)
+    bound = ls.max
+    if top is not None:
+        top = max(ls.min, round(top * ls.scale))
+        bound = top if bound is None else min(bound, top)
+    return bound if ls.dist != "trace" or ls.max is not None else None
 
 
 def _check_pool_feasible(s: Scenario, pool: PoolSpec) -> None:
