@@ -111,8 +111,9 @@ def quick_profile(tmp_path_factory):
     from frontier_jax.profile.runner import run_profile
 
     out = tmp_path_factory.mktemp("prof")
+    # dtype pinned: "auto" picks bf16 or fp32 by timing a GEMM, which can flip under load
     run_profile(TINY, 1, "cpu", out, quick=True, repeats=4, warmup=1, seed=0, threads=1, rounds=2,
-                progress=False)
+                dtype="fp32", progress=False)
     return out
 
 
@@ -194,7 +195,8 @@ def test_compare_runs_and_provenance_stamp(quick_profile, tmp_path):
     from frontier_jax.profile.runner import run_profile
 
     run2 = tmp_path / "run2"
-    run_profile(TINY, 1, "cpu", run2, quick=True, repeats=3, warmup=1, seed=5, threads=1, progress=False)
+    run_profile(TINY, 1, "cpu", run2, quick=True, repeats=3, warmup=1, seed=5, threads=1, dtype="fp32",
+                progress=False)
     res = compare_runs(quick_profile, run2)
     assert res["all"]["pairs"] > 20  # the fixed grid is shared across seeds
     assert set(res["ops"]) >= set(GEMM_OPS)
@@ -217,3 +219,12 @@ def test_rounds_pool_samples(quick_profile):
     lin = load_profiles(quick_profile, "native")["linear"]
     assert (lin["rounds"] == 2).all() and (lin["repeats"] >= 2).all()
     assert (lin["min_s"] <= lin["time_s"]).all()
+
+
+def test_compare_runs_says_why_nothing_pairs(quick_profile, tmp_path):
+    from frontier_jax.profile.compare import compare_runs
+    from frontier_jax.profile.runner import run_profile
+
+    run_profile(TINY, 1, "cpu", tmp_path, quick=True, repeats=3, warmup=1, threads=1, dtype="bf16", progress=False)
+    with pytest.raises(ValueError, match=r"dtype_bytes: \['4'\] vs \['2'\]"):
+        compare_runs(quick_profile, tmp_path)

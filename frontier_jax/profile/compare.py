@@ -24,6 +24,16 @@ def _stats(r: np.ndarray) -> dict:
             "within_10": float(np.mean(r <= 0.10)) if len(r) else None}
 
 
+def _why_unpaired(a: dict, b: dict) -> str:
+    """A hint for two runs that share no configuration key (different dtype, device, model)."""
+    for col in ("dtype_bytes", "device", "model"):
+        va = {str(v) for df in a.values() if col in df.columns for v in df[col].unique()}
+        vb = {str(v) for df in b.values() if col in df.columns for v in df[col].unique()}
+        if va and vb and not va & vb:
+            return f" ({col}: {sorted(va)} vs {sorted(vb)}; profile both with the same --dtype / device / model)"
+    return ""
+
+
 def compare_runs(run1, run2, stat: str = "time_s") -> dict:
     """``{"ops": {op: stats}, "all": stats}`` over the configurations both runs measured;
     ``stat``: the column compared (``time_s`` = median, ``min_s`` = fastest repetition)."""
@@ -37,6 +47,8 @@ def compare_runs(run1, run2, stat: str = "time_s") -> dict:
             suffixes=("_1", "_2"))
         parts.append(m)
     m = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["op", "time_s_1", "time_s_2"])
+    if m.empty:
+        raise ValueError(f"{run1} / {run2}: no configuration measured in both runs{_why_unpaired(a, b)}")
     r = (m["time_s_1"] - m["time_s_2"]).abs().to_numpy(float) / m["time_s_2"].to_numpy(float)
     ops = {op: _stats(r[(m["op"] == op).to_numpy()]) for op in sorted(m["op"].unique())}
     lr = np.log(m["time_s_1"].to_numpy(float) / m["time_s_2"].to_numpy(float))
