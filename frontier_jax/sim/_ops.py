@@ -49,6 +49,14 @@ def put(arr, r, value, active):
     return arr.at[r].set(jnp.where(active, value, arr[r]).astype(arr.dtype))
 
 
+def put_drop(arr, r, value, active):
+    """arr[r] = value where ``active``, as a write that never reads ``arr`` (the index is
+    out of range, so dropped, when inactive). For per-request [N] arrays written by more
+    than one masked handler in a step: a read-modify-write (``put``) there can make XLA copy
+    the whole array every step, an O(N) step."""
+    return arr.at[jnp.where(active, r, arr.shape[0])].set(jnp.asarray(value, arr.dtype), mode="drop")
+
+
 def scatter(arr, idx, values, valid):
     """arr[idx] = values for valid entries (invalid ones dropped); O(len(idx))."""
     return arr.at[jnp.where(valid, idx, arr.shape[0])].set(values.astype(arr.dtype), mode="drop")

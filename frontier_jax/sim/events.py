@@ -14,7 +14,6 @@ order, plus its horizon in :mod:`frontier_jax.sim.horizon`.
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 
 from frontier_jax.contract import ARRIVAL, DISPATCH, STEP, TRANSFER, SimParams, SimShape
@@ -90,23 +89,14 @@ def next_event(shape: SimShape, p: SimParams, s: SimState) -> Event:
     return Event(kind, t, jnp.isfinite(t), tuple(indices))
 
 
-def step(shape: SimShape, p: SimParams, s: SimState, cost: CostModel = ROOFLINE,
-         branch: bool = False) -> SimState:
-    """Process one event: the handler of the winning kind runs, the others are no-ops.
-
-    ``branch`` (static): run only the winning handler (``lax.switch``), for one configuration
-    outside ``vmap``; by default every handler runs masked by whether its kind won (what
-    ``vmap`` makes of a switch anyway). Both compute the same state."""
+def step(shape: SimShape, p: SimParams, s: SimState, cost: CostModel = ROOFLINE) -> SimState:
+    """Process one event: every handler runs, masked by whether its kind won (what ``vmap``
+    makes of a switch anyway). Also for one configuration: a ``lax.switch`` there made XLA
+    copy the per-request [N] arrays each step (measured: 39 -> 76 us/step co-located and
+    145 -> 521 PD at N = 100k, ``benchmarks/speed.py`` step scaling), an O(N) step."""
     ev = next_event(shape, p, s)
-    srcs = sources(shape)
-    if branch:
-        which = jnp.searchsorted(jnp.asarray([src.kind for src in srcs]), ev.kind)
-        s = jax.lax.switch(which, [
-            (lambda s, src=src, i=i: src.handle(shape, p, s, i, ev.time, ev.found, cost))
-            for src, i in zip(srcs, ev.indices, strict=True)], s)
-    else:
-        for src, i in zip(srcs, ev.indices, strict=True):
-            s = src.handle(shape, p, s, i, ev.time, ev.found & (ev.kind == src.kind), cost)
+    for src, i in zip(sources(shape), ev.indices, strict=True):
+        s = src.handle(shape, p, s, i, ev.time, ev.found & (ev.kind == src.kind), cost)
     return s._replace(
         steps=s.steps + ev.found.astype(I32),
         backwards=s.backwards | (ev.found & (ev.time < s.last_t)),

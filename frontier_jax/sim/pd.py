@@ -35,7 +35,7 @@ from frontier_jax.contract import (
     instance_params,
     instance_roles,
 )
-from frontier_jax.sim._ops import I32, ceil_div, put
+from frontier_jax.sim._ops import I32, ceil_div, put, put_drop
 from frontier_jax.sim.types import PDState, SimState
 
 
@@ -126,7 +126,7 @@ def apply_start(shape: SimShape, s: SimState, d, t, st: Start, active) -> SimSta
         xq_len=put(pd.xq_len, d, pd.xq_len[d] - 1, on),
         x_req=put(pd.x_req, d, st.rid, on),
         x_end=put(pd.x_end, d, st.end_s, on),
-        transfer_start_s=put(pd.transfer_start_s, jnp.maximum(st.rid, 0), t, on),
+        transfer_start_s=put_drop(pd.transfer_start_s, jnp.maximum(st.rid, 0), t, on),
     ))
 
 
@@ -231,7 +231,7 @@ def dispatch(shape: SimShape, p: SimParams, s: SimState, r, t, active) -> SimSta
         o_len=put(pd.o_len, r, pd.o_len[r] - 1, active),
         xq=pd.xq.at[d, tail].set(jnp.where(active, rid, pd.xq[d, tail]).astype(I32)),
         xq_len=put(pd.xq_len, d, pd.xq_len[d] + 1, active),
-        decode_replica=put(pd.decode_replica, jnp.maximum(rid, 0), d, active),
+        decode_replica=put_drop(pd.decode_replica, jnp.maximum(rid, 0), d, active),
         handoff_rr=pd.handoff_rr + active.astype(I32),
     )
     s = s._replace(pd=pd, outstanding=put(s.outstanding, d, s.outstanding[d] + 1, active),
@@ -263,13 +263,13 @@ def transfer_done(shape: SimShape, p: SimParams, s: SimState, d, t, active) -> S
     s = s._replace(
         free_blocks=put(s.free_blocks, src, s.free_blocks[src] + freed, active),
         clock=put(s.clock, src, t, active & waiting & jnp.isinf(s.clock[src])),
-        computed=put(s.computed, rid, jnp.maximum(prompt - 1, 0), active),
+        computed=put_drop(s.computed, rid, jnp.maximum(prompt - 1, 0), active),
         run_ids=s.run_ids.at[d, slot].set(jnp.where(active, rid, s.run_ids[d, slot])),
         sched=s.sched.at[d, slot].set(jnp.where(active, 0, s.sched[d, slot])),
         n_run=put(s.n_run, d, n + 1, active),
         slots_full=s.slots_full | (active & (n >= B)),
         pd=pd._replace(x_req=put(pd.x_req, d, -1, active), x_end=put(pd.x_end, d, jnp.inf, active),
-                       transfer_end_s=put(pd.transfer_end_s, rid, t, active)),
+                       transfer_end_s=put_drop(pd.transfer_end_s, rid, t, active)),
     )
     s = s._replace(clock=put(s.clock, d, t, active & jnp.isinf(s.clock[d])))
     return start_next(shape, p, s, d, t, active)

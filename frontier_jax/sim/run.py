@@ -95,7 +95,7 @@ def _simulate(shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE) ->
     params = with_instances(params, shape.max_instances, jnp)
     s = jax.lax.while_loop(
         lambda s: has_work(shape, params, s) & (s.steps < params.engine.max_steps),
-        lambda s: step(shape, params, s, cost, branch=True),  # one configuration: only the winner runs
+        lambda s: step(shape, params, s, cost),
         init_state(shape, params),
     )
     return _result(shape, params, s)
