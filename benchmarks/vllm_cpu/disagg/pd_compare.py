@@ -40,6 +40,7 @@ ROOT = HARNESS.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HARNESS))
 
+from compare import ROWS as COMPARE_ROWS  # noqa: E402
 from compare import fit_cost, hardware_override, stats, train_engine_predictor  # noqa: E402
 
 from frontier_jax.cost.tiers import cost_model  # noqa: E402
@@ -139,7 +140,8 @@ def simulate_run(run: Path, hw: dict[str, Any], cost: dict[str, Any]) -> dict[st
     prompt = req["prompt_tokens"].to_numpy(np.int64)
     output = req["output_tokens"].to_numpy(np.int64)
     sc = scenario_for(meta, hw, cost, len(req), link)
-    params = sim_params(sc, Workload(arrival, prompt, output), kv_blocks=kv_blocks(meta))
+    blocks = kv_blocks(meta)
+    params = sim_params(sc, Workload(arrival, prompt, output), kv_blocks=blocks)
     shape = sim_shape(params, max_batch=first_slots([params]))
     tier = cost_model(sc)
     res, shape = simulate_sized(shape, params, tier)
@@ -167,18 +169,13 @@ def simulate_run(run: Path, hw: dict[str, Any], cost: dict[str, Any]) -> dict[st
                 for k, v in conn.items()},
             "errors": int(req["error"].notna().sum()) if "error" in req else 0,
             "generated_as_asked": bool(np.all(generated == output)),
-            "kv_blocks": kv_blocks(meta), "measured": meas, "simulated": sim}
+            "kv_blocks": blocks, "measured": meas, "simulated": sim}
 
 
-ROWS = [("throughput req/s", "throughput_rps", 1.0, "{:.3f}"),
-        ("output tok/s", "output_tok_s", 1.0, "{:.1f}"),
-        ("TTFT mean ms", "ttft_mean_s", 1e3, "{:.1f}"), ("TTFT p50 ms", "ttft_p50_s", 1e3, "{:.1f}"),
-        ("TTFT p90 ms", "ttft_p90_s", 1e3, "{:.1f}"), ("TPOT mean ms", "tpot_mean_s", 1e3, "{:.2f}"),
-        ("TPOT p50 ms", "tpot_p50_s", 1e3, "{:.2f}"), ("TPOT p90 ms", "tpot_p90_s", 1e3, "{:.2f}"),
-        ("E2E mean s", "e2e_mean_s", 1.0, "{:.3f}"), ("E2E p50 s", "e2e_p50_s", 1.0, "{:.3f}"),
-        ("E2E p90 s", "e2e_p90_s", 1.0, "{:.3f}"),
-        ("prompt done mean ms", "prompt_done_mean_s", 1e3, "{:.1f}"),
-        ("KV transfer mean ms", "transfer_mean_s", 1e3, "{:.2f}")]
+# compare.py's rows less those a replay without an iteration log cannot measure, plus TTFT's parts
+ROWS = [r for r in COMPARE_ROWS if r[1] not in ("iterations", "mean_iteration_s", "preemptions")] + [
+    ("prompt done mean ms", "prompt_done_mean_s", 1e3, "{:.1f}"),
+    ("KV transfer mean ms", "transfer_mean_s", 1e3, "{:.2f}")]
 
 
 def print_run(variant: str, r: dict[str, Any]) -> None:
