@@ -5,7 +5,8 @@
 
 Runs in the project's environment. For each run it builds a 1P+1D scenario: the harness's
 model, one prefill and one decode instance (tp 1) with the servers' scheduler settings
-(online_start.sh: max_num_seqs 16, budget 2048, chunked prefill, 128-token blocks) and the KV
+(online_start.sh: max_num_seqs 16, budget 2048, 128-token blocks, chunked prefill on the
+decode server only) and the KV
 capacity the decode server logged (less vLLM's null block); the same requests (the times the
 prompts were sent to the prefill server, prompt and output tokens); the KV link fitted to the
 connector's own timings in the servers' logs (``TIMED save`` on the prefill side, ``TIMED load``
@@ -90,20 +91,25 @@ def kv_blocks(meta: dict[str, Any]) -> int:
 
 
 def scenario_for(meta: dict[str, Any], hw: dict[str, Any], cost: dict[str, Any], n: int,
-                 link: dict[str, float] | None) -> Any:
+                 link: dict[str, float] | None, pd_layout: bool = True) -> Any:
+    """The 1P+1D scenario of a run (``pd_layout`` False: one co-located engine with the same
+    settings, the layout the profile was measured on, for fitting the cost model)."""
     d = {
         "name": f"vllm-cpu-1p1d-rate{meta['rate']:g}",
         "model": {"config": str(Path(meta["model"]) / "config.json")},
         "hardware": hw,
         "scheduler": dict(ENGINE),
-        "prefill": {"replicas": 1, "tp": 1},
+        # the prefill server runs without chunked prefill (online_start.sh)
+        "prefill": {"replicas": 1, "tp": 1, "scheduler": {"chunked_prefill": False}},
         "decode": {"replicas": 1, "tp": 1},
         "workload": {"num_requests": n, "arrival": {"process": "poisson", "rate": 1.0},
                      "prompt": {"dist": "fixed", "value": 1},
                      "output": {"dist": "fixed", "value": 1}},
         "cost": cost,
     }
-    if link:
+    if not pd_layout:
+        del d["prefill"], d["decode"]
+    elif link:
         d["kv_transfer"] = link
     return scenario_from_dict(d)
 
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     hw_path = a.profile.parent / "cpu_hardware.json"
     hw = hardware_override(hw_path if hw_path.exists() else None)
     meta0 = json.loads((runs[0] / "meta.json").read_text())
-    sc0 = scenario_for(meta0, hw, {"kind": "roofline"}, 1, None)
+    sc0 = scenario_for(meta0, hw, {"kind": "roofline"}, 1, None, pd_layout=False)
     fitted, fit_err = fit_cost(pd.read_csv(a.profile), sc0)
     print(f"pd_compare: roofline fitted to {a.profile}: "
           + ", ".join(f"{k}={v:.4g}" for k, v in fitted.items())

@@ -10,9 +10,12 @@ at each request's arrival it sends the prompt to the prefill server with ``max_t
 streamed, with ``min_tokens = max_tokens = output`` (which loads the stored KV, computes the
 last prompt token and decodes every output token). Only the standard library is needed.
 
-The requests: prompts of ``128 k + 1`` tokens (k uniform in 1..--max-blocks), random token
-ids, so that the connector, which stores only whole 128-token blocks of ``prompt[:-1]``,
-moves exactly the prompt less its last token, as the simulator's decode admission assumes;
+The requests: prompts of ``128 k + 2`` tokens (k uniform in 1..--max-blocks), random token
+ids. The connector stores the whole 128-token blocks of ``prompt[:-1]`` but looks a prompt up
+by the whole blocks of ``prompt[:-2]`` (``align_to_block_size`` applied to ``len - 1``), so the
+two agree only when ``len - 1`` is not a multiple of 128 (with ``128 k + 1`` tokens every
+lookup misses and the decode server recomputes the prompt). With ``128 k + 2`` it moves
+``128 k`` tokens and the decode server computes the last two;
 outputs lognormal (median --output-median, sigma 0.6, clipped to 8..256). The same requests
 and unit-rate gaps are replayed at every rate; only the gaps scale.
 
@@ -30,6 +33,7 @@ import http.client
 import json
 import math
 import random
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -47,7 +51,7 @@ def make_requests(n: int, seed: int, max_blocks: int, output_median: float) -> l
         t += rng.expovariate(1.0)
         k = rng.randint(1, max_blocks)
         out = int(min(256, max(8, round(rng.lognormvariate(math.log(output_median), 0.6)))))
-        reqs.append({"id": i, "unit_arrival": t, "prompt": [rng.randrange(100, 31000) for _ in range(BLOCK * k + 1)],
+        reqs.append({"id": i, "unit_arrival": t, "prompt": [rng.randrange(100, 31000) for _ in range(BLOCK * k + 2)],
                      "output_tokens": out})
     return reqs
 
@@ -123,13 +127,15 @@ def main() -> int:
     ap.add_argument("--rates", type=float, nargs="+", required=True)
     ap.add_argument("--num-requests", type=int, default=80)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-blocks", type=int, default=5, help="prompts of 128 k + 1 tokens, k <= this")
+    ap.add_argument("--max-blocks", type=int, default=5, help="prompts of 128 k + 2 tokens, k <= this")
     ap.add_argument("--output-median", type=float, default=48.0)
     ap.add_argument("--prefill-port", type=int, default=8100)
     ap.add_argument("--decode-port", type=int, default=8200)
     ap.add_argument("--logs", type=Path, default=WORK, help="folder of on_prefill.log / on_decode.log")
     ap.add_argument("--out", type=Path, default=WORK / "replay")
     ap.add_argument("--health-timeout", type=float, default=600.0)
+    ap.add_argument("--kv-store", type=Path, default=WORK / "kv_online",
+                    help="the connector's shared_storage_path, emptied before each rate")
     a = ap.parse_args()
     ports = (a.prefill_port, a.decode_port)
     wait_healthy(ports, a.health_timeout)
@@ -140,6 +146,10 @@ def main() -> int:
         one({**w, "unit_arrival": 0.0}, time.monotonic(), 1.0, ports, {})
     logs = {k: a.logs / f"on_{k}.log" for k in ("prefill", "decode")}
     for rate in a.rates:
+        # the connector stores a prompt only if its KV is not stored yet: without this, every rate
+        # after the first would replay the same prompts with no saves on the prefill side
+        if a.kv_store.is_dir():
+            shutil.rmtree(a.kv_store)
         time.sleep(2.0)
         out = a.out / f"rate_{rate:g}"
         out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 # connector, an open-loop replay through them, a profile of one engine with the same settings,
 # then frontier-jax simulates the same requests on a 1P+1D layout and compares.
 #
-#   bash benchmarks/vllm_cpu/disagg/pd_validation.sh        # RATES="1 3" NREQ=80 by default
+#   bash benchmarks/vllm_cpu/disagg/pd_validation.sh        # RATES="0.5 1 3" NREQ=80 by default
 #
 # Knobs: RATES, NREQ, SEED, PROFILE_REPEATS (1), SKIP_PROFILE=1 (reuse work/disagg/profile),
 # SKIP_REPLAY=1 (reuse work/disagg/replay). Needs ../setup.sh and ../make_model.py first.
@@ -14,7 +14,7 @@ HARNESS=$(dirname "$HERE")
 ROOT=$(cd "$HARNESS/../.." && pwd)
 D=$HARNESS/work/disagg
 VPY=$HARNESS/.venv/bin/python
-RATES=${RATES:-"1 3"}
+RATES=${RATES:-"0.5 1 3"}
 NREQ=${NREQ:-80}
 SEED=${SEED:-0}
 PROFILE_REPEATS=${PROFILE_REPEATS:-1}
