@@ -9,7 +9,12 @@ prefill/decode twin on the same GPUs and workload (half the replicas prefill, ha
 ``pd_variant``) and the cost of a PD event is given against a co-located one, both as run
 (each with the batch slots its run needs) and with the same slots.
 
-    python benchmarks/speed.py --json [--scenario scenarios/demo.toml] [--quick] [--pd]
+With ``--moe`` (an MoE scenario with sampled routing, default
+``scenarios/moe_qwen3_ep8.toml``) it times that scenario at one configuration and
+``--moe-requests`` requests, and prices its events against the same scenario with balanced
+routing (no routing maps: the plain roofline event) run with the same batch slots.
+
+    python benchmarks/speed.py --json [--scenario scenarios/demo.toml] [--quick] [--pd] [--moe]
 """
 
 import argparse
@@ -142,6 +147,20 @@ def _bench_layout(scenario, a) -> tuple[dict, list[dict]]:
     return ref, vec
 
 
+def balanced_twin(scenario):
+    """The MoE scenario priced with balanced routing (the mean load, no routing maps)."""
+    return with_overrides(scenario, {"moe.routing": "balanced", "moe.ep": 1, "moe.placement": "contiguous",
+                                     "moe.redundant_experts": 0})
+
+
+def bench_moe(scenario, n: int) -> dict:
+    """One configuration of the sampled-MoE scenario, and its balanced twin at the same slots."""
+    moe = bench_vectorized(scenario, 1, n)
+    flat = bench_vectorized(balanced_twin(scenario), 1, n, max_batch=moe["max_batch"])
+    return {"scenario": scenario.name, "sampled": moe, "balanced_same_slots": flat,
+            "event_cost_vs_balanced": moe["us_per_config_step"] / flat["us_per_config_step"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default=str(REPO / "scenarios" / "demo.toml"))
@@ -153,9 +172,21 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print JSON only")
     ap.add_argument("--pd", action="store_true",
                     help="also measure the scenario's prefill/decode twin (same GPUs and workload)")
+    ap.add_argument("--moe", nargs="?", const=str(REPO / "scenarios" / "moe_qwen3_ep8.toml"),
+                    default=None, metavar="SCENARIO",
+                    help="also time an MoE scenario with sampled routing (default moe_qwen3_ep8)")
+    ap.add_argument("--moe-requests", type=int, default=10_000)
+    ap.add_argument("--moe-only", action="store_true", help="time only the --moe scenario")
     a = ap.parse_args()
     if a.quick:
         a.requests, a.configs, a.reference_repeats, a.scaling = 300, [1, 8], 1, [2000, 8000]
+        a.moe_requests = 500
+    if a.moe_only:
+        a.moe = a.moe or str(REPO / "scenarios" / "moe_qwen3_ep8.toml")
+        out = {"device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(),
+               "moe": bench_moe(load_scenario(a.moe), a.moe_requests)}
+        print(json.dumps(out, indent=2) if a.json else _moe_line(out["moe"]))
+        return
     scenario = load_scenario(a.scenario)
     ref, vec = _bench_layout(scenario, a)
     out = {
@@ -181,6 +212,8 @@ def main() -> None:
             v["colocated_us_per_config_step_same_slots"] = c["us_per_config_step"]
             v["event_cost_vs_colocated_same_slots"] = v["us_per_config_step"] / c["us_per_config_step"]
         out["pd"] = {"scenario": pd.name, "gpus": pd.num_gpus, "reference": pref, "vectorized": pvec}
+    if a.moe:
+        out["moe"] = bench_moe(load_scenario(a.moe), a.moe_requests)
     if a.json:
         print(json.dumps(out, indent=2))
         return
@@ -202,6 +235,16 @@ def main() -> None:
                   f"{v['us_per_config_step']:.2f} us/config-step "
                   f"({v['event_cost_vs_colocated']:.2f}x a co-located event, "
                   f"{v['event_cost_vs_colocated_same_slots']:.2f}x with the same {v['max_batch']} slots)")
+
+    if a.moe:
+        print(_moe_line(out["moe"]))
+
+
+def _moe_line(m: dict) -> str:
+    v, f = m["sampled"], m["balanced_same_slots"]
+    return (f"{m['scenario']} (sampled routing), {v['requests']} requests: {v['req_per_cpu_s']:.0f} req/CPU-s, "
+            f"{v['us_per_config_step']:.2f} us/step vs {f['us_per_config_step']:.2f} balanced with the "
+            f"same {v['max_batch']} slots ({m['event_cost_vs_balanced']:.2f}x)")
 
 
 if __name__ == "__main__":

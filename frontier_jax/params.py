@@ -169,6 +169,7 @@ def stack(configs: Sequence[SimParams], instances: int | None = None) -> SimPara
         r = max([np.shape(c.engine.pool)[-1] for c in configs] + [instances or 0])
         k = max(np.shape(c.engine.pools.role)[-1] for c in configs)
         configs = _pad_config_tables([_pad_pools(_pad_slots(c, r), k) for c in configs])
+        configs = _pad_moe(configs)
     return jax.tree.map(lambda *xs: np.stack(xs), *configs)
 
 
@@ -196,6 +197,22 @@ def _pad_config_tables(configs: list) -> list:
         return configs
     return [c._replace(cost=c.cost._replace(tables=t)) for c, t in
             zip(configs, _pad_to_longest(tabs), strict=True)]
+
+
+def _pad_moe(configs: list) -> list:
+    """Sampled-MoE rank shares ([K, L, S]) of different EP degrees (S) or MoE layer counts (L)
+    padded with zero shares: a rank or layer past a configuration's own gets no rows."""
+    moes = [getattr(getattr(c, "cost", None), "moe", None) for c in configs]
+    if any(m is None for m in moes):
+        return configs
+    lmax = max(np.shape(m.shares)[-2] for m in moes)
+    smax = max(np.shape(m.shares)[-1] for m in moes)
+    out = []
+    for c, m in zip(configs, moes, strict=True):
+        sh = np.asarray(m.shares)
+        pad = [(0, 0)] * (sh.ndim - 2) + [(0, lmax - sh.shape[-2]), (0, smax - sh.shape[-1])]
+        out.append(c._replace(cost=c.cost._replace(moe=m._replace(shares=np.pad(sh, pad)))))
+    return out
 
 
 def _pad_tables(per_pool: list) -> list:

@@ -32,6 +32,7 @@ def llama8b_h100_cost(tp: float = 1.0) -> CostParams:
         top_k=0,
         moe_ffn=0,
         shared_ffn=0,
+        dense_layers=0,
         tp=tp,
         pp=1,
         peak_flops=989e12,

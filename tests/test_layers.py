@@ -101,7 +101,7 @@ import sys
 import numpy as np
 import frontier_jax.sim, frontier_jax.cost
 from frontier_jax.cost import ROOFLINE, BatchSlots, CostParams
-p = CostParams(*[np.float64(x) for x in (4096, 32, 8, 128, 14336, 128256, 32, 2, 1, 0, 0, 0, 0,
+p = CostParams(*[np.float64(x) for x in (4096, 32, 8, 128, 14336, 128256, 32, 2, 1, 0, 0, 0, 0, 0,
                1, 1, 989e12, 3.35e12, 450e9, 5e-6, 50e9, 1e-5, 8, 0.7, 0.5, 0.8, 1e-3, 5e-6)])
 b = BatchSlots(np.array([512, 1]), np.array([0, 100]), np.array([False, True]),
                np.array([True, True]), np.array([True, True]))

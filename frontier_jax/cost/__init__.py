@@ -27,6 +27,7 @@ from frontier_jax.cost.roofline import (
     iteration_time,
     layer_time,
     op_times,
+    step_times,
     totals_time,
 )
 
@@ -56,9 +57,12 @@ class CostModel(NamedTuple):
 
 
 ROOFLINE = CostModel(iteration_time, decode_window_times)
+# sampled MoE routing: the iteration is the window's first entry, so its maps are drawn once
+ROOFLINE_MOE = CostModel(iteration_time, decode_window_times, step_times)
 
 __all__ = [
     "ROOFLINE",
+    "ROOFLINE_MOE",
     "BatchSlots",
     "CostModel",
     "CostParams",

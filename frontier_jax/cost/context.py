@@ -57,13 +57,18 @@ class IterationContext(NamedTuple):
         return xp.stack([k0, k1], axis=-1)
 
 
-def uniforms(key, n: int, xp: Any):
-    """float64 [..., n]: n uniform draws in [0, 1) from ``key`` ([..., 2], see
+def random_bits(key, n: int, xp: Any):
+    """uint64 [..., n] holding n random 32-bit values from ``key`` ([..., 2], see
     :meth:`IterationContext.key`); identical under numpy and jax.numpy."""
     i = xp.arange(n, dtype=xp.uint64)
     k0, k1 = key[..., 0:1], key[..., 1:2]
-    bits = _mix32(k0 ^ _mix32(k1 + i * xp.uint64(_GOLDEN), xp), xp)
-    return (bits >> xp.uint64(8)).astype(xp.float64) * (1.0 / (1 << 24))
+    return _mix32(k0 ^ _mix32(k1 + i * xp.uint64(_GOLDEN), xp), xp)
 
 
-__all__ = ["IterationContext", "uniforms"]
+def uniforms(key, n: int, xp: Any):
+    """float64 [..., n]: n uniform draws in [0, 1) from ``key`` ([..., 2], see
+    :meth:`IterationContext.key`); identical under numpy and jax.numpy."""
+    return (random_bits(key, n, xp) >> xp.uint64(8)).astype(xp.float64) * (1.0 / (1 << 24))
+
+
+__all__ = ["IterationContext", "random_bits", "uniforms"]

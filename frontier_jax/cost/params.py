@@ -15,10 +15,13 @@ class CostParams(NamedTuple):
 
     Model: hidden, q_heads, kv_heads, head_dim, ffn (dense intermediate size), vocab,
     layers, dtype_bytes, gated (1.0 gated MLP else 0.0), num_experts (0 dense), top_k,
-    moe_ffn, shared_ffn. Parallelism: tp, pp. Hardware: peak_flops (FLOP/s),
+    moe_ffn, shared_ffn, dense_layers (an MoE model's first layers with a dense MLP of width
+    ``ffn``, DeepSeek's ``first_k_dense_replace``). Parallelism: tp, pp. Hardware: peak_flops (FLOP/s),
     hbm_bw (bytes/s), nvlink_bw / net_bw (bytes/s per direction), nvlink_lat_s /
     net_lat_s (s), gpus_per_node. Efficiencies (fractions of peak): gemm_eff,
     attn_eff, mem_eff. Host overhead per iteration: cpu_s + cpu_per_seq_s * seqs.
+    ``moe``: None (dense models, and MoE with "balanced" routing: the mean load), or
+    :class:`MoEParams` (sampled routing maps, the layer waits for its slowest EP rank).
     ``tables``: None, or what a tier's ``CostModel.prepare`` attached (e.g. the surrogate
     tier's per-token-count tables, :class:`frontier_jax.cost.surrogate.StepTables`).
     In ``SimParams.cost`` every leaf gains a leading [K] axis, one entry per pool
@@ -38,6 +41,7 @@ class CostParams(NamedTuple):
     top_k: Any
     moe_ffn: Any
     shared_ffn: Any
+    dense_layers: Any
     tp: Any
     pp: Any
     peak_flops: Any
@@ -52,7 +56,47 @@ class CostParams(NamedTuple):
     mem_eff: Any
     cpu_s: Any
     cpu_per_seq_s: Any
+    moe: Any = None  # MoEParams when routing maps are sampled ([moe] routing other than "balanced")
     tables: Any = None  # a cost tier's host-precomputed lookup tables (CostModel.prepare)
+
+
+# the scalar leaves (what fixes a tier's host tables; ``moe`` and ``tables`` are not scalars)
+SCALAR_FIELDS = tuple(f for f in CostParams._fields if f not in ("moe", "tables"))
+
+
+class MoEParams(NamedTuple):
+    """Sampled MoE routing (:mod:`frontier_jax.cost.routing`), float64 leaves.
+
+    shares [G, S]: each sampled MoE layer's share of the routed rows on each of S rank slots
+    (0 past the EP degree); layers_per_map: the model's MoE layers / G (each sampled layer
+    stands for that many); ep: the EP degree; slots: expert slots per rank ((experts +
+    redundant) / ep); tile: the GroupedGEMM row tile; wait_for_slowest: 1.0 the layer takes its
+    slowest rank's time, 0.0 the mean rank load's (the what-if that shows the straggler
+    penalty)."""
+
+    shares: Any
+    layers_per_map: Any
+    ep: Any
+    slots: Any
+    tile: Any
+    wait_for_slowest: Any
+
+
+def moe_params_from_scenario(s: Any) -> MoEParams | None:
+    """The :class:`MoEParams` of scenario ``s`` (None unless [moe] samples routing maps): the
+    popularity and placement drawn on the host from the scenario's seed."""
+    from frontier_jax.cost.routing import popularity, rank_shares
+
+    moe, m = s.moe, s.model
+    if not moe.sampled:
+        return None
+    layers = m.num_hidden_layers - m.dense_layers
+    pop = popularity(moe.routing, m.num_experts, moe.sampled_layers, skew=moe.skew, seed=s.seed)
+    shares = rank_shares(pop, moe.ep, moe.ep, moe.placement, moe.redundant_experts)
+    f = np.float64
+    return MoEParams(shares, f(layers / moe.sampled_layers), f(moe.ep),
+                     f((m.num_experts + moe.redundant_experts) / moe.ep),
+                     f(moe.tile), f(1.0 if moe.wait_for_slowest else 0.0))
 
 
 def cost_params_from_scenario(s: Any, pool: Any = None) -> CostParams:
@@ -78,6 +122,7 @@ def cost_params_from_scenario(s: Any, pool: Any = None) -> CostParams:
         top_k=m.num_experts_per_tok,
         moe_ffn=moe_ffn,
         shared_ffn=m.shared_expert_intermediate_size,
+        dense_layers=m.dense_layers,
         tp=pool.tp,
         pp=pool.pp,
         peak_flops=h.peak_flops,
@@ -93,4 +138,4 @@ def cost_params_from_scenario(s: Any, pool: Any = None) -> CostParams:
         cpu_s=c.cpu_overhead_s,
         cpu_per_seq_s=c.cpu_overhead_per_seq_s,
     )
-    return CostParams(**{k: np.float64(v) for k, v in vals.items()})
+    return CostParams(**{k: np.float64(v) for k, v in vals.items()}, moe=moe_params_from_scenario(s))

@@ -64,33 +64,105 @@ def op_times(t: BatchTotals, p: CostParams, xp: Any) -> dict:
     return ops
 
 
-def layer_time(t: BatchTotals, p: CostParams, xp: Any):
-    """Seconds for one decoder layer on one GPU."""
-    ops = op_times(t, p, xp)
+def layer_time(t: BatchTotals, p: CostParams, xp: Any, ops: dict | None = None):
+    """Seconds for one decoder layer on one GPU (``ops``: :func:`op_times` if computed)."""
+    ops = op_times(t, p, xp) if ops is None else ops
     total = 0.0
     for name in sorted(ops):
         total = total + ops[name]
     return total
 
 
-def totals_time(t: BatchTotals, p: CostParams, xp: Any):
+def _expert_rank_seconds(x, p: CostParams, xp: Any):
+    """Seconds of one EP rank's GroupedGEMM over ``x`` routed rows (any shape).
+
+    The rank holds ``p.moe.slots`` experts of width moe_ffn x ep / tp (whole experts when EP
+    spans the TP ranks, TP shards when ep = 1). Expected active experts among them for ``x``
+    rows, each active expert's rows padded up to the tile; compute- or memory-bound (every
+    active expert's weights are read once). Increasing in ``x``, so the slowest rank is the
+    most loaded one."""
+    moe = p.moe
+    width = 1.0 + p.gated
+    f = p.moe_ffn * moe.ep / p.tp
+    m = moe.slots
+    active = m * (1.0 - (1.0 - 1.0 / m) ** x)
+    per_expert = x / xp.maximum(active, 1e-9)
+    padded = active * moe.tile * xp.ceil(per_expert / moe.tile)
+    flops = 2.0 * padded * (width + 1.0) * p.hidden * f
+    nbytes = (active * (width + 1.0) * p.hidden * f + x * 2.0 * (p.hidden + f)) * p.dtype_bytes
+    return xp.maximum(flops / (p.peak_flops * p.gemm_eff), nbytes / (p.hbm_bw * p.mem_eff))
+
+
+def moe_seconds(t: BatchTotals, p: CostParams, xp: Any, key=None, ops: dict | None = None):
+    """Seconds an iteration adds to ``layers x`` the per-layer time of :func:`op_times`, for
+    the MoE structure (0 for a dense model; elementwise in the totals like :func:`totals_time`).
+
+    - ``dense_layers`` first layers: a dense MLP of width ``ffn`` replaces the router, the
+      shared expert and the routed experts.
+    - Sampled routing (``p.moe``): each MoE layer's routed experts take the time of the most
+      loaded EP rank (:func:`frontier_jax.cost.routing.rank_loads`, drawn from ``key``, the
+      iteration's key ``[..., 2]``) or, with ``wait_for_slowest`` 0, of the mean rank load,
+      instead of the balanced expectation.
+
+    ``ops``: :func:`op_times` of ``t`` if already computed."""
+    ops = op_times(t, p, xp) if ops is None else ops
+    T = t.num_tokens
+    width = 1.0 + p.gated
+    dense_mlp = _gemm(T, width * p.ffn / p.tp, p.hidden, p, xp) + _gemm(T, p.hidden, p.ffn / p.tp, p, xp)
+    moe_parts = ops["moe_router"] + ops["mlp_up"] + ops["mlp_down"] + ops["moe_experts"]
+    out = p.dense_layers * xp.where(p.num_experts > 0, dense_mlp - moe_parts, 0.0)
+    if p.moe is None:
+        return out
+    if key is None:
+        raise ValueError("sampled MoE routing needs the iteration context (ctx) for its key")
+    from frontier_jax.cost.routing import rank_loads
+
+    rows = T * p.top_k
+    loads = rank_loads(p.moe.shares, rows, key, xp)  # [..., L, S]
+    slowest = xp.max(loads, axis=-1)
+    x = xp.where(p.moe.wait_for_slowest > 0, slowest, (rows / p.moe.ep)[..., None])
+    # each sampled layer stands for layers_per_map MoE layers (padded layers have no rows: 0 s)
+    sampled = p.moe.layers_per_map * xp.sum(_expert_rank_seconds(x, p, xp), axis=-1)
+    return out + sampled - (p.layers - p.dense_layers) * ops["moe_experts"]
+
+
+def _keys(ctx, xp, k: int | None):
+    """The iteration's key (``k`` None) or the [k, 2] keys of a window; None without ``ctx``."""
+    if ctx is None:
+        return None
+    return ctx.key(xp) if k is None else ctx.key(xp, xp.arange(k))
+
+
+def totals_time(t: BatchTotals, p: CostParams, xp: Any, key=None):
     """Seconds for one engine iteration with batch totals ``t`` (0 for an empty batch):
     :func:`frontier_jax.cost.compose.iteration_seconds` of the roofline's layer and LM head
-    (a GEMM on the sampled rows). Elementwise in the totals, so totals with a trailing axis
-    price many batches at once."""
+    (a GEMM on the sampled rows), plus :func:`moe_seconds`. Elementwise in the totals, so
+    totals with a trailing axis price many batches at once (``key`` then has that axis too)."""
     lm_head = _gemm(t.num_sampled, p.vocab / p.tp, p.hidden, p, xp)
-    return iteration_seconds(layer_time(t, p, xp), lm_head, t, p, xp)
+    ops = op_times(t, p, xp)
+    return iteration_seconds(layer_time(t, p, xp, ops), lm_head, t, p, xp,
+                             moe_seconds(t, p, xp, key, ops))
 
 
 def iteration_time(batch: BatchSlots, p: CostParams, xp: Any, ctx: Any = None):
     """Seconds for one engine iteration over ``batch`` (0 when the batch is empty); the
-    roofline is deterministic and ignores the iteration context ``ctx``."""
-    return totals_time(batch_totals(batch, xp), p, xp)
+    iteration context ``ctx`` keys the routing map of sampled MoE routing."""
+    return totals_time(batch_totals(batch, xp), p, xp, _keys(ctx, xp, None) if p.moe is not None else None)
 
 
 def decode_window_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
     """Seconds of ``k`` successive iterations of a decode-only ``batch`` ([k] array).
 
-    Iteration j sees every context grown by j tokens; only the decode KV reads change.
+    Iteration j sees every context grown by j tokens (only the decode KV reads change) and,
+    with sampled MoE routing, its own routing map (key ``ctx.key(xp, j)``).
     """
-    return totals_time(grow_decode(batch_totals(batch, xp), k, xp), p, xp)
+    keys = _keys(ctx, xp, k) if p.moe is not None else None
+    return totals_time(grow_decode(batch_totals(batch, xp), k, xp), p, xp, keys)
+
+
+def step_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
+    """(iteration time, decode window times) in one pass: the window's first entry is the
+    iteration (its totals and routing key are the iteration's). Used for sampled MoE routing
+    (``cost.tiers``), where the maps are most of an event's work."""
+    times = decode_window_times(batch, p, xp, k, ctx)
+    return times[0], times

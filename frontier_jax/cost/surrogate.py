@@ -72,8 +72,8 @@ from frontier_jax.cost.features import (
     shifted_decode_columns,
     stack_attention,
 )
-from frontier_jax.cost.params import CostParams
-from frontier_jax.cost.roofline import _gemm, op_times
+from frontier_jax.cost.params import SCALAR_FIELDS, CostParams
+from frontier_jax.cost.roofline import _gemm, moe_seconds, op_times
 
 # roofline op name -> predictor op whose surrogate replaces it (dense models)
 GEMM_OPS = {
@@ -275,7 +275,7 @@ class SurrogateCost:
         p = p._replace(tables=None)
         if ITERATION_OP in self.w:  # whole-step model: no per-layer parts to tabulate
             return p
-        key = tuple(float(v) for v in p[:-1])
+        key = tuple(float(getattr(p, f)) for f in SCALAR_FIELDS)
         return p._replace(tables=StepTables(self._table(key, "layer", self.layer_time, p, max_tokens),
                                             self._table(key, "lm", self.lm_head_time, p, max_seqs)))
 
@@ -385,23 +385,23 @@ class SurrogateCost:
         return pre + dec
 
     # ---- the CostModel entry points (one pass, see _step)
-    # (deterministic: the iteration context ``ctx`` is accepted and not read)
+    # (the iteration context ``ctx`` only keys sampled MoE routing maps)
     def iteration_time(self, batch: BatchSlots, p: CostParams, xp: Any, ctx: Any = None):
         """Seconds of one iteration over ``batch`` (0 when it is empty)."""
-        return self._step(batch, p, xp, 1)[0]
+        return self._step(batch, p, xp, 1, ctx)[0]
 
     def decode_window_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int,
                             ctx: Any = None):
         """Seconds of ``k`` successive iterations of a decode-only ``batch`` ([k]; entries
         past the first are meaningful for decode-only batches only, the only ones jumped)."""
-        return self._step(batch, p, xp, k)[1]
+        return self._step(batch, p, xp, k, ctx)[1]
 
     def step_times(self, batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
         """(iteration_time, decode_window_times with entry 0 = the iteration time) in one
         pass: the totals, attention features and linear ops are computed once."""
-        return self._step(batch, p, xp, k)
+        return self._step(batch, p, xp, k, ctx)
 
-    def _step(self, batch: BatchSlots, p: CostParams, xp: Any, k: int):
+    def _step(self, batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
         x0 = self._attention_x(batch, p, xp) if ITERATION_OP in self.w or self.attn_ops else None
         t = batch_totals(batch, xp) if x0 is None else _totals_of(x0, batch, xp)
         live = t.num_seqs > 0
@@ -410,8 +410,11 @@ class SurrogateCost:
             times = _interp(self._at_anchors(ITERATION_OP, l0, x0, xs, xp), lo, alpha)
         else:
             layer, lm_head = self.layer_and_lm_head(t, p, xp)
+            # the MoE structure (dense first layers, sampled routing) on the roofline, as the
+            # experts are (the first entry's key is the iteration's, then one per window step)
+            keys = None if p.moe is None or ctx is None else ctx.key(xp, xp.arange(k))
             times = iteration_seconds(layer + self.attention_times(batch, t, p, xp, k, x0),
-                                      lm_head, t, p, xp)
+                                      lm_head, t, p, xp, moe_seconds(t, p, xp, keys))
         times = xp.where(live, times, 0.0)
         return times[0], times
 

@@ -9,13 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from frontier_jax.cost import ROOFLINE, CostModel
+from frontier_jax.cost import ROOFLINE, ROOFLINE_MOE, CostModel
 
 
 def cost_model(s: Any) -> CostModel:
     """The cost-model tier scenario ``s`` selects.
 
-    ``roofline`` needs nothing more. ``surrogate`` loads the named predictor set (cached, so
+    ``roofline`` needs nothing more (with sampled MoE routing, the variant that prices an
+    iteration and its decode window in one pass, so the maps are drawn once). ``surrogate`` loads the named predictor set (cached, so
     equal scenarios share one static cost model and one compiled simulator) and checks that
     it was profiled on the simulated hardware of every pool (one device: a set prices the
     device it was profiled on); ``forest`` is host-only and refused. Raises SpecError.
@@ -24,7 +25,7 @@ def cost_model(s: Any) -> CostModel:
 
     kind = s.cost.kind
     if kind == "roofline":
-        return ROOFLINE
+        return ROOFLINE_MOE if s.moe.sampled else ROOFLINE
     if kind != "surrogate":
         raise SpecError(s.source, "cost.kind", kind,
                         "'roofline' or 'surrogate' (the forest's MLP twin, which runs inside "
@@ -57,11 +58,13 @@ def cost_key(s: Any) -> tuple:
     """What fixes scenario ``s``'s static cost model: configurations with equal keys share
     one :class:`CostModel` (and so may share a compiled simulator)."""
     c = s.cost
+    # sampled MoE routing adds params leaves (MoEParams) that the other configurations lack
+    moe = ("moe-sampled",) if s.moe.sampled else ()
     if c.kind == "roofline":
-        return ("roofline",)
+        return ("roofline", *moe)
     src = Path(s.source)
     return (c.kind, c.predictor or "", str(src.parent) if src.suffix else "",
-            tuple(sorted({p.hardware.name for p in s.pools if p.count})))
+            tuple(sorted({p.hardware.name for p in s.pools if p.count})), *moe)
 
 
 @functools.lru_cache(maxsize=64)

@@ -39,7 +39,9 @@ class ModelSpec:
     `dtype_bytes` is the bytes of one weight and one KV-cache element. `num_experts` = 0 means
     a dense MLP of width `intermediate_size`; otherwise each layer has `num_experts` routed experts
     of width `moe_intermediate_size`, `num_experts_per_tok` of them per token, plus one shared
-    expert of width `shared_expert_intermediate_size` when that is > 0."""
+    expert of width `shared_expert_intermediate_size` when that is > 0. An MoE model's first
+    `dense_layers` layers (DeepSeek's `first_k_dense_replace`) have a dense MLP of width
+    `intermediate_size` instead."""
 
     name: str
     hidden_size: int
@@ -56,6 +58,7 @@ class ModelSpec:
     moe_intermediate_size: int = 0
     shared_expert_intermediate_size: int = 0
     gated_mlp: bool = True
+    dense_layers: int = 0
 
     def __post_init__(self) -> None:
         check_str(self, "name")
@@ -64,7 +67,7 @@ class ModelSpec:
             check_int(self, name, minimum=1, maximum=INT32_MAX)
         check_int(self, "dtype_bytes", minimum=1, maximum=_MAX_DTYPE_BYTES)
         for name in ("num_experts", "num_experts_per_tok", "moe_intermediate_size",
-                     "shared_expert_intermediate_size"):
+                     "shared_expert_intermediate_size", "dense_layers"):
             check_int(self, name, minimum=0, maximum=INT32_MAX)
         check_bool(self, "tie_word_embeddings")
         check_bool(self, "gated_mlp")
@@ -79,9 +82,12 @@ class ModelSpec:
             if self.moe_intermediate_size < 1:
                 raise SpecError(src, "moe_intermediate_size", self.moe_intermediate_size,
                                 "expected >= 1 for an MoE model")
+            if self.dense_layers >= self.num_hidden_layers:
+                raise SpecError(src, "dense_layers", self.dense_layers,
+                                f"expected < num_hidden_layers = {self.num_hidden_layers}")
         else:
             for name in ("num_experts_per_tok", "moe_intermediate_size",
-                         "shared_expert_intermediate_size"):
+                         "shared_expert_intermediate_size", "dense_layers"):
                 if getattr(self, name):
                     raise SpecError(src, name, getattr(self, name),
                                     "expected 0 for a dense model (num_experts = 0)")
@@ -98,15 +104,17 @@ class ModelSpec:
         h, hd = self.hidden_size, self.head_dim
         mats = 3 if self.gated_mlp else 2
         attention = 2 * h * self.num_attention_heads * hd + 2 * h * self.num_key_value_heads * hd
+        dense_mlp = mats * h * self.intermediate_size
         if self.is_moe:
             mlp = (self.num_experts * mats * h * self.moe_intermediate_size
                    + h * self.num_experts
                    + mats * h * self.shared_expert_intermediate_size)
         else:
-            mlp = mats * h * self.intermediate_size
+            mlp = dense_mlp
         per_layer = attention + mlp + 2 * h
         embeddings = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
-        return embeddings + self.num_hidden_layers * per_layer + h
+        return (embeddings + self.num_hidden_layers * per_layer + h
+                + self.dense_layers * (dense_mlp - mlp))
 
     def weight_bytes(self) -> int:
         """Returns the bytes of all weights (`param_count` x `dtype_bytes`), unsharded."""
@@ -206,6 +214,7 @@ def _fields_from_config(config: Mapping[str, Any], source: str) -> dict[str, Any
         "moe_intermediate_size": moe_width,
         "shared_expert_intermediate_size": shared,
         "gated_mlp": _model_type(config, source) not in _NON_GATED_MODEL_TYPES,
+        "dense_layers": optional("first_k_dense_replace") if experts else 0,
     }
 
 
@@ -265,6 +274,18 @@ MODEL_PRESETS: dict[str, ModelSpec] = {
         ModelSpec("qwen3-30b-a3b", hidden_size=2048, num_attention_heads=32, num_key_value_heads=4,
                   num_hidden_layers=48, intermediate_size=6144, vocab_size=151936, head_dim=128,
                   num_experts=128, num_experts_per_tok=8, moe_intermediate_size=768),
+        # Qwen/Qwen3-235B-A22B: every layer is MoE, no shared expert
+        ModelSpec("qwen3-235b-a22b", hidden_size=4096, num_attention_heads=64, num_key_value_heads=4,
+                  num_hidden_layers=94, intermediate_size=12288, vocab_size=151936, head_dim=128,
+                  num_experts=128, num_experts_per_tok=8, moe_intermediate_size=1536),
+        # DeepSeek-V3-like layout: 256 routed + 1 shared expert (2048 wide), top-8, 3 dense layers
+        # first (18432 wide), fp8 weights. MLA is approximated by its KV size: one KV head of 288
+        # x 2 = 576 elements per token per layer (kv_lora_rank 512 + rope 64); the attention
+        # projections are priced as that GQA layout's, not MLA's low-rank ones.
+        ModelSpec("deepseek-v3-like", hidden_size=7168, num_attention_heads=128, num_key_value_heads=1,
+                  num_hidden_layers=61, intermediate_size=18432, vocab_size=129280, head_dim=288,
+                  dtype_bytes=1, num_experts=256, num_experts_per_tok=8, moe_intermediate_size=2048,
+                  shared_expert_intermediate_size=2048, dense_layers=3),
         # A small Llama-shaped model for tests.
         ModelSpec("tiny-llama", hidden_size=512, num_attention_heads=8, num_key_value_heads=2,
                   num_hidden_layers=4, intermediate_size=1536, vocab_size=32000, head_dim=64),

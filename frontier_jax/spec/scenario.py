@@ -25,6 +25,7 @@ TOML layout (every table but `model`, `hardware` and `workload` may be left out)
     [cost]       kind, gemm_efficiency, attention_efficiency, memory_efficiency,
                  cpu_overhead_s, cpu_overhead_per_seq_s, predictor
     [sim]        max_steps, queue_capacity
+    [moe]        routing, skew, placement, redundant_experts, ep, tile, wait_for_slowest (MoE models)
 
 Every problem raises `SpecError` naming the file and the dotted field.
 """
@@ -349,6 +350,59 @@ class CostSpec:
             raise SpecError("<CostSpec>", "predictor", None, f"required by kind {self.kind!r}")
 
 
+MOE_ROUTINGS = ("balanced", "uniform", "zipf", "dirichlet")
+MOE_PLACEMENTS = ("contiguous", "round_robin", "eplb")
+MAX_EP = 64
+
+
+@dataclass(frozen=True)
+class MoESpec:
+    """How an MoE model's routed experts are priced (`frontier_jax.cost.routing`).
+
+    `routing` "balanced" (the default) prices the expected load of perfectly balanced routing
+    with the experts sharded like the rest of the layer. Any other routing samples, per MoE
+    layer and per iteration, how the batch's tokens x top_k routed rows fall on the `ep`
+    expert-parallel ranks, and the layer waits for the slowest rank: "uniform" popularity,
+    "zipf" (expert i's share ~ (i + 1)^-`skew`, in a random order per layer) or "dirichlet"
+    (a Dirichlet(`skew`) popularity per layer). `placement` puts the experts on the ranks:
+    "contiguous", "round_robin", or "eplb" (the hottest experts replicated on
+    `redundant_experts` spare slots, a multiple of `ep`, and replicas packed heaviest first).
+    `ep` is 1 (experts sharded over the pool's TP ranks) or the pool's tp (whole experts per
+    rank, vLLM's expert parallelism without attention data parallelism). `tile`: the
+    GroupedGEMM row tile each active expert's rows are padded to. `wait_for_slowest` false
+    prices the mean rank load instead (a what-if that shows the straggler penalty).
+    `sampled_layers`: how many MoE layers get their own popularity and routing map per
+    iteration, each standing for an equal share of the model's MoE layers (the per-step cost
+    is O(sampled_layers x ep)); the model's MoE layer count draws every layer."""
+
+    routing: str = "balanced"
+    skew: float = 1.0
+    placement: str = "contiguous"
+    redundant_experts: int = 0
+    ep: int = 1
+    tile: int = 64
+    wait_for_slowest: bool = True
+    sampled_layers: int = 4
+
+    def __post_init__(self) -> None:
+        check_choice(self, "routing", MOE_ROUTINGS)
+        check_int(self, "sampled_layers", minimum=1, maximum=INT32_MAX)
+        check_float(self, "skew", low=0.0)
+        check_choice(self, "placement", MOE_PLACEMENTS)
+        check_int(self, "redundant_experts", minimum=0, maximum=INT32_MAX)
+        check_int(self, "ep", minimum=1, maximum=MAX_EP)
+        check_int(self, "tile", minimum=1, maximum=4096)
+        check_bool(self, "wait_for_slowest")
+        if self.redundant_experts and self.placement != "eplb":
+            raise SpecError("<MoESpec>", "redundant_experts", self.redundant_experts,
+                            "only used by placement 'eplb'")
+
+    @property
+    def sampled(self) -> bool:
+        """Returns whether routing maps are sampled (any routing but "balanced")."""
+        return self.routing != "balanced"
+
+
 @dataclass(frozen=True)
 class SimSpec:
     """Simulator limits: `max_steps` engine iterations and `queue_capacity` waiting requests per
@@ -381,6 +435,7 @@ class Scenario:
     source: str = "<dict>"
     layout: tuple[PoolSpec, ...] = ()
     kv_transfer: KVTransferSpec = KVTransferSpec()
+    moe: MoESpec = MoESpec()
 
     def __post_init__(self) -> None:
         try:
@@ -421,6 +476,7 @@ class Scenario:
             raise SpecError("<Scenario>", "layout", {p.name: p.count for p in self.layout},
                             "at least one instance (a pool count >= 1)")
         _check_type(self, "kv_transfer", KVTransferSpec)
+        _check_moe(self)
         roles = {p.role for p in self.pools}
         if roles & set(PD_ROLES):
             counts = {r: sum(p.count for p in self.pools if p.role == r) for r in POOL_ROLES}
@@ -458,6 +514,36 @@ class Scenario:
     def num_gpus(self) -> int:
         """Returns the GPUs of the whole cluster (:func:`layout_gpus` of the pools)."""
         return layout_gpus((p.count, p.tp, p.pp) for p in self.pools)
+
+
+def _check_moe(s: Scenario) -> None:
+    """[moe] against the model and the pools: one clear line for a layout that cannot run."""
+    moe, m = s.moe, s.model
+    _check_type(s, "moe", MoESpec)
+    if moe == MoESpec():
+        return
+    if not m.is_moe:
+        raise SpecError("<Scenario>", "moe", _fields_dict(moe),
+                        f"{m.name} is a dense model (num_experts = 0): [moe] is for MoE models")
+    if not moe.sampled and (moe.ep != 1 or moe.placement != "contiguous" or moe.redundant_experts):
+        raise SpecError("<Scenario>", "moe.routing", moe.routing,
+                        "EP degree, placement and redundant experts need a sampled routing "
+                        "(uniform, zipf or dirichlet); 'balanced' prices the mean load")
+    moe_layers = m.num_hidden_layers - m.dense_layers
+    if moe.sampled_layers > moe_layers:
+        raise SpecError("<Scenario>", "moe.sampled_layers", moe.sampled_layers,
+                        f"must be <= {m.name}'s MoE layers = {moe_layers}")
+    if m.num_experts % moe.ep:
+        raise SpecError("<Scenario>", "moe.ep", moe.ep,
+                        f"must divide {m.name}'s num_experts = {m.num_experts}")
+    if moe.redundant_experts % moe.ep:
+        raise SpecError("<Scenario>", "moe.redundant_experts", moe.redundant_experts,
+                        f"must be a multiple of moe.ep = {moe.ep} (the same spare slots on every rank)")
+    for pool in s.pools:
+        if pool.count and moe.ep not in (1, pool.tp):
+            raise SpecError("<Scenario>", "moe.ep", moe.ep,
+                            f"must be 1 or pool {pool.name!r}'s tp = {pool.tp} (EP spans an "
+                            "instance's TP ranks; attention data parallelism is not modelled yet)")
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -528,7 +614,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         "seed": s.seed,
         "model": _preset_dict(s.model, MODEL_PRESETS.get(s.model.name)),
         "hardware": _hardware_dict(s.hardware),
-        **{key: _fields_dict(getattr(s, key)) for key in _PLAIN_TABLES},
+        **{key: _fields_dict(getattr(s, key)) for key in _PLAIN_TABLES
+           if key != "moe" or s.moe != MoESpec()},  # [moe] only when set: older dicts unchanged
         "workload": {
             **({"trace": workload.trace} if workload.trace is not None else {}),
             "num_requests": workload.num_requests,
@@ -731,6 +818,7 @@ _PLAIN_TABLES: dict[str, type] = {
     "slo": SLOSpec,
     "cost": CostSpec,
     "sim": SimSpec,
+    "moe": MoESpec,
 }
 _TOP_KEYS = ("name", "seed", "model", "hardware", "workload", "layout", "kv_transfer", *PD_ROLES,
              *_PLAIN_TABLES)

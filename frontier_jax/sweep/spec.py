@@ -46,6 +46,7 @@ from frontier_jax.spec import (
     HardwareSpec,
     LengthSpec,
     ModelSpec,
+    MoESpec,
     ParallelSpec,
     Scenario,
     SchedulerSpec,
@@ -151,6 +152,7 @@ _SCENARIO_TABLES: dict[str, tuple[str, ...]] = {
             ("slo", SLOSpec),
             ("cost", CostSpec),
             ("sim", SimSpec),
+            ("moe", MoESpec),
         )
     },
 }

@@ -1,0 +1,163 @@
+"""MoE with expert parallelism: the layer waits for its slowest EP rank, the MoE structure of
+the cost, [moe] validation, and agreement of the two simulators on the shipped MoE scenarios."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import SCENARIOS
+
+from frontier_jax.cost import batch_totals, iteration_time
+from frontier_jax.cost.batch import BatchSlots
+from frontier_jax.cost.context import IterationContext
+from frontier_jax.cost.params import cost_params_from_scenario
+from frontier_jax.cost.roofline import _expert_rank_seconds, _gemm, moe_seconds, op_times
+from frontier_jax.cost.routing import rank_loads
+from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
+from frontier_jax.spec import SpecError, load_scenario, with_overrides
+
+CTX = IterationContext(5, 0, 12)
+
+
+def _scenario(**moe):
+    s = load_scenario(SCENARIOS / "moe_qwen3_ep4.toml")
+    return with_overrides(s, {f"moe.{k}": v for k, v in moe.items()})
+
+
+def _batch(tokens: int) -> BatchSlots:
+    """One prefill chunk of ``tokens`` tokens."""
+    return BatchSlots(np.array([tokens]), np.array([0]), np.array([False]), np.array([True]),
+                      np.array([True]))
+
+
+def test_layer_waits_for_the_slowest_rank():
+    """90% of the routed rows on one rank's experts: the iteration prices every MoE layer at
+    that rank's time, not the mean rank's; the gap is the straggler penalty."""
+    p = cost_params_from_scenario(_scenario(routing="uniform"))
+    hot = np.tile([0.9, 0.1 / 3, 0.1 / 3, 0.1 / 3], (p.moe.shares.shape[0], 1))
+    p = p._replace(moe=p.moe._replace(shares=hot))
+    b = _batch(4096)
+    slow = iteration_time(b, p, np, CTX)
+    mean = iteration_time(b, p._replace(moe=p.moe._replace(wait_for_slowest=np.float64(0.0))), np, CTX)
+    rows = 4096 * p.top_k
+    loads = rank_loads(hot, rows, CTX.key(np), np)
+    assert np.all(loads.argmax(-1) == 0) and loads[:, 0].min() > 0.85 * rows
+    want = p.moe.layers_per_map * np.sum(_expert_rank_seconds(loads.max(-1), p, np)
+                                         - _expert_rank_seconds(rows / 4.0, p, np))
+    assert slow - mean == pytest.approx(want, rel=1e-9)
+    assert slow > 1.4 * mean  # 3.6x the mean rank's rows: the expert GEMMs are a big share of a 4k prefill
+
+
+def test_balanced_maps_give_the_balanced_time():
+    p = cost_params_from_scenario(_scenario(routing="uniform"))
+    b = _batch(8192)
+    sampled = iteration_time(b, p, np, CTX)
+    mean = iteration_time(b, p._replace(moe=p.moe._replace(wait_for_slowest=np.float64(0.0))), np, CTX)
+    assert mean <= sampled <= 1.03 * mean  # 65k rows on 4 ranks: the max is within a few sd
+
+
+def test_one_rank_with_unit_tile_is_the_balanced_formula():
+    """EP 1 (experts sharded over TP) with a 1-row tile prices exactly the balanced routing's
+    expected active experts: the two paths meet."""
+    bal = cost_params_from_scenario(_scenario(routing="balanced", ep=1, placement="contiguous"))
+    ep1 = cost_params_from_scenario(_scenario(routing="uniform", ep=1, tile=1))
+    for tokens in (1, 7, 300, 4096):
+        a = iteration_time(_batch(tokens), bal, np, CTX)
+        b = iteration_time(_batch(tokens), ep1, np, CTX)
+        assert b == pytest.approx(a, rel=1e-12)
+
+
+def test_tile_padding_and_active_experts():
+    p = cost_params_from_scenario(_scenario(routing="uniform"))
+    f = lambda x: float(_expert_rank_seconds(np.float64(x), p, np))  # noqa: E731
+    assert f(0) == 0.0
+    assert f(1) > 0 and f(2) >= f(1) and f(1000) > f(100)  # increasing in the rank's rows
+    wide = p._replace(moe=p.moe._replace(tile=np.float64(1.0)))
+    assert _expert_rank_seconds(np.float64(4096.0), wide, np) <= f(4096)
+
+
+def test_dense_model_and_dense_first_layers():
+    s = load_scenario(SCENARIOS / "light.toml")
+    p = cost_params_from_scenario(s)
+    t = batch_totals(_batch(512), np)
+    assert p.moe is None and moe_seconds(t, p, np) == 0.0
+    ds = with_overrides(load_scenario(SCENARIOS / "moe_deepseek_ep32.toml"), {"moe.routing": "balanced",
+                        "moe.ep": 1, "moe.placement": "contiguous", "moe.redundant_experts": 0})
+    q = cost_params_from_scenario(ds)
+    assert q.dense_layers == 3 and q.moe is None
+    ops = op_times(t, q, np)
+    moe_parts = ops["moe_router"] + ops["mlp_up"] + ops["mlp_down"] + ops["moe_experts"]
+    # three layers priced with the 18432-wide gated dense MLP instead of router + shared + experts
+    dense_mlp = _gemm(512, 2 * 18432 / 32, 7168, q, np) + _gemm(512, 7168, 18432 / 32, q, np)
+    assert moe_seconds(t, q, np) == pytest.approx(3 * (dense_mlp - moe_parts), rel=1e-12)
+    assert dense_mlp < moe_parts  # 512 tokens touch nearly all 256 experts: their weights outweigh a dense MLP
+    assert moe_seconds(t, q._replace(dense_layers=np.float64(0.0)), np) == 0.0
+
+
+def test_sampled_routing_needs_the_context():
+    p = cost_params_from_scenario(_scenario())
+    with pytest.raises(ValueError, match="iteration context"):
+        iteration_time(_batch(10), p, np, None)
+
+
+@pytest.mark.parametrize("over,match", [
+    ({"moe.ep": 3}, "must divide"),
+    ({"moe.ep": 8}, "must be 1 or pool"),
+    ({"moe.redundant_experts": 4}, "only used by placement 'eplb'"),
+    ({"moe.placement": "eplb", "moe.redundant_experts": 6}, "multiple of moe.ep"),
+    ({"moe.routing": "balanced"}, "need a sampled routing"),
+    ({"moe.routing": "hot"}, "routing"),
+])
+def test_bad_moe_layouts_get_one_clear_line(over, match):
+    with pytest.raises(SpecError, match=match):
+        with_overrides(load_scenario(SCENARIOS / "moe_qwen3_ep4.toml"), over)
+
+
+def test_moe_table_on_a_dense_model_is_refused():
+    with pytest.raises(SpecError, match="dense model"):
+        with_overrides(load_scenario(SCENARIOS / "light.toml"), {"moe.routing": "uniform"})
+
+
+MOE_SHIPPED = ["moe_qwen3_ep4", "moe_qwen3_ep8", "moe_deepseek_ep32"]
+
+
+@pytest.mark.parametrize("name", MOE_SHIPPED)
+def test_shipped_moe_scenarios_agree(name):
+    """Both simulators draw the same routing maps (keyed by seed, instance, iteration) and
+    price them alike: per-request finish and first-token times within 1e-6."""
+    s = load_scenario(SCENARIOS / f"{name}.toml")
+    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=400))
+    prep = prepare(s)
+    vec, ref = run_vectorized(prep), run_reference(prep)
+    c = compare(vec.result, ref.result)
+    assert c["finished"] == 400
+    assert c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
+    assert c["iterations_equal"] and c["preemptions_equal"]
+
+
+def test_skew_costs_throughput():
+    """The same layout under uniform and Zipf(1.2) popularity: skew makes the slowest rank
+    slower, so the run takes longer (and the mean-load what-if does not see it)."""
+    runs = {}
+    for routing, skew, slowest in (("uniform", 1.0, True), ("zipf", 1.2, True), ("zipf", 1.2, False)):
+        s = _scenario(routing=routing, skew=skew, wait_for_slowest=slowest)
+        s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=300))
+        runs[(routing, slowest)] = run_vectorized(prepare(s)).metrics["duration_s"]
+    assert runs[("zipf", True)] > runs[("uniform", True)]
+    assert runs[("zipf", False)] < runs[("zipf", True)]
+
+
+def test_sampled_layers_each_stand_for_their_share():
+    """Four sampled layers of Qwen3's 48 MoE layers each weigh 12; drawing all 48 prices every
+    layer from its own popularity and map; with uniform popularity the two agree on average."""
+    few = cost_params_from_scenario(_scenario(routing="uniform"))
+    every = cost_params_from_scenario(_scenario(routing="uniform", sampled_layers=48))
+    assert few.moe.shares.shape == (4, 4) and few.moe.layers_per_map == 12.0
+    assert every.moe.shares.shape == (48, 4) and every.moe.layers_per_map == 1.0
+    b = _batch(256)
+    keys = [IterationContext(1, 0, i) for i in range(200)]
+    a = np.mean([iteration_time(b, few, np, k) for k in keys])
+    c = np.mean([iteration_time(b, every, np, k) for k in keys])
+    assert a == pytest.approx(c, rel=0.01)
+    with pytest.raises(SpecError, match="MoE layers = 48"):
+        _scenario(sampled_layers=49)
