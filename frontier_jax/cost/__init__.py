@@ -11,8 +11,9 @@ Modules: :mod:`.batch` (slot arrays and their totals), :mod:`.features` (distrib
 features of the predictors), :mod:`.roofline` (tier 1), :mod:`.surrogate` (tier 3, trained
 networks in the step; its forward pass in :mod:`.mlp`), :mod:`.compose` (an iteration from
 its layer and LM head, shared by the tiers), :mod:`.context` (iteration context and
-stateless draws), :mod:`.params` (the cost params pytree), :mod:`.tiers` (which tier a
-scenario selects).
+stateless draws), :mod:`.routing` (MoE expert popularity, placement on EP ranks and sampled
+rank loads), :mod:`.params` (the cost params pytree), :mod:`.tiers` (which tier a scenario
+selects).
 """
 
 from collections.abc import Callable

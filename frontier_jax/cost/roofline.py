@@ -95,24 +95,26 @@ def _expert_rank_seconds(x, p: CostParams, xp: Any):
 
 def moe_seconds(t: BatchTotals, p: CostParams, xp: Any, key=None, ops: dict | None = None):
     """Seconds an iteration adds to ``layers x`` the per-layer time of :func:`op_times`, for
-    the MoE structure (0 for a dense model; elementwise in the totals like :func:`totals_time`).
+    sampled MoE routing (``p.moe``; 0, statically, without it: dense models and balanced
+    routing, which prices every layer as an MoE layer at the mean load). Elementwise in the
+    totals like :func:`totals_time`.
 
     - ``dense_layers`` first layers: a dense MLP of width ``ffn`` replaces the router, the
       shared expert and the routed experts.
-    - Sampled routing (``p.moe``): each MoE layer's routed experts take the time of the most
+    - Each MoE layer's routed experts take the time of the most
       loaded EP rank (:func:`frontier_jax.cost.routing.rank_loads`, drawn from ``key``, the
       iteration's key ``[..., 2]``) or, with ``wait_for_slowest`` 0, of the mean rank load,
       instead of the balanced expectation.
 
     ``ops``: :func:`op_times` of ``t`` if already computed."""
+    if p.moe is None:  # static: dense models and balanced routing add nothing (and no work)
+        return 0.0
     ops = op_times(t, p, xp) if ops is None else ops
     T = t.num_tokens
     width = 1.0 + p.gated
     dense_mlp = _gemm(T, width * p.ffn / p.tp, p.hidden, p, xp) + _gemm(T, p.hidden, p.ffn / p.tp, p, xp)
     moe_parts = ops["moe_router"] + ops["mlp_up"] + ops["mlp_down"] + ops["moe_experts"]
     out = p.dense_layers * xp.where(p.num_experts > 0, dense_mlp - moe_parts, 0.0)
-    if p.moe is None:
-        return out
     if key is None:
         raise ValueError("sampled MoE routing needs the iteration context (ctx) for its key")
     from frontier_jax.cost.routing import rank_loads
