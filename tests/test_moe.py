@@ -119,7 +119,7 @@ def test_moe_table_on_a_dense_model_is_refused():
         with_overrides(load_scenario(SCENARIOS / "light.toml"), {"moe.routing": "uniform"})
 
 
-MOE_SHIPPED = ["moe_qwen3_ep4", "moe_qwen3_ep8", "moe_deepseek_ep32"]
+MOE_SHIPPED = ["moe_qwen3_ep4", "moe_qwen3_ep8", "moe_deepseek_ep32", "moe_qwen3_trace"]
 
 
 @pytest.mark.parametrize("name", MOE_SHIPPED)
@@ -162,3 +162,26 @@ def test_sampled_layers_each_stand_for_their_share():
     assert a == pytest.approx(c, rel=0.01)
     with pytest.raises(SpecError, match="MoE layers = 48"):
         _scenario(sampled_layers=49)
+
+
+def test_routing_trace_csv_and_npz(tmp_path):
+    """A trace's counts become each sampled layer's popularity; CSV and NPZ read alike; a
+    trace of the wrong shape or a bad file is one clear line."""
+    from frontier_jax.spec.scenario import load_routing_counts
+
+    s = load_scenario(SCENARIOS / "moe_qwen3_trace.toml")
+    counts = load_routing_counts(s.moe.trace)
+    assert counts.shape == (48, 128)
+    p = cost_params_from_scenario(s)
+    layers = ((np.arange(4) + 0.5) * 48 / 4).astype(int)  # 6, 18, 30, 42
+    pop = counts[layers] / counts[layers].sum(1, keepdims=True)
+    np.testing.assert_allclose(p.moe.shares, pop.reshape(4, 32, 4).sum(1))  # round robin: e % 4
+    z = tmp_path / "t.npz"
+    np.savez(z, counts=np.stack([counts / 2, counts / 2]))
+    np.testing.assert_allclose(load_routing_counts(str(z)), counts)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("layer,expert,tokens\n0,0,5\n")
+    with pytest.raises(SpecError, match="1 MoE layers x 1 experts"):
+        with_overrides(s, {"moe.trace": str(bad)})
+    with pytest.raises(SpecError, match="goes with routing 'trace'"):
+        with_overrides(s, {"moe.routing": "uniform"})

@@ -91,7 +91,14 @@ def moe_params_from_scenario(s: Any) -> MoEParams | None:
     if not moe.sampled:
         return None
     layers = m.num_hidden_layers - m.dense_layers
-    pop = popularity(moe.routing, m.num_experts, moe.sampled_layers, skew=moe.skew, seed=s.seed)
+    trace = None
+    if moe.routing == "trace":  # the sampled layers: evenly spaced over the trace's MoE layers
+        from frontier_jax.spec.scenario import load_routing_counts
+
+        counts = load_routing_counts(moe.trace)
+        trace = counts[((np.arange(moe.sampled_layers) + 0.5) * layers / moe.sampled_layers).astype(int)]
+    pop = popularity(moe.routing, m.num_experts, moe.sampled_layers, skew=moe.skew, seed=s.seed,
+                     trace=trace)
     shares = rank_shares(pop, moe.ep, moe.ep, moe.placement, moe.redundant_experts)
     f = np.float64
     return MoEParams(shares, f(layers / moe.sampled_layers), f(moe.ep),

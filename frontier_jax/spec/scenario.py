@@ -25,13 +25,15 @@ TOML layout (every table but `model`, `hardware` and `workload` may be left out)
     [cost]       kind, gemm_efficiency, attention_efficiency, memory_efficiency,
                  cpu_overhead_s, cpu_overhead_per_seq_s, predictor
     [sim]        max_steps, queue_capacity
-    [moe]        routing, skew, placement, redundant_experts, ep, tile, wait_for_slowest (MoE models)
+    [moe]        routing, skew, trace, placement, redundant_experts, ep, tile, wait_for_slowest,
+                 sampled_layers (MoE models; trace relative to the TOML file)
 
 Every problem raises `SpecError` naming the file and the dotted field.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tomllib
@@ -350,7 +352,7 @@ class CostSpec:
             raise SpecError("<CostSpec>", "predictor", None, f"required by kind {self.kind!r}")
 
 
-MOE_ROUTINGS = ("balanced", "uniform", "zipf", "dirichlet")
+MOE_ROUTINGS = ("balanced", "uniform", "zipf", "dirichlet", "trace")
 MOE_PLACEMENTS = ("contiguous", "round_robin", "eplb")
 MAX_EP = 64
 
@@ -364,7 +366,9 @@ class MoESpec:
     layer and per iteration, how the batch's tokens x top_k routed rows fall on the `ep`
     expert-parallel ranks, and the layer waits for the slowest rank: "uniform" popularity,
     "zipf" (expert i's share ~ (i + 1)^-`skew`, in a random order per layer) or "dirichlet"
-    (a Dirichlet(`skew`) popularity per layer). `placement` puts the experts on the ranks:
+    (a Dirichlet(`skew`) popularity per layer) or "trace" (each layer's popularity from a
+    recorded routing trace, `trace`: :func:`load_routing_counts`). `placement` puts the experts
+    on the ranks:
     "contiguous", "round_robin", or "eplb" (the hottest experts replicated on
     `redundant_experts` spare slots, a multiple of `ep`, and replicas packed heaviest first).
     `ep` is 1 (experts sharded over the pool's TP ranks) or the pool's tp (whole experts per
@@ -383,10 +387,15 @@ class MoESpec:
     tile: int = 64
     wait_for_slowest: bool = True
     sampled_layers: int = 4
+    trace: str | None = None
 
     def __post_init__(self) -> None:
         check_choice(self, "routing", MOE_ROUTINGS)
         check_int(self, "sampled_layers", minimum=1, maximum=INT32_MAX)
+        check_str(self, "trace", optional=True)
+        if (self.routing == "trace") != (self.trace is not None):
+            raise SpecError("<MoESpec>", "trace", self.trace,
+                            "a routing trace file goes with routing 'trace' (and only with it)")
         check_float(self, "skew", low=0.0)
         check_choice(self, "placement", MOE_PLACEMENTS)
         check_int(self, "redundant_experts", minimum=0, maximum=INT32_MAX)
@@ -533,6 +542,15 @@ def _check_moe(s: Scenario) -> None:
     if moe.sampled_layers > moe_layers:
         raise SpecError("<Scenario>", "moe.sampled_layers", moe.sampled_layers,
                         f"must be <= {m.name}'s MoE layers = {moe_layers}")
+    if moe.trace is not None:
+        try:
+            counts = load_routing_counts(moe.trace)
+        except (OSError, ValueError, KeyError) as exc:
+            raise SpecError("<Scenario>", "moe.trace", moe.trace, f"a readable routing trace ({exc})") from None
+        if counts.shape != (moe_layers, m.num_experts):
+            raise SpecError("<Scenario>", "moe.trace", moe.trace,
+                            f"has {counts.shape[0]} MoE layers x {counts.shape[1]} experts; "
+                            f"{m.name} has {moe_layers} x {m.num_experts}")
     if m.num_experts % moe.ep:
         raise SpecError("<Scenario>", "moe.ep", moe.ep,
                         f"must divide {m.name}'s num_experts = {m.num_experts}")
@@ -544,6 +562,39 @@ def _check_moe(s: Scenario) -> None:
             raise SpecError("<Scenario>", "moe.ep", moe.ep,
                             f"must be 1 or pool {pool.name!r}'s tp = {pool.tp} (EP spans an "
                             "instance's TP ranks; attention data parallelism is not modelled yet)")
+
+
+@functools.lru_cache(maxsize=16)
+def load_routing_counts(path: str) -> Any:
+    """Routed rows per MoE layer and expert, float64 [layers, experts], from a routing trace:
+    a CSV with columns `layer`, `expert`, `tokens` (0-based MoE layer and expert indices; rows
+    of the same pair, e.g. one per iteration, are summed) or an NPZ with an array `counts` of
+    shape [layers, experts] or [iterations, layers, experts] (summed over iterations). Every
+    layer must route some rows. Raises ValueError, KeyError or OSError."""
+    import numpy as np
+
+    p = Path(path)
+    if p.suffix == ".npz":
+        with np.load(p) as z:
+            c = np.asarray(z["counts"], dtype=np.float64)
+        c = c.sum(axis=0) if c.ndim == 3 else c
+        if c.ndim != 2:
+            raise ValueError(f"'counts' has {c.ndim} axes; expected [layers, experts] or [iterations, layers, experts]")
+    else:
+        rows = np.genfromtxt(p, delimiter=",", names=True, dtype=None, encoding="utf-8")
+        missing = {"layer", "expert", "tokens"} - set(rows.dtype.names or ())
+        if missing:
+            raise ValueError(f"missing column(s) {', '.join(sorted(missing))}; expected layer,expert,tokens")
+        layer, expert = np.atleast_1d(rows["layer"]).astype(np.int64), np.atleast_1d(rows["expert"]).astype(np.int64)
+        tokens = np.atleast_1d(rows["tokens"]).astype(np.float64)
+        if layer.min() < 0 or expert.min() < 0:
+            raise ValueError("negative layer or expert index")
+        c = np.zeros((layer.max() + 1, expert.max() + 1))
+        np.add.at(c, (layer, expert), tokens)
+    if not np.all(np.isfinite(c)) or c.min() < 0 or np.any(c.sum(axis=1) <= 0):
+        raise ValueError("counts must be finite, >= 0, and every layer must route some rows")
+    c.setflags(write=False)
+    return c
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -585,6 +636,9 @@ def scenario_from_dict(
     default_name = "scenario" if source.startswith("<") else Path(source).stem
     tables = {key: _build(cls, _table(d, key, source), source, key)
               for key, cls in _PLAIN_TABLES.items()}
+    if tables["moe"].trace is not None:  # relative to the scenario file, like workload.trace
+        tables["moe"] = replace(tables["moe"], trace=str(_resolve_file(tables["moe"].trace, base,
+                                                                       source, "moe.trace")))
     hardware = _hardware_from_table(_table(d, "hardware", source), source)
     d = _pd_shorthand(d, source)
     layout = ()
