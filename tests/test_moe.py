@@ -185,3 +185,31 @@ def test_routing_trace_csv_and_npz(tmp_path):
         with_overrides(s, {"moe.trace": str(bad)})
     with pytest.raises(SpecError, match="goes with routing 'trace'"):
         with_overrides(s, {"moe.routing": "uniform"})
+
+
+def test_ep_degrees_and_skews_share_one_compiled_call():
+    """sweeps/moe_ep.toml: EP 1-8 x four skews x max/mean is one group (one cost model, one
+    compiled simulator); balanced routing, whose params lack the MoE leaves, is another."""
+    from conftest import REPO
+
+    from frontier_jax.sim import stack
+    from frontier_jax.sweep import load_sweep
+    from frontier_jax.sweep.plan import group_plans, plan
+
+    plans, _ = plan(load_sweep(REPO / "sweeps" / "moe_ep.toml"))
+    groups = group_plans(plans)
+    assert len(plans) == 32 and len(groups) == 1
+    eps = sorted({p.scenario.moe.ep for p in plans})
+    assert eps == [1, 2, 4, 8]
+    from frontier_jax.params import sim_params
+    from frontier_jax.workload import make_workload
+
+    params = [sim_params(p.scenario, make_workload(p.scenario.workload, p.scenario.seed), groups[0].cost)
+              for p in plans[:: 8]]
+    stacked = stack(params)
+    assert stacked.cost.moe.shares.shape[-1] == 8  # narrower EP degrees padded with empty ranks
+    bal = with_overrides(load_scenario(SCENARIOS / "moe_qwen3_ep4.toml"), {
+        "moe.routing": "balanced", "moe.ep": 1, "moe.placement": "contiguous"})
+    from frontier_jax.cost.tiers import cost_key
+
+    assert cost_key(bal) != cost_key(plans[0].scenario)
