@@ -58,7 +58,8 @@ def test_balanced_maps_give_the_balanced_time():
 
 def test_one_rank_with_unit_tile_is_the_balanced_formula():
     """EP 1 (experts sharded over TP) with a 1-row tile prices exactly the balanced routing's
-    expected active experts: the two paths meet."""
+    expected active experts: the two paths meet. (These batches are memory-bound; where the
+    experts are compute-bound the sampled path still rounds each active expert's rows up.)"""
     bal = cost_params_from_scenario(_scenario(routing="balanced", ep=1, placement="contiguous"))
     ep1 = cost_params_from_scenario(_scenario(routing="uniform", ep=1, tile=1))
     for tokens in (1, 7, 300, 4096):

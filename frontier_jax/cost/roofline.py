@@ -109,14 +109,14 @@ def moe_seconds(t: BatchTotals, p: CostParams, xp: Any, key=None, ops: dict | No
     ``ops``: :func:`op_times` of ``t`` if already computed."""
     if p.moe is None:  # static: dense models and balanced routing add nothing (and no work)
         return 0.0
+    if key is None:
+        raise ValueError("sampled MoE routing needs the iteration context (ctx) for its key")
     ops = op_times(t, p, xp) if ops is None else ops
     T = t.num_tokens
     width = 1.0 + p.gated
     dense_mlp = _gemm(T, width * p.ffn / p.tp, p.hidden, p, xp) + _gemm(T, p.hidden, p.ffn / p.tp, p, xp)
     moe_parts = ops["moe_router"] + ops["mlp_up"] + ops["mlp_down"] + ops["moe_experts"]
     out = p.dense_layers * xp.where(p.num_experts > 0, dense_mlp - moe_parts, 0.0)
-    if key is None:
-        raise ValueError("sampled MoE routing needs the iteration context (ctx) for its key")
     from frontier_jax.cost.routing import rank_loads
 
     rows = T * p.top_k
@@ -128,9 +128,10 @@ def moe_seconds(t: BatchTotals, p: CostParams, xp: Any, key=None, ops: dict | No
     return out + sampled - (p.layers - p.dense_layers) * ops["moe_experts"]
 
 
-def _keys(ctx, xp, k: int | None):
-    """The iteration's key (``k`` None) or the [k, 2] keys of a window; None without ``ctx``."""
-    if ctx is None:
+def _keys(ctx, p: CostParams, xp, k: int | None):
+    """The iteration's key (``k`` None) or the [k, 2] keys of a window; None without sampled
+    routing (nothing to draw) or without ``ctx``."""
+    if p.moe is None or ctx is None:
         return None
     return ctx.key(xp) if k is None else ctx.key(xp, xp.arange(k))
 
@@ -149,7 +150,7 @@ def totals_time(t: BatchTotals, p: CostParams, xp: Any, key=None):
 def iteration_time(batch: BatchSlots, p: CostParams, xp: Any, ctx: Any = None):
     """Seconds for one engine iteration over ``batch`` (0 when the batch is empty); the
     iteration context ``ctx`` keys the routing map of sampled MoE routing."""
-    return totals_time(batch_totals(batch, xp), p, xp, _keys(ctx, xp, None) if p.moe is not None else None)
+    return totals_time(batch_totals(batch, xp), p, xp, _keys(ctx, p, xp, None))
 
 
 def decode_window_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
@@ -158,8 +159,7 @@ def decode_window_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: 
     Iteration j sees every context grown by j tokens (only the decode KV reads change) and,
     with sampled MoE routing, its own routing map (key ``ctx.key(xp, j)``).
     """
-    keys = _keys(ctx, xp, k) if p.moe is not None else None
-    return totals_time(grow_decode(batch_totals(batch, xp), k, xp), p, xp, keys)
+    return totals_time(grow_decode(batch_totals(batch, xp), k, xp), p, xp, _keys(ctx, p, xp, k))
 
 
 def step_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from frontier_jax.cost.context import random_bits
+from frontier_jax.spec.scenario import MOE_PLACEMENTS, MOE_ROUTINGS
 
-ROUTINGS = ("balanced", "uniform", "zipf", "dirichlet", "trace")
-PLACEMENTS = ("contiguous", "round_robin", "eplb")
+ROUTINGS, PLACEMENTS = MOE_ROUTINGS, MOE_PLACEMENTS  # the spec's lists, the one place they live
 
 
 def popularity(kind: str, experts: int, layers: int, *, skew: float = 0.0, seed: int = 0,
