@@ -88,14 +88,19 @@ def simulate(scenario: str, reference: bool, out: str | None, as_json: bool, tra
         )
 
 
+def _dp(pool) -> str:
+    return f"DP{pool.dp} " if pool.dp > 1 else ""
+
+
 def _layout_text(s) -> str:
     """``H100-SXM, 2 x (TP1 PP1)``; with several pools one ``count x (TPt PPp) on HW`` each."""
     used = [p for p in s.pools if p.count]
     if len(used) == 1 and used[0].hardware == s.hardware:
         p = used[0]
-        return f"{s.hardware.name}, {p.count} x (TP{p.tp} PP{p.pp})"
+        return f"{s.hardware.name}, {p.count} x ({_dp(p)}TP{p.tp} PP{p.pp})"
     role = lambda p: "" if p.role == "colocated" else f"{p.role} "  # noqa: E731
-    return " + ".join(f"{p.count} x {role(p)}(TP{p.tp} PP{p.pp}) on {p.hardware.name}" for p in used)
+    return " + ".join(f"{p.count} x {role(p)}({_dp(p)}TP{p.tp} PP{p.pp}) on {p.hardware.name}"
+                      for p in used)
 
 
 @main.command("compare-reference")

@@ -96,7 +96,9 @@ class PoolParams(NamedTuple):
     max_batched_tokens: token budget per iteration; chunked_prefill: split prompts to fit
     the budget; block_size: tokens per KV block; kv_blocks: KV blocks per instance
     (capacity); reserve_full_isl: admit a waiting request only if its whole sequence fits
-    the free blocks.
+    the free blocks; max_chunk: with chunked prefill, the most tokens one sequence computes in
+    an iteration (vLLM's long_prefill_token_threshold, and one DP rank's token budget; a value
+    >= max_batched_tokens changes nothing).
     """
 
     role: Any
@@ -106,6 +108,7 @@ class PoolParams(NamedTuple):
     block_size: Any
     kv_blocks: Any
     reserve_full_isl: Any
+    max_chunk: Any
 
 
 class EngineParams(NamedTuple):

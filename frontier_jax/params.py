@@ -41,11 +41,14 @@ def engine_pools(s: Any, kv_blocks: int | None = None) -> PoolParams:
     for pool in s.pools:
         sc = pool.scheduler
         blocks = kv_capacity_blocks(s, pool) if kv_blocks is None else kv_blocks
-        rows.append((ROLES[pool.role], sc.max_num_seqs, sc.max_num_batched_tokens,
+        # attention DP: one scheduler for the instance's dp ranks, each with the caps given
+        # (one sequence's chunk within one rank's budget)
+        chunk = min(sc.long_prefill_token_threshold or INT32_MAX, sc.max_num_batched_tokens)
+        rows.append((ROLES[pool.role], pool.dp * sc.max_num_seqs, pool.dp * sc.max_num_batched_tokens,
                      sc.chunked_prefill, sc.block_size, blocks if pool.count else 0,
-                     sc.reserve_full_isl))
+                     sc.reserve_full_isl, chunk))
     cols = list(zip(*rows, strict=True))
-    types = (np.int32, np.int32, np.int32, np.bool_, np.int32, np.int32, np.bool_)
+    types = (np.int32, np.int32, np.int32, np.bool_, np.int32, np.int32, np.bool_, np.int32)
     return PoolParams(*[np.asarray(c, t) for c, t in zip(cols, types, strict=True)])
 
 
@@ -108,6 +111,9 @@ def sim_params(s: Any, wl: Any, cost: CostModel | None = None,
 
 def _stack_pools(per_pool: list) -> Any:
     """Per-pool cost params stacked on a leading [K] axis (tier tables padded to one length)."""
+    moes = [c.moe for c in per_pool]
+    if all(m is not None for m in moes):  # pools of different DP degrees
+        per_pool = [c._replace(moe=m) for c, m in zip(per_pool, _pad_moe_params(moes), strict=True)]
     return jax.tree.map(lambda *xs: np.stack(xs), *_pad_tables(per_pool))
 
 
@@ -201,17 +207,26 @@ def _pad_config_tables(configs: list) -> list:
 
 def _pad_moe(configs: list) -> list:
     """Sampled-MoE rank shares ([K, L, S]) of different EP degrees (S) or MoE layer counts (L)
-    padded with zero shares: a rank or layer past a configuration's own gets no rows."""
+    padded with zero shares: a rank or layer past a configuration's own gets no rows; DP ranks
+    ([K, D]) padded with dead ranks."""
     moes = [getattr(getattr(c, "cost", None), "moe", None) for c in configs]
     if any(m is None for m in moes):
         return configs
+    return [c._replace(cost=c.cost._replace(moe=m))
+            for c, m in zip(configs, _pad_moe_params(moes), strict=True)]
+
+
+def _pad_moe_params(moes: list) -> list:
+    """:class:`MoEParams` (with any leading axes) padded to one G, S and D."""
     lmax = max(np.shape(m.shares)[-2] for m in moes)
     smax = max(np.shape(m.shares)[-1] for m in moes)
+    dmax = max(np.shape(m.dp_ranks)[-1] for m in moes)
     out = []
-    for c, m in zip(configs, moes, strict=True):
-        sh = np.asarray(m.shares)
+    for m in moes:
+        sh, dr = np.asarray(m.shares), np.asarray(m.dp_ranks)
         pad = [(0, 0)] * (sh.ndim - 2) + [(0, lmax - sh.shape[-2]), (0, smax - sh.shape[-1])]
-        out.append(c._replace(cost=c.cost._replace(moe=m._replace(shares=np.pad(sh, pad)))))
+        dpad = [(0, 0)] * (dr.ndim - 1) + [(0, dmax - dr.shape[-1])]
+        out.append(m._replace(shares=np.pad(sh, pad), dp_ranks=np.pad(dr, dpad)))
     return out
 
 

@@ -82,6 +82,7 @@ def make_params(
         block_size=np.array([block_size], np.int32),
         kv_blocks=np.array([kv_blocks], np.int32),
         reserve_full_isl=np.array([reserve_full_isl]),
+        max_chunk=np.array([max_batched_tokens], np.int32),
     )
     ep = EngineParams(
         pool=np.zeros(replicas, np.int32),
@@ -128,6 +129,7 @@ def make_pd_params(
         block_size=np.array(block_size, np.int32),
         kv_blocks=np.array(kv_blocks, np.int32),
         reserve_full_isl=np.array([reserve_full_isl] * 2),
+        max_chunk=np.array(max_batched_tokens, np.int32),
     )
     ep = base.engine._replace(
         pool=np.array([0] * prefill + [1] * decode, np.int32), pools=pool,

@@ -95,6 +95,7 @@ def test_random_mode_is_seeded():
         (dict(constraints={"expressions": ["__import__('os')"]}), "constraints.expressions[0]"),
         (dict(mode="exhaustive"), "mode"),
         (dict(base="nope.toml"), "base"),
+        (dict(axes={"hardware": ["H200"]}), "axes.hardware"),  # a table, not a field: set nothing
     ],
 )
 def test_bad_specs_are_one_line_errors(kw, field):

@@ -12,13 +12,14 @@ features of the predictors), :mod:`.roofline` (tier 1), :mod:`.surrogate` (tier 
 networks in the step; its forward pass in :mod:`.mlp`), :mod:`.compose` (an iteration from
 its layer and LM head, shared by the tiers), :mod:`.context` (iteration context and
 stateless draws), :mod:`.routing` (MoE expert popularity, placement on EP ranks and sampled
-rank loads), :mod:`.params` (the cost params pytree), :mod:`.tiers` (which tier a scenario
+rank loads), :mod:`.dp` (attention data-parallel ranks stepping together with EP), :mod:`.params` (the cost params pytree), :mod:`.tiers` (which tier a scenario
 selects).
 """
 
 from collections.abc import Callable
 from typing import NamedTuple
 
+from frontier_jax.cost import dp
 from frontier_jax.cost.batch import BatchSlots, batch_totals
 from frontier_jax.cost.compose import iteration_seconds
 from frontier_jax.cost.context import IterationContext, uniforms
@@ -28,7 +29,6 @@ from frontier_jax.cost.roofline import (
     iteration_time,
     layer_time,
     op_times,
-    step_times,
     totals_time,
 )
 
@@ -59,7 +59,8 @@ class CostModel(NamedTuple):
 
 ROOFLINE = CostModel(iteration_time, decode_window_times)
 # sampled MoE routing: the iteration is the window's first entry, so its maps are drawn once
-ROOFLINE_MOE = CostModel(iteration_time, decode_window_times, step_times)
+# (and attention data parallelism, :mod:`.dp`, which falls back to the roofline's functions)
+ROOFLINE_MOE = CostModel(dp.iteration_time, dp.decode_window_times, dp.step_times)
 
 __all__ = [
     "ROOFLINE",

@@ -13,6 +13,8 @@ class BatchSlots(NamedTuple):
     is_decode: bool, the sequence is decoding (one new token on top of its context).
     samples: bool, the sequence emits a token at the end of this iteration.
     mask: bool, the slot holds a scheduled sequence.
+    ids: int, the request in the slot (its index in the workload), or None: only attention
+    data parallelism reads it (request i runs on DP rank i mod dp, :mod:`frontier_jax.cost.dp`).
     """
 
     q_tokens: Any
@@ -20,6 +22,7 @@ class BatchSlots(NamedTuple):
     is_decode: Any
     samples: Any
     mask: Any
+    ids: Any = None
 
 
 class BatchTotals(NamedTuple):
@@ -58,8 +61,10 @@ def batch_totals(b: BatchSlots, xp: Any) -> BatchTotals:
 
 
 def grow_decode(t: BatchTotals, k: int, xp: Any) -> BatchTotals:
-    """Totals of ``k`` successive iterations of the batch with totals ``t`` ([k] leaves):
-    iteration j sees every decoding context grown by j tokens."""
-    j = xp.arange(k, dtype=xp.float64)
+    """Totals of ``k`` successive iterations of the batch with totals ``t`` ([k] leaves, or
+    [k, ...] for totals with axes ...): iteration j sees every decoding context grown by j
+    tokens."""
+    shape = xp.shape(t.decode_seqs)
+    j = xp.arange(k, dtype=xp.float64).reshape((k,) + (1,) * len(shape))
     tj = t._replace(decode_kv_tokens=t.decode_kv_tokens + j * t.decode_seqs)
-    return BatchTotals(*[xp.broadcast_to(v, (k,)) for v in tj])
+    return BatchTotals(*[xp.broadcast_to(v, (k, *shape)) for v in tj])

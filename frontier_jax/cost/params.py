@@ -72,7 +72,8 @@ class MoEParams(NamedTuple):
     stands for that many); ep: the EP degree; slots: expert slots per rank ((experts +
     redundant) / ep); tile: the GroupedGEMM row tile; wait_for_slowest: 1.0 the layer takes its
     slowest rank's time, 0.0 the mean rank load's (the what-if that shows the straggler
-    penalty)."""
+    penalty); dp_ranks [D]: 1.0 for each of the instance's attention data-parallel ranks (0
+    past its DP degree; D > 1, a static shape, selects :mod:`frontier_jax.cost.dp`)."""
 
     shares: Any
     layers_per_map: Any
@@ -80,11 +81,13 @@ class MoEParams(NamedTuple):
     slots: Any
     tile: Any
     wait_for_slowest: Any
+    dp_ranks: Any
 
 
-def moe_params_from_scenario(s: Any) -> MoEParams | None:
-    """The :class:`MoEParams` of scenario ``s`` (None unless [moe] samples routing maps): the
-    popularity and placement drawn on the host from the scenario's seed."""
+def moe_params_from_scenario(s: Any, pool: Any = None) -> MoEParams | None:
+    """The :class:`MoEParams` of scenario ``s``'s pool ``pool`` (default: its only pool; None
+    unless [moe] samples routing maps): the popularity and placement drawn on the host from
+    the scenario's seed, and the pool's attention DP ranks."""
     from frontier_jax.cost.routing import popularity, rank_shares
 
     moe, m = s.moe, s.model
@@ -99,11 +102,13 @@ def moe_params_from_scenario(s: Any) -> MoEParams | None:
         trace = counts[((np.arange(moe.sampled_layers) + 0.5) * layers / moe.sampled_layers).astype(int)]
     pop = popularity(moe.routing, m.num_experts, moe.sampled_layers, skew=moe.skew, seed=s.seed,
                      trace=trace)
-    shares = rank_shares(pop, moe.ep, moe.ep, moe.placement, moe.redundant_experts)
+    ep = moe.ep if pool is None or pool.ep is None else pool.ep
+    shares = rank_shares(pop, ep, ep, moe.placement, moe.redundant_experts)
     f = np.float64
-    return MoEParams(shares, f(layers / moe.sampled_layers), f(moe.ep),
-                     f((m.num_experts + moe.redundant_experts) / moe.ep),
-                     f(moe.tile), f(1.0 if moe.wait_for_slowest else 0.0))
+    return MoEParams(shares, f(layers / moe.sampled_layers), f(ep),
+                     f((m.num_experts + moe.redundant_experts) / ep),
+                     f(moe.tile), f(1.0 if moe.wait_for_slowest else 0.0),
+                     np.ones(1 if pool is None else pool.dp, np.float64))
 
 
 def cost_params_from_scenario(s: Any, pool: Any = None) -> CostParams:
@@ -145,4 +150,4 @@ def cost_params_from_scenario(s: Any, pool: Any = None) -> CostParams:
         cpu_s=c.cpu_overhead_s,
         cpu_per_seq_s=c.cpu_overhead_per_seq_s,
     )
-    return CostParams(**{k: np.float64(v) for k, v in vals.items()}, moe=moe_params_from_scenario(s))
+    return CostParams(**{k: np.float64(v) for k, v in vals.items()}, moe=moe_params_from_scenario(s, pool))

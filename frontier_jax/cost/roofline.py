@@ -76,14 +76,14 @@ def layer_time(t: BatchTotals, p: CostParams, xp: Any, ops: dict | None = None):
 def _expert_rank_seconds(x, p: CostParams, xp: Any):
     """Seconds of one EP rank's GroupedGEMM over ``x`` routed rows (any shape).
 
-    The rank holds ``p.moe.slots`` experts of width moe_ffn x ep / tp (whole experts when EP
-    spans the TP ranks, TP shards when ep = 1). Expected active experts among them for ``x``
+    The rank holds ``p.moe.slots`` experts of width moe_ffn x ep / (tp x dp) (whole experts
+    when EP spans the instance's GPUs, shards of every expert when ep = 1). Expected active experts among them for ``x``
     rows, each active expert's rows padded up to the tile; compute- or memory-bound (every
     active expert's weights are read once). Increasing in ``x``, so the slowest rank is the
     most loaded one."""
     moe = p.moe
     width = 1.0 + p.gated
-    f = p.moe_ffn * moe.ep / p.tp
+    f = p.moe_ffn * moe.ep / (p.tp * xp.sum(moe.dp_ranks, axis=-1))
     m = moe.slots
     active = m * (1.0 - (1.0 - 1.0 / m) ** x)
     per_expert = x / xp.maximum(active, 1e-9)

@@ -30,6 +30,11 @@ def cost_model(s: Any) -> CostModel:
         raise SpecError(s.source, "cost.kind", kind,
                         "'roofline' or 'surrogate' (the forest's MLP twin, which runs inside "
                         "the compiled step; forests themselves run on the host only)")
+    wide = [p for p in s.pools if p.dp > 1]
+    if wide:
+        raise SpecError(s.source, "cost.kind", kind,
+                        f"'roofline' for attention data parallelism (pool {wide[0].name!r} has "
+                        f"dp = {wide[0].dp}): the surrogate tier prices one rank's batch")
     from frontier_jax.cost.surrogate import surrogate_cost
     from frontier_jax.predict.devices import canonical_device
 

@@ -484,7 +484,7 @@ def _evaluate_op(family, op, df, X, forest, weights, proxy, with_rows: bool = Fa
     if with_rows:
         rows = pd.DataFrame({"op": op, "family": family, "time_s": t,
                              "batch_kind": kinds, "device": df["device"].to_numpy(),
-                             "source": df["source"].to_numpy(),
+                             "source": df["source"].to_numpy(), "config_key": df["config_key"].to_numpy(),
                              "rel_std": (df["std_s"] / df["time_s"]).to_numpy(float)})
         for k, v in preds.items():
             rows[k + "_s"] = v

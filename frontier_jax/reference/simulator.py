@@ -49,6 +49,7 @@ class _Instance:
     max_seqs: int = 0
     max_tokens: int = 0
     chunked: bool = True
+    max_chunk: int = 0
     block_size: int = 1
     kv_blocks: int = 0
     reserve_full: bool = True
@@ -109,6 +110,7 @@ class _Reference:
                 inst.chunked, inst.block_size = bool(eng.chunked_prefill), int(eng.block_size)
                 inst.kv_blocks = inst.free_blocks = int(eng.kv_blocks)
                 inst.reserve_full, inst.cost = bool(eng.reserve_full_isl), cp
+                inst.max_chunk = int(eng.max_chunk)
                 inst.role = int(eng.role)
             self.instances.append(inst)
         self.live = [i for i, inst in enumerate(self.instances) if is_live(inst.pool)]
@@ -183,7 +185,8 @@ class _Reference:
         i = 0
         while i < len(inst.running) and budget > 0:
             rid = inst.running[i]
-            n = min(prompt[rid] + generated[rid] - computed[rid], budget)
+            n = prompt[rid] + generated[rid] - computed[rid]
+            n = min(n, inst.max_chunk, budget) if inst.chunked else min(n, budget)
             new_blocks = _cdiv(computed[rid] + n, bs) - _cdiv(computed[rid], bs)
             self_preempted = False
             while new_blocks > inst.free_blocks:
@@ -210,7 +213,7 @@ class _Reference:
             need = prompt[rid] + generated[rid]
             if not inst.chunked and need > budget:
                 break
-            n = min(need, budget)
+            n = min(need, inst.max_chunk, budget) if inst.chunked else min(need, budget)
             blocks = _cdiv(n, bs)
             if (_cdiv(need, bs) if inst.reserve_full else blocks) > inst.free_blocks:
                 break
@@ -243,6 +246,7 @@ class _Reference:
             is_decode=(gen > 0) & (pr + gen - ctx == 1),
             samples=ctx + q == pr + gen,
             mask=np.ones(len(rows), bool),
+            ids=np.array(rows),
         )
         it_ctx = IterationContext(self.params.seed, np.int32(idx), np.int32(inst.iterations))
         dur = float(self.cost.iteration_time(batch, inst.cost, np, it_ctx))

@@ -152,6 +152,7 @@ def schedule_running(e: PoolParams, run: Running, free0) -> RunPlan:
     slot = jnp.arange(B)
     live = slot < run.n
     need = jnp.where(live, run.prompt + run.generated - run.computed, 0)
+    need = jnp.where(e.chunked_prefill, jnp.minimum(need, e.max_chunk), need)
     alloc = jnp.clip(budget - excl_cumsum(need), 0, need)
     visited = alloc > 0
     held = jnp.where(live, ceil_div(run.computed, bs), 0)
@@ -203,7 +204,8 @@ def admit(shape: SimShape, p: SimParams, s: SimState, at: At, plan: RunPlan, all
     prompt = wl.prompt[safe]
     need = jnp.where(valid, prompt + gen, 0)
     left = plan.budget_left
-    chunked = jnp.clip(left - excl_cumsum(need), 0, need)
+    piece = jnp.minimum(need, e.max_chunk)  # a chunk: at most max_chunk tokens
+    chunked = jnp.clip(left - excl_cumsum(piece), 0, piece)
     alloc = jnp.where(e.chunked_prefill, chunked, need)
     ok_tokens = jnp.where(e.chunked_prefill, chunked > 0, cumsum(need) <= left)
     blocks = ceil_div(alloc, e.block_size)
@@ -264,6 +266,7 @@ def form_batch(shape: SimShape, run: Running, plan: RunPlan, adm: Admission) -> 
         is_decode=(gen > 0) & (prompt + gen - ctx == 1),
         samples=ctx + q == prompt + gen,
         mask=q > 0,
+        ids=ids,
     )
     out = jnp.where(is_old, run.output, gen + 1)
     return Row(ids, q, ctx, gen, out, batch)

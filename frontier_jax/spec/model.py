@@ -120,6 +120,15 @@ class ModelSpec:
         """Returns the bytes of all weights (`param_count` x `dtype_bytes`), unsharded."""
         return self.param_count() * self.dtype_bytes
 
+    def routed_expert_bytes(self) -> int:
+        """Returns the bytes of the routed experts' weights (0 for a dense model): MoE layers x
+        experts x (2 or 3 matrices) x hidden x moe_intermediate_size x dtype_bytes."""
+        if not self.is_moe:
+            return 0
+        mats = 3 if self.gated_mlp else 2
+        return ((self.num_hidden_layers - self.dense_layers) * self.num_experts * mats
+                * self.hidden_size * self.moe_intermediate_size * self.dtype_bytes)
+
     def kv_bytes_per_token(self) -> int:
         """Returns the KV-cache bytes one token takes in the whole model, unsharded:
         2 (K and V) x layers x kv heads x head_dim x dtype_bytes."""

@@ -88,14 +88,17 @@ _MIN_CV, _MAX_CV = 1e-6, 1e3
 
 @dataclass(frozen=True)
 class ParallelSpec:
-    """Tensor-parallel (`tp`) and pipeline-parallel (`pp`) degrees of one replica."""
+    """Tensor-parallel (`tp`) and pipeline-parallel (`pp`) degrees of one replica, and its
+    attention data-parallel ranks (`dp`, MoE models: see :class:`PoolSpec`)."""
 
     tp: int = 1
     pp: int = 1
+    dp: int = 1
 
     def __post_init__(self) -> None:
         check_int(self, "tp", minimum=1, maximum=INT32_MAX)
         check_int(self, "pp", minimum=1, maximum=INT32_MAX)
+        check_int(self, "dp", minimum=1, maximum=MAX_DP)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,9 @@ class SchedulerSpec:
     share `gpu_memory_utilization` of each GPU's memory given to weights + KV cache. With
     `reserve_full_isl` (vLLM's `scheduler_reserve_full_isl`, on by default there) a waiting
     request is admitted only if its whole sequence fits the free KV blocks, not just its
-    first chunk."""
+    first chunk. `long_prefill_token_threshold` (vLLM's, 0 = off; chunked prefill only): the
+    most prompt tokens one sequence computes in an iteration. With attention data parallelism
+    (`dp` > 1) these limits are each DP rank's."""
 
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
@@ -113,6 +118,7 @@ class SchedulerSpec:
     block_size: int = 16
     gpu_memory_utilization: float = 0.9
     reserve_full_isl: bool = True
+    long_prefill_token_threshold: int = 0
 
     def __post_init__(self) -> None:
         check_int(self, "max_num_seqs", minimum=1, maximum=INT32_MAX)
@@ -125,6 +131,11 @@ class SchedulerSpec:
         check_bool(self, "reserve_full_isl")
         check_int(self, "block_size", minimum=1, maximum=INT32_MAX)
         check_float(self, "gpu_memory_utilization", low=0.0, high=1.0, low_open=True)
+        check_int(self, "long_prefill_token_threshold", minimum=0, maximum=INT32_MAX)
+        if self.long_prefill_token_threshold and not self.chunked_prefill:
+            raise SpecError("<SchedulerSpec>", "long_prefill_token_threshold",
+                            self.long_prefill_token_threshold,
+                            "only used with chunked_prefill = true (it caps a prompt's chunk)")
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,8 @@ class PoolSpec:
     count: int = 1
     tp: int = 1
     pp: int = 1
+    dp: int = 1
+    ep: int | None = None
     scheduler_given: tuple[str, ...] = ()
     hardware_given: bool = False
 
@@ -196,17 +209,20 @@ class PoolSpec:
         check_int(self, "count", minimum=0, maximum=INT32_MAX)
         check_int(self, "tp", minimum=1, maximum=INT32_MAX)
         check_int(self, "pp", minimum=1, maximum=INT32_MAX)
+        check_int(self, "dp", minimum=1, maximum=MAX_DP)
+        check_int(self, "ep", minimum=1, maximum=MAX_EP, optional=True)
 
     @property
     def gpus_per_instance(self) -> int:
-        """Returns the GPUs one instance of the pool uses (tp x pp)."""
-        return self.tp * self.pp
+        """Returns the GPUs one instance of the pool uses (dp x tp x pp)."""
+        return self.dp * self.tp * self.pp
 
 
 def layout_gpus(pools) -> int:
-    """Returns the GPUs of a layout given as (count, tp, pp) per pool: sum of count x tp x pp.
-    The one place GPUs are counted (scenarios, sweep expressions and metrics all use it)."""
-    return sum(c * tp * pp for c, tp, pp in pools)
+    """Returns the GPUs of a layout given as (count, tp, pp) or (count, tp, pp, dp) per pool:
+    sum of count x tp x pp x dp. The one place GPUs are counted (scenarios, sweep expressions
+    and metrics all use it)."""
+    return sum(c * tp * pp * (rest[0] if rest else 1) for c, tp, pp, *rest in pools)
 
 
 @dataclass(frozen=True)
@@ -355,6 +371,7 @@ class CostSpec:
 MOE_ROUTINGS = ("balanced", "uniform", "zipf", "dirichlet", "trace")
 MOE_PLACEMENTS = ("contiguous", "round_robin", "eplb")
 MAX_EP = 64
+MAX_DP = 64
 
 
 @dataclass(frozen=True)
@@ -507,7 +524,8 @@ class Scenario:
         if self.layout:
             return self.layout
         return (PoolSpec(SHORTHAND_POOL, self.hardware, self.scheduler, "colocated",
-                         self.cluster.replicas, self.parallel.tp, self.parallel.pp),)
+                         self.cluster.replicas, self.parallel.tp, self.parallel.pp,
+                         self.parallel.dp),)
 
     @property
     def disaggregated(self) -> bool:
@@ -522,13 +540,33 @@ class Scenario:
     @property
     def num_gpus(self) -> int:
         """Returns the GPUs of the whole cluster (:func:`layout_gpus` of the pools)."""
-        return layout_gpus((p.count, p.tp, p.pp) for p in self.pools)
+        return layout_gpus((p.count, p.tp, p.pp, p.dp) for p in self.pools)
 
 
 def _check_moe(s: Scenario) -> None:
     """[moe] against the model and the pools: one clear line for a layout that cannot run."""
     moe, m = s.moe, s.model
     _check_type(s, "moe", MoESpec)
+    for pool in s.pools:
+        if pool.ep is not None and not (m.is_moe and moe.sampled):
+            raise SpecError(s.source, _pool_field(s, pool)("ep"), pool.ep,
+                            "a pool's EP degree needs an MoE model and a sampled [moe] routing "
+                            "(uniform, zipf, dirichlet or trace)")
+        if pool.dp == 1:
+            continue
+        where = _pool_field(s, pool)("dp")
+        if not m.is_moe:
+            raise SpecError(s.source, where, pool.dp,
+                            f"attention data parallelism is for MoE models; {m.name} is dense "
+                            "(its data-parallel ranks are replicas: use count / cluster.replicas)")
+        if not moe.sampled:
+            raise SpecError(s.source, where, pool.dp,
+                            "attention data parallelism is priced from sampled routing maps: set "
+                            "[moe] routing = 'uniform' (or zipf, dirichlet, trace)")
+        if not pool.scheduler.chunked_prefill:
+            raise SpecError(s.source, where, pool.dp,
+                            "attention data parallelism needs chunked_prefill = true (one "
+                            "scheduler prices the DP ranks; a prompt's chunk fits one rank's budget)")
     if moe == MoESpec():
         return
     if not m.is_moe:
@@ -551,17 +589,25 @@ def _check_moe(s: Scenario) -> None:
             raise SpecError("<Scenario>", "moe.trace", moe.trace,
                             f"has {counts.shape[0]} MoE layers x {counts.shape[1]} experts; "
                             f"{m.name} has {moe_layers} x {m.num_experts}")
-    if m.num_experts % moe.ep:
-        raise SpecError("<Scenario>", "moe.ep", moe.ep,
-                        f"must divide {m.name}'s num_experts = {m.num_experts}")
-    if moe.redundant_experts % moe.ep:
-        raise SpecError("<Scenario>", "moe.redundant_experts", moe.redundant_experts,
-                        f"must be a multiple of moe.ep = {moe.ep} (the same spare slots on every rank)")
     for pool in s.pools:
-        if pool.count and moe.ep not in (1, pool.tp):
-            raise SpecError("<Scenario>", "moe.ep", moe.ep,
-                            f"must be 1 or pool {pool.name!r}'s tp = {pool.tp} (EP spans an "
-                            "instance's TP ranks; attention data parallelism is not modelled yet)")
+        ep = pool_ep(s, pool)
+        field = "moe.ep" if pool.ep is None else _pool_field(s, pool)("ep")
+        if m.num_experts % ep:
+            raise SpecError("<Scenario>", field, ep,
+                            f"must divide {m.name}'s num_experts = {m.num_experts}")
+        if moe.redundant_experts % ep:
+            raise SpecError("<Scenario>", "moe.redundant_experts", moe.redundant_experts,
+                            f"must be a multiple of {field} = {ep} (the same spare slots on every rank)")
+        if pool.count and ep not in (1, pool.tp * pool.dp):
+            span = f"dp x tp = {pool.dp * pool.tp}" if pool.dp > 1 else f"tp = {pool.tp}"
+            raise SpecError("<Scenario>", field, ep,
+                            f"must be 1 or pool {pool.name!r}'s {span} (EP spans all the GPUs of "
+                            "an instance's pipeline stage)")
+
+
+def pool_ep(s: Scenario, pool: PoolSpec) -> int:
+    """Returns the EP degree of `pool`'s instances: the pool's own `ep`, else [moe] ep."""
+    return s.moe.ep if pool.ep is None else pool.ep
 
 
 @functools.lru_cache(maxsize=16)
@@ -718,7 +764,7 @@ def with_overrides(s: Scenario, overrides: Mapping[str, Any]) -> Scenario:
     return scenario_from_dict(d, source=s.source, base_dir=base_dir)
 
 
-_PD_KEYS = ("replicas", "tp", "pp", "hardware", "scheduler")
+_PD_KEYS = ("replicas", "tp", "pp", "dp", "ep", "hardware", "scheduler")
 
 
 def pool_path(key: str) -> str:
@@ -733,7 +779,7 @@ def pool_path(key: str) -> str:
 
 
 def _pd_shorthand(d: Mapping[str, Any], source: str) -> Mapping[str, Any]:
-    """`d` with its [prefill] / [decode] tables (replicas, tp, pp, hardware, scheduler) as the
+    """`d` with its [prefill] / [decode] tables (replicas, tp, pp, dp, ep, hardware, scheduler) as the
     [layout] pools "prefill" and "decode"."""
     given = [r for r in PD_ROLES if r in d]
     if not given:
@@ -788,13 +834,13 @@ def kv_bytes_per_token_per_gpu(s: Scenario, pool: PoolSpec | None = None) -> int
 
 def kv_capacity_blocks(s: Scenario, pool: PoolSpec | None = None) -> int:
     """Returns the KV-cache blocks of one instance of `pool` (default: the layout's only pool;
-    each block `block_size` tokens; every GPU of the instance holds its share of every block):
-    floor((hbm_bytes x gpu_memory_utilization - weight_bytes / (tp x pp))
-          / (block_size x kv_bytes_per_token_per_gpu)), and 0 when the weights leave no room."""
+    each block `block_size` tokens; every GPU of a DP rank holds its share of the rank's blocks):
+    dp x floor((hbm_bytes x gpu_memory_utilization - weight bytes per GPU)
+               / (block_size x kv_bytes_per_token_per_gpu)), and 0 when the weights leave no room."""
     pool = _one_pool(s, pool)
     free_bytes = _usable_bytes(pool) - _weight_bytes_per_gpu(s, pool)
     block_bytes = pool.scheduler.block_size * kv_bytes_per_token_per_gpu(s, pool)
-    return max(0, math.floor(free_bytes / block_bytes))
+    return pool.dp * max(0, math.floor(free_bytes / block_bytes))  # each DP rank its own KV
 
 
 def check_feasible(s: Scenario) -> None:
@@ -876,7 +922,7 @@ _PLAIN_TABLES: dict[str, type] = {
 }
 _TOP_KEYS = ("name", "seed", "model", "hardware", "workload", "layout", "kv_transfer", *PD_ROLES,
              *_PLAIN_TABLES)
-_POOL_KEYS = ("role", "count", "tp", "pp", "hardware", "scheduler")
+_POOL_KEYS = ("role", "count", "tp", "pp", "dp", "ep", "hardware", "scheduler")
 _MODEL_FIELDS = tuple(f.name for f in fields(ModelSpec))
 _TABLE_RESETS = ("model.preset", "model.config", "hardware.preset")
 
@@ -886,7 +932,14 @@ def _usable_bytes(pool: PoolSpec) -> float:
 
 
 def _weight_bytes_per_gpu(s: Scenario, pool: PoolSpec) -> float:
-    return s.model.weight_bytes() / pool.gpus_per_instance
+    """Every weight sharded over the instance's GPUs, except with attention data parallelism
+    (dp > 1): each DP rank holds all but the routed experts (sharded over its tp x pp GPUs),
+    and the routed experts are spread over all dp x tp x pp GPUs."""
+    m = s.model
+    if pool.dp == 1:
+        return m.weight_bytes() / pool.gpus_per_instance
+    experts = m.routed_expert_bytes()
+    return (m.weight_bytes() - experts) / (pool.tp * pool.pp) + experts / pool.gpus_per_instance
 
 
 def _check_type(obj: object, name: str, cls: type) -> None:
@@ -1006,7 +1059,7 @@ def _layout_from_table(d: Mapping[str, Any], hardware: HardwareSpec, scheduler: 
             sched = replace(scheduler, **overrides)
         except SpecError as exc:
             raise exc.at(source, f"{prefix}.scheduler") from None
-        given = {k: table[k] for k in ("role", "count", "tp", "pp") if k in table}
+        given = {k: table[k] for k in ("role", "count", "tp", "pp", "dp", "ep") if k in table}
         try:
             pools.append(PoolSpec(name=name, hardware=pool_hw, scheduler=sched,
                                   scheduler_given=tuple(sorted(overrides)),
@@ -1044,6 +1097,10 @@ def _pool_dict(pool: PoolSpec, s: Scenario) -> dict[str, Any]:
     """A pool in the TOML layout: hardware and scheduler fields where the pool sets them (or
     they differ from the scenario's [hardware] and [scheduler])."""
     out: dict[str, Any] = {"role": pool.role, "count": pool.count, "tp": pool.tp, "pp": pool.pp}
+    if pool.dp != 1:
+        out["dp"] = pool.dp
+    if pool.ep is not None:
+        out["ep"] = pool.ep
     if pool.hardware_given or pool.hardware != s.hardware:
         out["hardware"] = _hardware_dict(pool.hardware)
     changed = {f.name: getattr(pool.scheduler, f.name) for f in fields(SchedulerSpec)

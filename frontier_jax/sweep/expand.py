@@ -4,9 +4,10 @@ Expressions (derived values and constraints) are small arithmetic over names: ea
 axis or derived key by its last dotted component (``replicas``, ``tp``, ``rate``; the
 full path with dots as underscores when the short name is ambiguous), the base
 scenario's knobs and model sizes (``num_attention_heads``, ``hidden_size`` ...) and
-``gpus`` (:func:`frontier_jax.spec.layout_gpus`: replicas x tp x pp for the one-pool shorthand,
-the sum over a [layout]'s pools of count x tp x pp). With a [layout] base, ``replicas`` is every
-pool's instances and each pool has ``<pool>_count``, ``<pool>_tp``, ``<pool>_pp``, all
+``gpus`` (:func:`frontier_jax.spec.layout_gpus`: replicas x tp x pp x dp for the one-pool
+shorthand, the sum over a [layout]'s pools of count x tp x pp x dp). With a [layout] base,
+``replicas`` is every pool's instances and each pool has ``<pool>_count``, ``<pool>_tp``,
+``<pool>_pp``, ``<pool>_dp``, all
 following the configuration's axes and derived values. Allowed: numbers, + - * / // % **, comparisons,
 and/or/not, min, max, round, int, float, abs, log2.
 
@@ -106,7 +107,8 @@ class Config:
 def _scenario_names(s) -> dict[str, Any]:
     m, sc = s.model, s.scheduler
     shape = _layout_names(s, {}) if s.layout else {
-        "replicas": s.cluster.replicas, "tp": s.parallel.tp, "pp": s.parallel.pp}
+        "replicas": s.cluster.replicas, "tp": s.parallel.tp, "pp": s.parallel.pp,
+        "dp": s.parallel.dp}
     return {
         **shape,
         "max_num_seqs": sc.max_num_seqs,
@@ -346,7 +348,7 @@ def config_for(spec, point: dict, config_id: int = 0) -> Config | None:
     return Config(config_id, values, overrides)
 
 
-_POOL_NAME_FIELDS = ("count", "tp", "pp")
+_POOL_NAME_FIELDS = ("count", "tp", "pp", "dp")
 
 
 def _layout_names(base, values: dict[str, Any]) -> dict[str, Any]:
@@ -369,10 +371,10 @@ def _gpus(base, ns: dict[str, Any], values: dict[str, Any]) -> Any:
     value ``layout.<pool>.<field>`` when there is one, else the base's."""
     if base.layout:
         values = {pool_path(k): v for k, v in values.items()}
-        pools = [tuple(values.get(f"layout.{p.name}.{k}", getattr(p, k)) for k in ("count", "tp", "pp"))
+        pools = [tuple(values.get(f"layout.{p.name}.{k}", getattr(p, k)) for k in ("count", "tp", "pp", "dp"))
                  for p in base.layout]
     else:
-        pools = [tuple(ns.get(k) for k in ("replicas", "tp", "pp"))]
+        pools = [tuple(ns.get(k) for k in ("replicas", "tp", "pp", "dp"))]
     if not all(isinstance(x, int | float) and not isinstance(x, bool) for f in pools for x in f):
         return None
     try:

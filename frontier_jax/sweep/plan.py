@@ -55,7 +55,8 @@ _ROLE_LETTER = {"prefill": "P", "decode": "D"}
 
 
 def _parallel(pool) -> str:
-    return f"TP{pool.tp}" + (f"PP{pool.pp}" if pool.pp > 1 else "")
+    dp = f"DP{pool.dp}" if pool.dp > 1 else ""
+    return f"{dp}TP{pool.tp}" + (f"PP{pool.pp}" if pool.pp > 1 else "")
 
 
 def _pool_family(pool, s: Scenario) -> str:

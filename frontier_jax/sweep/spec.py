@@ -178,12 +178,12 @@ def _is_number(x: Any) -> bool:
 
 
 _POOL_PATHS: tuple[str, ...] = (
-    "role", "count", "tp", "pp", "hardware",
+    "role", "count", "tp", "pp", "dp", "ep", "hardware",
     *(f"hardware.{n}" for n in _SCENARIO_TABLES["hardware"]),
     *(f"scheduler.{f.name}" for f in fields(SchedulerSpec)),
 )
 # With a [layout] base these shorthand fields are the pools' own, so not sweepable.
-_SHORTHAND_ONLY = ("parallel.tp", "parallel.pp", "cluster.replicas")
+_SHORTHAND_ONLY = ("parallel.tp", "parallel.pp", "parallel.dp", "cluster.replicas")
 
 
 def _check_layout_name(name: str, src: str, where: str, base: Scenario | None) -> None:
@@ -232,6 +232,11 @@ def _check_name(name: Any, src: str, where: str, base: Scenario | None = None) -
             "a free variable needs a Python identifier name (letters, digits, _) that is not "
             "a keyword or one of " + ", ".join(_RESERVED),
         )
+    tables = {*_SCENARIO_TABLES, "layout", "kv_transfer"}
+    if name in tables:  # a table's name as a free variable would set nothing
+        fields_ = [p for p in SCENARIO_PATHS if p.startswith(name + ".")]
+        raise _err(src, where, name, f"[{name}] is a scenario table, not a field: sweep one of its "
+                   f"fields ({', '.join(repr(f) for f in fields_[:3])}, ...)")
 
 
 def _range_points(kind: str, low: float, high: float, num: int) -> list[float]:
