@@ -148,9 +148,15 @@ def _bench_layout(scenario, a) -> tuple[dict, list[dict]]:
 
 
 def balanced_twin(scenario):
-    """The MoE scenario priced with balanced routing (the mean load, no routing maps)."""
-    return with_overrides(scenario, {"moe.routing": "balanced", "moe.ep": 1, "moe.placement": "contiguous",
-                                     "moe.redundant_experts": 0})
+    """The MoE scenario priced with balanced routing (the mean load, no routing maps); with
+    attention DP ranks (shorthand layouts), one rank of the same instance-wide caps."""
+    over = {"moe.routing": "balanced", "moe.ep": 1, "moe.placement": "contiguous",
+            "moe.redundant_experts": 0}
+    dp, sc = scenario.parallel.dp, scenario.scheduler
+    if dp > 1:
+        over.update({"parallel.dp": 1, "scheduler.max_num_seqs": dp * sc.max_num_seqs,
+                     "scheduler.max_num_batched_tokens": dp * sc.max_num_batched_tokens})
+    return with_overrides(scenario, over)
 
 
 def bench_moe(scenario, n: int) -> dict:

@@ -56,12 +56,16 @@ def test_layout_counts_dp_ranks():
     free = 80e9 * pool.scheduler.gpu_memory_utilization - weights
     per_rank = int(free // (pool.scheduler.block_size * kv_bytes_per_token_per_gpu(s)))
     assert kv_capacity_blocks(s) == 4 * per_rank
+    # EPLB's spare slots hold extra expert copies: less room for KV
+    eplb = with_overrides(s, {"moe.placement": "eplb", "moe.redundant_experts": 8})
+    assert kv_capacity_blocks(eplb) < kv_capacity_blocks(s)
     e = sim_params(s, make_workload(s.workload, s.seed)).engine.pools
     assert int(e.max_num_seqs[0]) == 4 * 32 and int(e.max_batched_tokens[0]) == 4 * 1024
 
 
 @pytest.mark.parametrize("over,match", [
     ({"moe.ep": 2}, r"must be 1 or pool 'main'\'s dp x tp = 8"),
+    ({"scheduler.max_num_batched_tokens": 2**30}, "under 2\\*\\*31"),
     ({"moe.routing": "balanced", "moe.ep": 1}, "sampled routing maps"),
     ({"parallel.dp": 65}, "dp"),
 ])
@@ -103,21 +107,36 @@ def test_one_dp_rank_is_the_roofline():
 
 
 def test_ranks_wait_for_the_slowest_dp_rank():
-    """The same sequences cost more when they all sit on one DP rank (ids 0, 4, 8, ...) than
-    dealt over the four (ids 0, 1, 2, 3, ...); a rank's attention is priced from its own
-    requests only, and an idle rank does not make the step cheaper than its busiest one."""
+    """The same sequences cost more when they all sit on one DP rank than dealt over the
+    four; a rank's attention is priced from its own requests only, and an idle rank does not
+    make the step cheaper than its busiest one."""
     p = cost_params_from_scenario(_scenario())
     n = 32
+    ranks = dp.dp_rank(np.arange(4000), 4.0, np)
+    piled_ids = np.flatnonzero(ranks == 0)[:n]
+    dealt_ids = np.concatenate([np.flatnonzero(ranks == r)[:n // 4] for r in range(4)])
     q, c = np.ones(n, int), np.full(n, 4000)
-    spread = ROOFLINE_MOE.iteration_time(_batch(q, c, np.arange(n)), p, np, CTX)
-    piled = ROOFLINE_MOE.iteration_time(_batch(q, c, 4 * np.arange(n)), p, np, CTX)
+    spread = ROOFLINE_MOE.iteration_time(_batch(q, c, dealt_ids), p, np, CTX)
+    piled = ROOFLINE_MOE.iteration_time(_batch(q, c, piled_ids), p, np, CTX)
     assert piled > spread
-    tr = dp.rank_totals(_batch(q, c, 4 * np.arange(n)), p, np)
+    tr = dp.rank_totals(_batch(q, c, piled_ids), p, np)
     np.testing.assert_array_equal(tr.num_seqs, [32, 0, 0, 0])
     np.testing.assert_array_equal(tr.decode_kv_tokens, [32 * 4001, 0, 0, 0])
-    # the rank-0 time of the piled batch, plus nothing for the idle ranks: one rank's batch
-    one_rank = p._replace(moe=p.moe._replace(dp_ranks=np.ones(4)))
-    assert ROOFLINE_MOE.iteration_time(_batch(q, c, 4 * np.arange(n)), one_rank, np, CTX) == piled
+    np.testing.assert_array_equal(dp.rank_totals(_batch(q, c, dealt_ids), p, np).num_seqs, [8] * 4)
+
+
+def test_dp_rank_is_independent_of_the_replica_router():
+    """A hash of the request id, the same in numpy and jax: the requests a round-robin router
+    sends to one of 2, 4 or 8 replicas (every 2nd, 4th, 8th id) still reach every DP rank."""
+    import jax.numpy as jnp
+
+    ids = np.arange(4096)
+    for d in (2, 4, 8):
+        r = dp.dp_rank(ids, float(d), np)
+        np.testing.assert_array_equal(r, np.asarray(dp.dp_rank(jnp.asarray(ids, jnp.int32), jnp.float64(d), jnp)))
+        for replicas in (2, 4, 8):
+            counts = np.bincount(r[::replicas], minlength=d)
+            assert counts.min() > 0.8 * len(ids) / replicas / d
 
 
 def test_all_to_all_by_bytes_and_link():

@@ -14,7 +14,7 @@ class BatchSlots(NamedTuple):
     samples: bool, the sequence emits a token at the end of this iteration.
     mask: bool, the slot holds a scheduled sequence.
     ids: int, the request in the slot (its index in the workload), or None: only attention
-    data parallelism reads it (request i runs on DP rank i mod dp, :mod:`frontier_jax.cost.dp`).
+    data parallelism reads it (request i runs on DP rank `cost.dp.dp_rank(i)`).
     """
 
     q_tokens: Any

@@ -11,7 +11,8 @@ experts are spread over all ``dp x tp`` GPUs (``ep`` = dp x tp, whole experts pe
             + dispatch and combine (all-to-all, :func:`a2a_seconds`)
 
 and an idle DP rank joins with an empty batch (it still reads its weights). Request ``i``
-runs on DP rank ``i mod dp`` (a round-robin DP router, ``BatchSlots.ids``); the instance has
+runs on DP rank :func:`dp_rank` (a hash of its id: a random DP router, ``BatchSlots.ids``), and
+nothing else limits a rank: the instance has
 one scheduler whose caps, token budget and KV blocks are the ranks' summed
 (:func:`frontier_jax.params.engine_pools`), so a rank is never refused work another rank's
 queue would have taken (optimistic against independent per-rank queues).
@@ -38,14 +39,22 @@ def uses_dp(p: CostParams) -> bool:
     return p.moe is not None and p.moe.dp_ranks.shape[-1] > 1
 
 
+def dp_rank(ids, dp, xp: Any):
+    """The DP rank of request ``ids`` among ``dp``: a multiplicative (Fibonacci) hash of the id,
+    so the DP router is independent of the replica router (request i mod dp would put every
+    request of an instance behind a round-robin router of as many replicas on one rank)."""
+    h = xp.asarray(ids).astype(xp.uint32) * xp.uint32(0x9E3779B1)
+    return (xp.right_shift(h, xp.uint32(16)) % xp.asarray(dp).astype(xp.uint32)).astype(xp.int32)
+
+
 def rank_totals(batch: BatchSlots, p: CostParams, xp: Any) -> BatchTotals:
-    """Batch totals of each DP rank ([D] leaves): request ``i`` on rank ``i mod dp`` (slot
-    positions when the batch carries no ids). O(D x B)."""
+    """Batch totals of each DP rank ([D] leaves): request ``i`` on rank :func:`dp_rank` (slot
+    positions stand for ids when the batch carries none). O(D x B)."""
     live = p.moe.dp_ranks
     D = live.shape[-1]
-    dp = xp.maximum(xp.sum(live, axis=-1), 1.0).astype(xp.int32)
+    dp = xp.maximum(xp.sum(live, axis=-1), 1.0)
     ids = batch.ids if batch.ids is not None else xp.arange(batch.mask.shape[-1])
-    on = xp.mod(ids, dp)[None, :] == xp.arange(D)[:, None]  # [D, B]
+    on = dp_rank(ids, dp, xp)[None, :] == xp.arange(D)[:, None]  # [D, B]
     return batch_totals(batch._replace(mask=batch.mask & on), xp)
 
 

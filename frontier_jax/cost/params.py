@@ -85,9 +85,9 @@ class MoEParams(NamedTuple):
 
 
 def moe_params_from_scenario(s: Any, pool: Any = None) -> MoEParams | None:
-    """The :class:`MoEParams` of scenario ``s``'s pool ``pool`` (default: its only pool; None
-    unless [moe] samples routing maps): the popularity and placement drawn on the host from
-    the scenario's seed, and the pool's attention DP ranks."""
+    """The :class:`MoEParams` of scenario ``s``'s pool ``pool`` (None unless [moe] samples
+    routing maps): the popularity and placement drawn on the host from the scenario's seed,
+    the pool's EP degree and attention DP ranks (no pool: [moe] ep and one DP rank)."""
     from frontier_jax.cost.routing import popularity, rank_shares
 
     moe, m = s.moe, s.model

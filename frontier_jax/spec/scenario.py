@@ -8,15 +8,15 @@ TOML layout (every table but `model`, `hardware` and `workload` may be left out)
                  | every ModelSpec field inline; ModelSpec fields next to preset/config override it
     [hardware]   preset = "H100-SXM" plus any HardwareSpec field as an override
                  | every HardwareSpec field inline
-    [parallel]   tp, pp
+    [parallel]   tp, pp, dp (attention data-parallel ranks, MoE models)
     [scheduler]  max_num_seqs, max_num_batched_tokens, chunked_prefill, block_size,
-                 gpu_memory_utilization
+                 gpu_memory_utilization, reserve_full_isl, long_prefill_token_threshold
     [cluster]    replicas, router
-    [layout.NAME]  a pool of identical instances: role, count, tp, pp, hardware (a preset
+    [layout.NAME]  a pool of identical instances: role, count, tp, pp, dp, ep, hardware (a preset
                  name or a [hardware]-style table), [layout.NAME.scheduler] overrides; given,
                  it replaces [parallel] and cluster.replicas (the one-pool shorthand)
     [prefill] / [decode]  PD shorthand: the pools layout.prefill / layout.decode (replicas,
-                 tp, pp, hardware, scheduler)
+                 tp, pp, dp, ep, hardware, scheduler)
     [kv_transfer]  link, bandwidth, latency_s, decode_router, first_token (PD layouts)
     [workload]   num_requests, trace (CSV path, relative to the TOML file)
     [workload.arrival]  process, rate (requests/s), cv
@@ -388,8 +388,9 @@ class MoESpec:
     on the ranks:
     "contiguous", "round_robin", or "eplb" (the hottest experts replicated on
     `redundant_experts` spare slots, a multiple of `ep`, and replicas packed heaviest first).
-    `ep` is 1 (experts sharded over the pool's TP ranks) or the pool's tp (whole experts per
-    rank, vLLM's expert parallelism without attention data parallelism). `tile`: the
+    `ep` is 1 (experts sharded over a pipeline stage's GPUs) or the pool's dp x tp (whole
+    experts per GPU; with dp = 1 vLLM's expert parallelism without attention data
+    parallelism); a pool's own `ep` overrides it (:func:`pool_ep`). `tile`: the
     GroupedGEMM row tile each active expert's rows are padded to. `wait_for_slowest` false
     prices the mean rank load instead (a what-if that shows the straggler penalty).
     `sampled_layers`: how many MoE layers get their own popularity and routing map per
@@ -563,6 +564,11 @@ def _check_moe(s: Scenario) -> None:
             raise SpecError(s.source, where, pool.dp,
                             "attention data parallelism is priced from sampled routing maps: set "
                             "[moe] routing = 'uniform' (or zipf, dirichlet, trace)")
+        caps = max(pool.scheduler.max_num_seqs, pool.scheduler.max_num_batched_tokens)
+        if pool.dp * caps > INT32_MAX:
+            raise SpecError(s.source, where, pool.dp,
+                            f"dp x the scheduler caps ({caps}) must stay under 2**31 (the "
+                            "instance's one scheduler holds every rank's)")
         if not pool.scheduler.chunked_prefill:
             raise SpecError(s.source, where, pool.dp,
                             "attention data parallelism needs chunked_prefill = true (one "
@@ -885,7 +891,8 @@ def _check_pool_feasible(s: Scenario, pool: PoolSpec) -> None:
     usable, weights = _usable_bytes(pool), _weight_bytes_per_gpu(s, pool)
     sched, field = pool.scheduler, _pool_field(s, pool)
     named = f"pool {pool.name!r}: " if s.layout else ""
-    where = (f"{named}{pool.hardware.name} x {pool.gpus_per_instance} (tp={pool.tp}, pp={pool.pp}) "
+    dp = f", dp={pool.dp}" if pool.dp > 1 else ""
+    where = (f"{named}{pool.hardware.name} x {pool.gpus_per_instance} (tp={pool.tp}, pp={pool.pp}{dp}) "
              f"with gpu_memory_utilization={sched.gpu_memory_utilization:g}")
     if weights > usable:
         raise SpecError(s.source, "model", s.model.name,
@@ -936,10 +943,13 @@ def _weight_bytes_per_gpu(s: Scenario, pool: PoolSpec) -> float:
     (dp > 1): each DP rank holds all but the routed experts (sharded over its tp x pp GPUs),
     and the routed experts are spread over all dp x tp x pp GPUs."""
     m = s.model
+    spare = 0.0  # EPLB's redundant experts: extra expert copies spread over the EP ranks
+    if m.is_moe and s.moe.redundant_experts:
+        spare = m.routed_expert_bytes() / m.num_experts * s.moe.redundant_experts / pool.gpus_per_instance
     if pool.dp == 1:
-        return m.weight_bytes() / pool.gpus_per_instance
+        return m.weight_bytes() / pool.gpus_per_instance + spare
     experts = m.routed_expert_bytes()
-    return (m.weight_bytes() - experts) / (pool.tp * pool.pp) + experts / pool.gpus_per_instance
+    return (m.weight_bytes() - experts) / (pool.tp * pool.pp) + experts / pool.gpus_per_instance + spare
 
 
 def _check_type(obj: object, name: str, cls: type) -> None:
