@@ -2,6 +2,7 @@
 the cost, [moe] validation, and agreement of the two simulators on the shipped MoE scenarios."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +215,27 @@ def test_ep_degrees_and_skews_share_one_compiled_call():
     from frontier_jax.cost.tiers import cost_key
 
     assert cost_key(bal) != cost_key(plans[0].scenario)
+
+
+def test_grouped_gemm_check_against_measured_kernels():
+    """benchmarks/moe_gemm_check.py on Frontier's MoE profiles (skipped without them): the
+    simulator's rank price is computed for every test row, and fitting the roofline's two
+    efficiencies on the training rows lowers the median error on the A800 test rows at every TP."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    root = Path(os.environ.get("FRONTIER_SHARED_DATA") or REPO.parent / "shared" / "data")
+    if not (root / "frontier").exists():
+        pytest.skip("no Frontier profiles")
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "moe_gemm_check.py"), "--json",
+                          "--no-predictors", "--data", str(root)], capture_output=True, text=True, check=True)
+    d = json.loads(out.stdout)
+    assert d["test_rows"] > 1000
+    a800 = [r for r in d["table"] if r["device"] == "a800" and r["model"] == "qwen3-a3b-30b-moe"]
+    assert sorted(r["tp"] for r in a800) == [1, 2, 4, 8]
+    for r in a800:
+        assert r["roofline_fit"]["median_rel_err"] < r["roofline"]["median_rel_err"]
