@@ -226,7 +226,11 @@ def _pad_moe_params(moes: list) -> list:
         sh, dr = np.asarray(m.shares), np.asarray(m.dp_ranks)
         pad = [(0, 0)] * (sh.ndim - 2) + [(0, lmax - sh.shape[-2]), (0, smax - sh.shape[-1])]
         dpad = [(0, 0)] * (dr.ndim - 1) + [(0, dmax - dr.shape[-1])]
-        out.append(m._replace(shares=np.pad(sh, pad), dp_ranks=np.pad(dr, dpad)))
+        m = m._replace(shares=np.pad(sh, pad), dp_ranks=np.pad(dr, dpad))
+        if m.iter_shares is not None:
+            it = np.asarray(m.iter_shares)
+            m = m._replace(iter_shares=np.pad(it, [(0, 0)] * (it.ndim - 2) + pad[-2:]))
+        out.append(m)
     return out
 
 

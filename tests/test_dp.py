@@ -162,11 +162,11 @@ def test_all_to_all_by_bytes_and_link():
 @pytest.mark.parametrize("name", ["moe_qwen3_dp4_ep8", "moe_deepseek_dp8_ep32"])
 def test_shipped_dp_scenarios_agree(name):
     s = load_scenario(SCENARIOS / f"{name}.toml")
-    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=300))
+    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=150))
     prep = prepare(s)
     vec, ref = run_vectorized(prep), run_reference(prep)
     c = compare(vec.result, ref.result)
-    assert c["finished"] == 300
+    assert c["finished"] == 150
     assert c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
     assert c["iterations_equal"] and c["preemptions_equal"]
 
@@ -253,8 +253,8 @@ def test_ep_per_pool_in_a_pd_layout():
         with_overrides(s, {"layout.prefill.ep": 4})
     with pytest.raises(SpecError, match="needs an MoE model"):
         with_overrides(load_scenario(SCENARIOS / "pd_1p1d.toml"), {"layout.decode.ep": 1})
-    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=300))
+    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=150))
     prep = prepare(s)
     c = compare(run_vectorized(prep).result, run_reference(prep).result)
-    assert c["finished"] == 300 and c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
+    assert c["finished"] == 150 and c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
     assert c["iterations_equal"] and c["decode_replicas_equal"]

@@ -239,3 +239,46 @@ def test_grouped_gemm_check_against_measured_kernels():
     assert sorted(r["tp"] for r in a800) == [1, 2, 4, 8]
     for r in a800:
         assert r["roofline_fit"]["median_rel_err"] < r["roofline"]["median_rel_err"]
+
+
+def test_popularity_drift_agrees_and_costs():
+    """Drifting popularity: both simulators draw the same anchors and agree request by
+    request; it is its own compiled group (extra leaves, extra draws)."""
+    from frontier_jax.cost.tiers import cost_key
+
+    s = _scenario(routing="zipf", skew=1.0, drift=0.8, drift_iterations=16)
+    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=150))
+    prep = prepare(s)
+    c = compare(run_vectorized(prep).result, run_reference(prep).result)
+    assert c["finished"] == 150 and c["max_rel_err_finish"] <= 1e-6 and c["iterations_equal"]
+    assert cost_key(s) != cost_key(_scenario(routing="zipf", skew=1.0))
+    with pytest.raises(SpecError, match="drift need a sampled routing"):
+        _scenario(routing="balanced", ep=1, drift=0.5)
+
+
+def test_replaying_a_traces_iterations(tmp_path):
+    """[moe] replay = 'iterations': an instance's iteration t takes the trace's iteration
+    t mod I (here: all rows on rank 0's experts, then all on rank 1's), through the placement
+    of the summed popularity; both simulators agree; bad combinations are one clear line."""
+    from frontier_jax.cost.routing import layer_shares, routing_key
+
+    base = load_scenario(SCENARIOS / "moe_qwen3_trace.toml")
+    counts = np.zeros((2, 48, 128))
+    counts[0, :, 0::4] = 10.0  # round robin on EP 4: expert e on rank e % 4
+    counts[1, :, 1::4] = 10.0
+    z = tmp_path / "iters.npz"
+    np.savez(z, counts=counts)
+    s = with_overrides(base, {"moe.trace": str(z), "moe.replay": "iterations"})
+    moe = cost_params_from_scenario(s).moe
+    assert moe.iter_shares.shape == (2, 4, 4)
+    sh = layer_shares(moe, routing_key(IterationContext(1, 0, 0), moe, np, np.arange(4)), np)
+    np.testing.assert_allclose(sh[:, 0, :], [[1, 0, 0, 0], [0, 1, 0, 0]] * 2)
+    np.testing.assert_allclose(moe.shares[0], [0.5, 0.5, 0, 0])  # the summed popularity
+    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=150))
+    prep = prepare(s)
+    c = compare(run_vectorized(prep).result, run_reference(prep).result)
+    assert c["finished"] == 150 and c["max_rel_err_finish"] <= 1e-6 and c["iterations_equal"]
+    with pytest.raises(SpecError, match="needs routing = 'trace'"):
+        _scenario(routing="uniform", replay="iterations")
+    with pytest.raises(SpecError, match="do not mix"):
+        with_overrides(s, {"moe.drift": 0.5})

@@ -105,3 +105,50 @@ def test_popularity_kinds():
     np.testing.assert_allclose(t, [[0.25, 0.25, 0.5, 0.0]])
     with pytest.raises(ValueError, match="unknown routing"):
         popularity("hot", 4, 1)
+
+
+def test_popularity_drift_correlates_successive_iterations():
+    """[moe] drift: each rank share moves by a log-normal factor whose anchors are re-drawn
+    every drift_iterations; successive iterations are strongly correlated, iterations two
+    periods apart are not; the shares still sum to 1, and numpy and jax draw the same ones."""
+    import jax.numpy as jnp
+    from conftest import SCENARIOS
+
+    from frontier_jax.cost.context import IterationContext
+    from frontier_jax.cost.params import cost_params_from_scenario
+    from frontier_jax.cost.routing import layer_shares, routing_key
+    from frontier_jax.spec import load_scenario, with_overrides
+
+    s = with_overrides(load_scenario(SCENARIOS / "moe_qwen3_ep4.toml"),
+                       {"moe.drift": 0.5, "moe.drift_iterations": 20})
+    moe = cost_params_from_scenario(s).moe
+    lag1, far = [], []
+    for inst in range(16):
+        k = routing_key(IterationContext(np.uint32(3), np.int32(inst), np.int32(0)), moe, np,
+                      np.arange(2000))
+        sh = layer_shares(moe, k, np)  # [2000, G, S]
+        np.testing.assert_allclose(sh.sum(-1), 1.0)
+        x = np.log(sh / moe.shares).reshape(2000, -1)
+        x = (x - x.mean(0)) / x.std(0)
+        lag1.append(np.mean(x[1:] * x[:-1]))
+        far.append(np.mean(x[40:] * x[:-40]))
+    assert np.mean(lag1) > 0.9 and abs(np.mean(far)) < 0.1
+    kj = routing_key(IterationContext(jnp.uint32(3), jnp.int32(5), jnp.int32(7)), moe, jnp, jnp.arange(16))
+    kn = routing_key(IterationContext(np.uint32(3), np.int32(5), np.int32(7)), moe, np, np.arange(16))
+    np.testing.assert_allclose(np.asarray(layer_shares(moe, kj, jnp)), layer_shares(moe, kn, np), rtol=1e-12)
+    assert cost_params_from_scenario(with_overrides(s, {"moe.drift": 0.0})).moe.drift is None
+
+
+def test_placement_matrix_gives_the_rank_shares():
+    """The [E, ep] placement matrix routes a popularity to the same rank shares as
+    rank_shares, for every placement; EPLB replicas split an expert's rows."""
+    from frontier_jax.cost.routing import placement_matrix
+
+    rng = np.random.default_rng(4)
+    pop = rng.dirichlet(np.full(32, 0.3), size=3)
+    for placement, red in (("contiguous", 0), ("round_robin", 0), ("eplb", 0), ("eplb", 8)):
+        want = rank_shares(pop, 8, 8, placement, red)
+        for layer in range(3):
+            m = placement_matrix(pop[layer], 8, placement, red)
+            np.testing.assert_allclose(m.sum(axis=1), 1.0)
+            np.testing.assert_allclose(pop[layer] @ m, want[layer], rtol=1e-12)

@@ -31,7 +31,7 @@ from frontier_jax.cost.batch import BatchSlots, BatchTotals, batch_totals, grow_
 from frontier_jax.cost.compose import iteration_seconds, link
 from frontier_jax.cost.params import CostParams
 from frontier_jax.cost.roofline import _expert_rank_seconds, _gemm, _keys, op_times
-from frontier_jax.cost.routing import rank_loads
+from frontier_jax.cost.routing import routed_loads
 
 
 def uses_dp(p: CostParams) -> bool:
@@ -102,7 +102,7 @@ def totals_time(t_all: BatchTotals, t_rank: BatchTotals, p: CostParams, xp: Any,
 
     moe = p.moe
     rows = t_all.num_tokens * p.top_k
-    loads = rank_loads(moe.shares, rows, key, xp)  # [..., G, S]
+    loads = routed_loads(moe, rows, key, xp)  # [..., G, S]
     x = xp.where(moe.wait_for_slowest > 0, xp.max(loads, axis=-1), (rows / moe.ep)[..., None])
     per_map = _expert_rank_seconds(x, p, xp) + a2a_seconds(t_rank, t_all, x, p, xp)
     experts = moe.layers_per_map * xp.sum(per_map, axis=-1)

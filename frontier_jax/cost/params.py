@@ -73,7 +73,11 @@ class MoEParams(NamedTuple):
     redundant) / ep); tile: the GroupedGEMM row tile; wait_for_slowest: 1.0 the layer takes its
     slowest rank's time, 0.0 the mean rank load's (the what-if that shows the straggler
     penalty); dp_ranks [D]: 1.0 for each of the instance's attention data-parallel ranks (0
-    past its DP degree; D > 1, a static shape, selects :mod:`frontier_jax.cost.dp`)."""
+    past its DP degree; D > 1, a static shape, selects :mod:`frontier_jax.cost.dp`); drift,
+    drift_period: None (the popularity is fixed for the run), or the log-normal fluctuation of
+    each rank's share and the iterations between its independent anchors
+    (:func:`frontier_jax.cost.routing.layer_shares`); iter_shares [I, G, S]: None, or the rank
+    shares of each iteration of a replayed routing trace (``[moe] replay = "iterations"``)."""
 
     shares: Any
     layers_per_map: Any
@@ -82,6 +86,9 @@ class MoEParams(NamedTuple):
     tile: Any
     wait_for_slowest: Any
     dp_ranks: Any
+    drift: Any = None  # popularity drift (exp(drift x z) per rank share); None: fixed for the run
+    drift_period: Any = None  # iterations between drift anchors
+    iter_shares: Any = None  # [I, G, S] a replayed trace's per-iteration rank shares, or None
 
 
 def moe_params_from_scenario(s: Any, pool: Any = None) -> MoEParams | None:
@@ -95,20 +102,29 @@ def moe_params_from_scenario(s: Any, pool: Any = None) -> MoEParams | None:
         return None
     layers = m.num_hidden_layers - m.dense_layers
     trace = None
+    picked = ((np.arange(moe.sampled_layers) + 0.5) * layers / moe.sampled_layers).astype(int)
     if moe.routing == "trace":  # the sampled layers: evenly spaced over the trace's MoE layers
         from frontier_jax.spec.scenario import load_routing_counts
 
-        counts = load_routing_counts(moe.trace)
-        trace = counts[((np.arange(moe.sampled_layers) + 0.5) * layers / moe.sampled_layers).astype(int)]
+        trace = load_routing_counts(moe.trace)[picked]
     pop = popularity(moe.routing, m.num_experts, moe.sampled_layers, skew=moe.skew, seed=s.seed,
                      trace=trace)
     ep = moe.ep if pool is None or pool.ep is None else pool.ep
     shares = rank_shares(pop, ep, ep, moe.placement, moe.redundant_experts)
+    iters = None
+    if moe.replay == "iterations":
+        from frontier_jax.cost.routing import iteration_shares
+        from frontier_jax.spec.scenario import load_routing_iterations
+
+        counts = load_routing_iterations(moe.trace)[:, picked]
+        iters = iteration_shares(counts, pop, ep, ep, moe.placement, moe.redundant_experts)
     f = np.float64
     return MoEParams(shares, f(layers / moe.sampled_layers), f(ep),
                      f((m.num_experts + moe.redundant_experts) / ep),
                      f(moe.tile), f(1.0 if moe.wait_for_slowest else 0.0),
-                     np.ones(1 if pool is None else pool.dp, np.float64))
+                     np.ones(1 if pool is None else pool.dp, np.float64),
+                     f(moe.drift) if moe.drift else None,
+                     f(moe.drift_iterations) if moe.drift else None, iters)
 
 
 def cost_params_from_scenario(s: Any, pool: Any = None) -> CostParams:

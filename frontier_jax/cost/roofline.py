@@ -117,10 +117,10 @@ def moe_seconds(t: BatchTotals, p: CostParams, xp: Any, key=None, ops: dict | No
     dense_mlp = _gemm(T, width * p.ffn / p.tp, p.hidden, p, xp) + _gemm(T, p.hidden, p.ffn / p.tp, p, xp)
     moe_parts = ops["moe_router"] + ops["mlp_up"] + ops["mlp_down"] + ops["moe_experts"]
     out = p.dense_layers * xp.where(p.num_experts > 0, dense_mlp - moe_parts, 0.0)
-    from frontier_jax.cost.routing import rank_loads
+    from frontier_jax.cost.routing import routed_loads
 
     rows = T * p.top_k
-    loads = rank_loads(p.moe.shares, rows, key, xp)  # [..., L, S]
+    loads = routed_loads(p.moe, rows, key, xp)  # [..., L, S]
     slowest = xp.max(loads, axis=-1)
     x = xp.where(p.moe.wait_for_slowest > 0, slowest, (rows / p.moe.ep)[..., None])
     # each sampled layer stands for layers_per_map MoE layers (padded layers have no rows: 0 s)
@@ -133,7 +133,12 @@ def _keys(ctx, p: CostParams, xp, k: int | None):
     routing (nothing to draw) or without ``ctx``."""
     if p.moe is None or ctx is None:
         return None
-    return ctx.key(xp) if k is None else ctx.key(xp, xp.arange(k))
+    offset = 0 if k is None else xp.arange(k)
+    if p.moe.drift is not None or p.moe.iter_shares is not None:  # static: time-varying popularity
+        from frontier_jax.cost.routing import routing_key
+
+        return routing_key(ctx, p.moe, xp, offset)
+    return ctx.key(xp, offset)
 
 
 def totals_time(t: BatchTotals, p: CostParams, xp: Any, key=None):

@@ -28,7 +28,7 @@ simulator and the vectorized one draw the same maps for the same (seed, instance
 from __future__ import annotations
 
 from statistics import NormalDist
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -76,22 +76,57 @@ def _place(pop: np.ndarray, ep: int, placement: str, redundant: int) -> np.ndarr
         return pop.reshape(ep, e // ep).sum(axis=1)
     if placement == "round_robin":
         return pop.reshape(e // ep, ep).sum(axis=0)
-    if placement != "eplb":
-        raise ValueError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")
-    # EPLB-style: give each of the `redundant` spare slots to the expert with the largest load
-    # per replica, then pack the replicas heaviest first onto the least-loaded rank that still
-    # has a free slot (each rank holds (E + redundant) / ep replicas).
+    return _eplb(pop, ep, redundant)[0]
+
+
+def _eplb(pop: np.ndarray, ep: int, redundant: int) -> tuple[np.ndarray, np.ndarray]:
+    """EPLB-style placement of one layer: ([ep] rank loads, [E, ep] share of each expert's
+    rows each rank serves). Each of the `redundant` spare slots goes to the expert with the
+    largest load per replica, then the replicas are packed heaviest first onto the
+    least-loaded rank that still has a free slot (each rank holds (E + redundant) / ep)."""
+    e = pop.shape[0]
     replicas = np.ones(e, np.int64)
     for _ in range(redundant):
         replicas[np.argmax(pop / replicas)] += 1
-    per_replica = np.repeat(pop / replicas, replicas)
+    expert = np.repeat(np.arange(e), replicas)
+    per_replica = (pop / replicas)[expert]
     slots = (e + redundant) // ep
-    load, free = np.zeros(ep), np.full(ep, slots)
-    for w in np.sort(per_replica)[::-1]:
+    load, free, frac = np.zeros(ep), np.full(ep, slots), np.zeros((e, ep))
+    for i in np.argsort(per_replica, kind="stable")[::-1]:
         r = int(np.argmin(np.where(free > 0, load, np.inf)))
-        load[r] += w
+        load[r] += per_replica[i]
+        frac[expert[i], r] += 1.0 / replicas[expert[i]]
         free[r] -= 1
-    return load
+    return load, frac
+
+
+def placement_matrix(pop: np.ndarray, ep: int, placement: str, redundant: int = 0) -> np.ndarray:
+    """[E, ep]: the share of each expert's rows each EP rank serves, for the placement drawn
+    from one layer's popularity ``pop`` [E] (``pop @ matrix`` is :func:`rank_shares`' row)."""
+    e = pop.shape[0]
+    if placement == "contiguous":
+        return np.kron(np.eye(ep), np.ones((e // ep, 1)))
+    if placement == "round_robin":
+        return np.tile(np.eye(ep), (e // ep, 1))
+    if placement != "eplb":
+        raise ValueError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")
+    return _eplb(pop, ep, redundant)[1]
+
+
+def iteration_shares(counts: np.ndarray, pop: np.ndarray, ep: int, slots: int,
+                     placement: str = "contiguous", redundant: int = 0) -> np.ndarray:
+    """float64 [I, L, slots]: each recorded iteration's rank shares, its counts [I, L, E]
+    routed through the placement drawn from the run's popularity ``pop`` [L, E] (a layer an
+    iteration routes nothing through keeps the run's shares)."""
+    iters, layers, e = counts.shape
+    out = np.zeros((iters, layers, slots))
+    for layer in range(layers):
+        m = placement_matrix(pop[layer], ep, placement, redundant)
+        c = counts[:, layer, :]
+        tot = c.sum(axis=1, keepdims=True)
+        share = np.where(tot > 0, c / np.where(tot > 0, tot, 1.0), pop[layer])
+        out[:, layer, :ep] = share @ m
+    return out
 
 
 def rank_shares(pop: np.ndarray, ep: int, slots: int, placement: str = "contiguous",
@@ -132,7 +167,7 @@ def rank_loads(shares, rows, key, xp: Any):
     top_k; broadcasts against a leading axis of ``key``); ``key`` [..., 2] the iteration's key
     (:meth:`frontier_jax.cost.context.IterationContext.key`). Whole numbers, each in
     [0, rows]; a rank with share 0 gets 0."""
-    layers, slots = shares.shape
+    layers, slots = shares.shape[-2:]
     rows = xp.asarray(rows, dtype=xp.float64)[..., None, None]
     z = _normals(key, layers * slots, xp).reshape(key.shape[:-1] + (layers, slots))
     q = xp.clip(shares, 0.0, 1.0)
@@ -145,4 +180,65 @@ def rank_loads(shares, rows, key, xp: Any):
     return xp.clip(xp.floor(x + 0.5), 0.0, rows)
 
 
-__all__ = ["PLACEMENTS", "ROUTINGS", "popularity", "rank_loads", "rank_shares"]
+_ANCHORS = 0x40000000  # drift anchors are keyed as iterations from 2**30 on (no instance gets there)
+
+
+class RoutingKey(NamedTuple):
+    """What a time-varying popularity needs of one iteration (or [k] of a window): the
+    iteration's own ``key`` [..., 2] and index ``it`` [...] (int32), and with drift the keys of
+    the anchors before and after it and the weight ``w`` [...] of the one after."""
+
+    key: Any
+    it: Any
+    before: Any = None
+    after: Any = None
+    w: Any = None
+
+
+def routing_key(ctx: Any, moe: Any, xp: Any, offset: Any = 0) -> RoutingKey:
+    """:class:`RoutingKey` of iteration ``ctx.iteration + offset`` (``offset`` may be an
+    array); drift anchors every ``moe.drift_period`` iterations, each keyed like an iteration."""
+    it = xp.asarray(ctx.iteration).astype(xp.int32) + xp.asarray(offset).astype(xp.int32)
+    key = ctx.key(xp, offset)
+    if moe.drift is None:
+        return RoutingKey(key, it)
+    per = xp.maximum(xp.asarray(moe.drift_period), 1.0).astype(xp.int32)
+    a = it // per
+    w = (it - a * per).astype(xp.float64) / per.astype(xp.float64)
+    return RoutingKey(key, it, ctx._replace(iteration=_ANCHORS + a).key(xp),
+                      ctx._replace(iteration=_ANCHORS + a + 1).key(xp), w)
+
+
+def layer_shares(moe: Any, key: Any, xp: Any):
+    """Rank shares [..., G, S] of the iteration(s) ``key`` prices: ``moe.shares`` (popularity
+    fixed for the run); a replayed trace's iteration ``it mod I`` (``moe.iter_shares``
+    [I, G, S]); with drift each share times exp(drift x z - drift^2 / 2), renormalised over
+    the ranks, z a standard normal per layer and rank interpolated between the anchors
+    (variance kept at 1): successive iterations share most of their perturbation, iterations
+    a period or more apart are independent."""
+    if not isinstance(key, RoutingKey):
+        return moe.shares
+    base = moe.shares
+    if moe.iter_shares is not None:
+        base = moe.iter_shares[key.it % moe.iter_shares.shape[-3]]
+    if moe.drift is None:
+        return base
+    layers, slots = moe.shares.shape[-2:]
+    shape = key.w.shape + (layers, slots)
+    za = _normals(key.before, layers * slots, xp).reshape(shape)
+    zb = _normals(key.after, layers * slots, xp).reshape(shape)
+    w = key.w[..., None, None]
+    z = ((1.0 - w) * za + w * zb) / xp.sqrt((1.0 - w) ** 2 + w * w)
+    m = base * xp.exp(moe.drift * z - 0.5 * moe.drift * moe.drift)
+    return m / xp.maximum(xp.sum(m, axis=-1, keepdims=True), 1e-300)
+
+
+def routed_loads(moe: Any, rows, key, xp: Any):
+    """:func:`rank_loads` of the iteration(s) ``key`` prices, from :func:`layer_shares`."""
+    it_key = key.key if isinstance(key, RoutingKey) else key
+    return rank_loads(layer_shares(moe, key, xp), rows, it_key, xp)
+
+
+__all__ = ["PLACEMENTS", "ROUTINGS", "RoutingKey", "iteration_shares", "layer_shares",
+           "placement_matrix", "popularity", "rank_loads", "rank_shares", "routed_loads",
+           "routing_key"]

@@ -73,7 +73,7 @@ from frontier_jax.cost.features import (
     stack_attention,
 )
 from frontier_jax.cost.params import SCALAR_FIELDS, CostParams
-from frontier_jax.cost.roofline import _gemm, moe_seconds, op_times
+from frontier_jax.cost.roofline import _gemm, _keys, moe_seconds, op_times
 
 # roofline op name -> predictor op whose surrogate replaces it (dense models)
 GEMM_OPS = {
@@ -412,7 +412,7 @@ class SurrogateCost:
             layer, lm_head = self.layer_and_lm_head(t, p, xp)
             # the MoE structure (dense first layers, sampled routing) on the roofline, as the
             # experts are (the first entry's key is the iteration's, then one per window step)
-            keys = None if p.moe is None or ctx is None else ctx.key(xp, xp.arange(k))
+            keys = _keys(ctx, p, xp, k)
             times = iteration_seconds(layer + self.attention_times(batch, t, p, xp, k, x0),
                                       lm_head, t, p, xp, moe_seconds(t, p, xp, keys))
         times = xp.where(live, times, 0.0)

@@ -65,6 +65,12 @@ def cost_key(s: Any) -> tuple:
     c = s.cost
     # sampled MoE routing adds params leaves (MoEParams) that the other configurations lack
     moe = ("moe-sampled",) if s.moe.sampled else ()
+    if s.moe.drift:  # and the drift leaves (its draws are static: no drift, no extra work)
+        moe = (*moe, "moe-drift")
+    if s.moe.replay == "iterations":  # a replayed trace's [I, G, S] shares: one I per group
+        from frontier_jax.spec.scenario import load_routing_iterations
+
+        moe = (*moe, "moe-replay", load_routing_iterations(s.moe.trace).shape[0])
     if c.kind == "roofline":
         return ("roofline", *moe)
     src = Path(s.source)

@@ -26,7 +26,8 @@ TOML layout (every table but `model`, `hardware` and `workload` may be left out)
                  cpu_overhead_s, cpu_overhead_per_seq_s, predictor
     [sim]        max_steps, queue_capacity
     [moe]        routing, skew, trace, placement, redundant_experts, ep, tile, wait_for_slowest,
-                 sampled_layers (MoE models; trace relative to the TOML file)
+                 sampled_layers, drift, drift_iterations, replay (MoE models; trace relative to the
+                 TOML file)
 
 Every problem raises `SpecError` naming the file and the dotted field.
 """
@@ -371,6 +372,7 @@ class CostSpec:
 MOE_ROUTINGS = ("balanced", "uniform", "zipf", "dirichlet", "trace")
 MOE_PLACEMENTS = ("contiguous", "round_robin", "eplb")
 MAX_EP = 64
+MOE_REPLAYS = ("popularity", "iterations")
 MAX_DP = 64
 
 
@@ -395,7 +397,15 @@ class MoESpec:
     prices the mean rank load instead (a what-if that shows the straggler penalty).
     `sampled_layers`: how many MoE layers get their own popularity and routing map per
     iteration, each standing for an equal share of the model's MoE layers (the per-step cost
-    is O(sampled_layers x ep)); the model's MoE layer count draws every layer."""
+    is O(sampled_layers x ep)); the model's MoE layer count draws every layer. `drift` (0 =
+    the popularity is fixed for the run): each layer's rank shares fluctuate over an
+    instance's iterations by a log-normal factor of this spread, re-drawn every
+    `drift_iterations` iterations and interpolated in between, so successive iterations are
+    correlated and iterations a period apart are not (the placement stays the one drawn for
+    the run's popularity, as between two EPLB rebalances). `replay` (routing "trace" only):
+    "popularity" (default) draws every iteration's map from the trace's summed counts;
+    "iterations" replays the trace's own iterations in turn (an instance's iteration t uses
+    the trace's iteration t mod its length; experts placed by the summed popularity)."""
 
     routing: str = "balanced"
     skew: float = 1.0
@@ -406,6 +416,9 @@ class MoESpec:
     wait_for_slowest: bool = True
     sampled_layers: int = 4
     trace: str | None = None
+    drift: float = 0.0
+    drift_iterations: int = 64
+    replay: str = "popularity"
 
     def __post_init__(self) -> None:
         check_choice(self, "routing", MOE_ROUTINGS)
@@ -420,6 +433,12 @@ class MoESpec:
         check_int(self, "ep", minimum=1, maximum=MAX_EP)
         check_int(self, "tile", minimum=1, maximum=4096)
         check_bool(self, "wait_for_slowest")
+        check_float(self, "drift", low=0.0, high=10.0)
+        check_choice(self, "replay", MOE_REPLAYS)
+        if self.replay == "iterations" and self.routing != "trace":
+            raise SpecError("<MoESpec>", "replay", self.replay, "'iterations' replays a routing "
+                            "trace's iterations: it needs routing = 'trace'")
+        check_int(self, "drift_iterations", minimum=1, maximum=2**29)
         if self.redundant_experts and self.placement != "eplb":
             raise SpecError("<MoESpec>", "redundant_experts", self.redundant_experts,
                             "only used by placement 'eplb'")
@@ -578,9 +597,10 @@ def _check_moe(s: Scenario) -> None:
     if not m.is_moe:
         raise SpecError("<Scenario>", "moe", _fields_dict(moe),
                         f"{m.name} is a dense model (num_experts = 0): [moe] is for MoE models")
-    if not moe.sampled and (moe.ep != 1 or moe.placement != "contiguous" or moe.redundant_experts):
+    if not moe.sampled and (moe.ep != 1 or moe.placement != "contiguous" or moe.redundant_experts
+                            or moe.drift):
         raise SpecError("<Scenario>", "moe.routing", moe.routing,
-                        "EP degree, placement and redundant experts need a sampled routing "
+                        "EP degree, placement, redundant experts and drift need a sampled routing "
                         "(uniform, zipf or dirichlet); 'balanced' prices the mean load")
     moe_layers = m.num_hidden_layers - m.dense_layers
     if moe.sampled_layers > moe_layers:
@@ -591,6 +611,9 @@ def _check_moe(s: Scenario) -> None:
             counts = load_routing_counts(moe.trace)
         except (OSError, ValueError, KeyError) as exc:
             raise SpecError("<Scenario>", "moe.trace", moe.trace, f"a readable routing trace ({exc})") from None
+        if moe.replay == "iterations" and moe.drift:
+            raise SpecError("<Scenario>", "moe.drift", moe.drift,
+                            "replaying a trace's iterations and drifting its popularity do not mix")
         if counts.shape != (moe_layers, m.num_experts):
             raise SpecError("<Scenario>", "moe.trace", moe.trace,
                             f"has {counts.shape[0]} MoE layers x {counts.shape[1]} experts; "
@@ -618,33 +641,50 @@ def pool_ep(s: Scenario, pool: PoolSpec) -> int:
 
 @functools.lru_cache(maxsize=16)
 def load_routing_counts(path: str) -> Any:
-    """Routed rows per MoE layer and expert, float64 [layers, experts], from a routing trace:
-    a CSV with columns `layer`, `expert`, `tokens` (0-based MoE layer and expert indices; rows
-    of the same pair, e.g. one per iteration, are summed) or an NPZ with an array `counts` of
-    shape [layers, experts] or [iterations, layers, experts] (summed over iterations). Every
-    layer must route some rows. Raises ValueError, KeyError or OSError."""
+    """Routed rows per MoE layer and expert, float64 [layers, experts], from a routing trace
+    (:func:`load_routing_iterations` summed over its iterations). Every layer must route some
+    rows. Raises ValueError, KeyError or OSError."""
+    import numpy as np
+
+    c = load_routing_iterations(path).sum(axis=0)
+    if np.any(c.sum(axis=1) <= 0):
+        raise ValueError("every layer must route some rows")
+    c.setflags(write=False)
+    return c
+
+
+@functools.lru_cache(maxsize=16)
+def load_routing_iterations(path: str) -> Any:
+    """Routed rows per iteration, MoE layer and expert, float64 [iterations, layers, experts],
+    from a routing trace: a CSV with columns `layer`, `expert`, `tokens` and optionally
+    `iteration` (0-based indices; rows of the same cell are summed; without `iteration`, one
+    iteration) or an NPZ with an array `counts` of shape [layers, experts] (one iteration) or
+    [iterations, layers, experts]. Raises ValueError, KeyError or OSError."""
     import numpy as np
 
     p = Path(path)
     if p.suffix == ".npz":
         with np.load(p) as z:
             c = np.asarray(z["counts"], dtype=np.float64)
-        c = c.sum(axis=0) if c.ndim == 3 else c
-        if c.ndim != 2:
+        c = c[None] if c.ndim == 2 else c
+        if c.ndim != 3:
             raise ValueError(f"'counts' has {c.ndim} axes; expected [layers, experts] or [iterations, layers, experts]")
     else:
         rows = np.genfromtxt(p, delimiter=",", names=True, dtype=None, encoding="utf-8")
-        missing = {"layer", "expert", "tokens"} - set(rows.dtype.names or ())
+        names = set(rows.dtype.names or ())
+        missing = {"layer", "expert", "tokens"} - names
         if missing:
             raise ValueError(f"missing column(s) {', '.join(sorted(missing))}; expected layer,expert,tokens")
-        layer, expert = np.atleast_1d(rows["layer"]).astype(np.int64), np.atleast_1d(rows["expert"]).astype(np.int64)
+        col = lambda k: np.atleast_1d(rows[k]).astype(np.int64)  # noqa: E731
+        layer, expert = col("layer"), col("expert")
+        it = col("iteration") if "iteration" in names else np.zeros_like(layer)
         tokens = np.atleast_1d(rows["tokens"]).astype(np.float64)
-        if layer.min() < 0 or expert.min() < 0:
-            raise ValueError("negative layer or expert index")
-        c = np.zeros((layer.max() + 1, expert.max() + 1))
-        np.add.at(c, (layer, expert), tokens)
-    if not np.all(np.isfinite(c)) or c.min() < 0 or np.any(c.sum(axis=1) <= 0):
-        raise ValueError("counts must be finite, >= 0, and every layer must route some rows")
+        if layer.min() < 0 or expert.min() < 0 or it.min() < 0:
+            raise ValueError("negative iteration, layer or expert index")
+        c = np.zeros((it.max() + 1, layer.max() + 1, expert.max() + 1))
+        np.add.at(c, (it, layer, expert), tokens)
+    if not np.all(np.isfinite(c)) or c.min() < 0:
+        raise ValueError("counts must be finite and >= 0")
     c.setflags(write=False)
     return c
 
