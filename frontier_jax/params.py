@@ -216,11 +216,36 @@ def _pad_moe(configs: list) -> list:
             for c, m in zip(configs, _pad_moe_params(moes), strict=True)]
 
 
-def _pad_moe_params(moes: list) -> list:
-    """:class:`MoEParams` (with any leading axes) padded to one G, S and D."""
-    lmax = max(np.shape(m.shares)[-2] for m in moes)
-    smax = max(np.shape(m.shares)[-1] for m in moes)
-    dmax = max(np.shape(m.dp_ranks)[-1] for m in moes)
+def pad_moe(configs: list, dims: tuple[int, int, int] | None = None) -> list:
+    """Configurations whose sampled-MoE params are padded to at least ``dims`` = (sampled
+    layers G, EP rank slots S, DP rank slots D) and to each other's: a sweep pads every
+    chunk of a group to the group's dims, so chunks and reruns share one compiled shape and
+    price a configuration alike whatever it is stacked with. Unchanged without MoE params."""
+    moes = [getattr(getattr(c, "cost", None), "moe", None) for c in configs]
+    if not configs or any(m is None for m in moes):
+        return list(configs)
+    return [c._replace(cost=c.cost._replace(moe=m))
+            for c, m in zip(configs, _pad_moe_params(moes, dims), strict=True)]
+
+
+def moe_dims(scenarios) -> tuple[int, int, int] | None:
+    """(G, S, D) of scenarios with sampled MoE routing: the most sampled layers, the widest EP
+    degree and the most DP ranks of any pool; None when none samples routing."""
+    from frontier_jax.spec.scenario import pool_ep
+
+    ss = [s for s in scenarios if s.moe.sampled]
+    if not ss:
+        return None
+    return (max(s.moe.sampled_layers for s in ss), max(pool_ep(s, p) for s in ss for p in s.pools),
+            max(p.dp for s in ss for p in s.pools))
+
+
+def _pad_moe_params(moes: list, dims: tuple[int, int, int] | None = None) -> list:
+    """:class:`MoEParams` (with any leading axes) padded to one G, S and D (at least ``dims``)."""
+    g0, s0, d0 = dims or (0, 0, 0)
+    lmax = max(g0, *(np.shape(m.shares)[-2] for m in moes))
+    smax = max(s0, *(np.shape(m.shares)[-1] for m in moes))
+    dmax = max(d0, *(np.shape(m.dp_ranks)[-1] for m in moes))
     out = []
     for m in moes:
         sh, dr = np.asarray(m.shares), np.asarray(m.dp_ranks)

@@ -258,3 +258,17 @@ def test_ep_per_pool_in_a_pd_layout():
     c = compare(run_vectorized(prep).result, run_reference(prep).result)
     assert c["finished"] == 150 and c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
     assert c["iterations_equal"] and c["decode_replicas_equal"]
+
+
+def test_a_groups_chunks_share_one_moe_shape():
+    """A sweep pads every chunk of a group to the group's (G, S, D): a dp = 1 configuration
+    run alone or in a chunk with DP 4 is priced alike and every chunk has one compiled shape."""
+    from frontier_jax.sweep.plan import Planned, group_plans
+
+    scen = [_scenario(**{"parallel.dp": d, "moe.ep": 2 * d, "cluster.replicas": 1,
+                         "workload.num_requests": 60}) for d in (1, 4)]
+    plans = [Planned(None, s, "ok") for s in scen]
+    (group,) = group_plans(plans)
+    assert group.moe_dims == (4, 8, 4)
+    alone = group.pad([sim_params(scen[0], make_workload(scen[0].workload, scen[0].seed), group.cost)])
+    assert alone[0].cost.moe.shares.shape[-1] == 8 and alone[0].cost.moe.dp_ranks.shape[-1] == 4

@@ -51,8 +51,8 @@ def run_chunk(spec, group: Group, members: list[Planned], size: int,
     if spec.maxqps is not None:
         return max_qps_rows(spec.maxqps, group, members, size, sharding)
     n = group.num_requests
-    params = [sim_params(p.scenario, make_workload(p.scenario.workload, p.scenario.seed), group.cost)
-              for p in members]
+    params = group.pad([sim_params(p.scenario, make_workload(p.scenario.workload, p.scenario.seed),
+                                   group.cost) for p in members])
     results, slots = simulate_sized(chunk_shape(group, params), params,
                                     group.cost, chunk_size=size, sharding=sharding)
     rows = [

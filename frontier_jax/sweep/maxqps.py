@@ -100,6 +100,7 @@ def bisect(cfg: MaxQPS, group: Group, members: list[Planned], size: int,
     for p in members:
         s = with_overrides(p.scenario, {"workload.arrival.rate": 1.0})
         unit.append(sim_params(s, make_workload(s.workload, s.seed), cost))
+    unit = group.pad(unit)
     shape = chunk_shape(group, unit)
 
     def meets(rates: np.ndarray) -> np.ndarray:
