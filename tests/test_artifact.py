@@ -219,7 +219,7 @@ def test_cli_eval_broken_profile_one_line(tiny_set, tmp_path):
 import dataclasses  # noqa: E402
 import tempfile  # noqa: E402
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_fuzz_inputs import Outcome, attempt  # noqa: E402
 
@@ -438,6 +438,8 @@ def load_artifact_case(case: ArtifactCase, base: Path, folder: Path, limit_s: fl
 
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(artifact_cases())
+# found by CI: a card value replaced by a list (an operator's family) crashed the loader
+@example(ArtifactCase(ops=[("card_delete", 1659), ("card_set", 1659, [])], valid=False, files={}))
 def test_random_corruptions_load_or_fail_clearly(tiny_set, case: ArtifactCase) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = load_artifact_case(case, tiny_set, Path(tmp))

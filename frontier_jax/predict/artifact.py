@@ -201,7 +201,7 @@ def check_predictor_set(path: str | os.PathLike) -> dict:
         if not isinstance(info, dict):
             raise DataError(cf, field, f"got {_show(info)}", "a JSON object with family and file")
         family = info.get("family")
-        if family not in FEATURE_NAMES:
+        if not isinstance(family, str) or family not in FEATURE_NAMES:  # a list is unhashable
             raise DataError(cf, f"{field}.family", f"got {_show(family)}", "one of " + ", ".join(FEATURE_NAMES))
         if family not in card["features"]:
             raise DataError(cf, f"features.{family}", f"missing (operator {op} needs it)",
@@ -212,7 +212,7 @@ def check_predictor_set(path: str | os.PathLike) -> dict:
         weights = _load_npz(d / fname, cf, op)
         check_weights(weights, len(FEATURE_NAMES[family]), str(d / fname), family)
         rf = info.get("ratio_feature")
-        if rf is not None and rf not in FEATURE_NAMES[family]:
+        if rf is not None and (not isinstance(rf, str) or rf not in FEATURE_NAMES[family]):
             raise DataError(cf, f"{field}.ratio_feature", f"got {_show(rf)}",
                             f"one of the features of family {family}")
     keys = d / "train_keys.npy"
