@@ -138,3 +138,20 @@ def make_pd_params(
     costs = [llama8b_h100_cost(t)._replace(tables=None) for t in tp]
     per_pool = CostParams(*[None if x[0] is None else np.asarray(x) for x in zip(*costs, strict=True)])
     return base._replace(engine=ep, cost=per_pool)
+
+
+def agree(s, n: int) -> dict:
+    """Scenario ``s`` on its first ``n`` requests, vectorized and reference: asserts that every
+    request finished and that per-request finish and first-token times agree within 1e-6
+    relative with equal iteration counts; returns :func:`frontier_jax.runner.compare`'s dict."""
+    import dataclasses
+
+    from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
+
+    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=n))
+    prep = prepare(s)
+    c = compare(run_vectorized(prep).result, run_reference(prep).result)
+    assert c["finished"] == n
+    assert c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
+    assert c["iterations_equal"] and c["preemptions_equal"]
+    return c

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 from conftest import REPO, SCENARIOS
+from helpers import agree
 
 from frontier_jax.cost import ROOFLINE_MOE, batch_totals, dp
 from frontier_jax.cost.batch import BatchSlots
@@ -15,7 +16,7 @@ from frontier_jax.cost.context import IterationContext
 from frontier_jax.cost.params import cost_params_from_scenario
 from frontier_jax.params import sim_params, stack, unstack
 from frontier_jax.reference import simulate_reference
-from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
+from frontier_jax.runner import compare, prepare, run_vectorized
 from frontier_jax.spec import (
     SpecError,
     kv_bytes_per_token_per_gpu,
@@ -161,14 +162,7 @@ def test_all_to_all_by_bytes_and_link():
 
 @pytest.mark.parametrize("name", ["moe_qwen3_dp4_ep8", "moe_deepseek_dp8_ep32"])
 def test_shipped_dp_scenarios_agree(name):
-    s = load_scenario(SCENARIOS / f"{name}.toml")
-    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=150))
-    prep = prepare(s)
-    vec, ref = run_vectorized(prep), run_reference(prep)
-    c = compare(vec.result, ref.result)
-    assert c["finished"] == 150
-    assert c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
-    assert c["iterations_equal"] and c["preemptions_equal"]
+    agree(load_scenario(SCENARIOS / f"{name}.toml"), 150)
 
 
 def test_dp_degrees_stack_into_one_call():
@@ -253,11 +247,7 @@ def test_ep_per_pool_in_a_pd_layout():
         with_overrides(s, {"layout.prefill.ep": 4})
     with pytest.raises(SpecError, match="needs an MoE model"):
         with_overrides(load_scenario(SCENARIOS / "pd_1p1d.toml"), {"layout.decode.ep": 1})
-    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=150))
-    prep = prepare(s)
-    c = compare(run_vectorized(prep).result, run_reference(prep).result)
-    assert c["finished"] == 150 and c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
-    assert c["iterations_equal"] and c["decode_replicas_equal"]
+    assert agree(s, 150)["decode_replicas_equal"]
 
 
 def test_a_groups_chunks_share_one_moe_shape():

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SCENARIOS
+from helpers import agree
 
 from frontier_jax.cost import batch_totals, iteration_time
 from frontier_jax.cost.batch import BatchSlots
@@ -14,7 +15,7 @@ from frontier_jax.cost.context import IterationContext
 from frontier_jax.cost.params import cost_params_from_scenario
 from frontier_jax.cost.roofline import _expert_rank_seconds, _gemm, moe_seconds, op_times
 from frontier_jax.cost.routing import rank_loads
-from frontier_jax.runner import compare, prepare, run_reference, run_vectorized
+from frontier_jax.runner import prepare, run_vectorized
 from frontier_jax.spec import SpecError, load_scenario, with_overrides
 
 CTX = IterationContext(5, 0, 12)
@@ -128,14 +129,7 @@ MOE_SHIPPED = ["moe_qwen3_ep4", "moe_qwen3_ep8", "moe_deepseek_ep32", "moe_qwen3
 def test_shipped_moe_scenarios_agree(name):
     """Both simulators draw the same routing maps (keyed by seed, instance, iteration) and
     price them alike: per-request finish and first-token times within 1e-6."""
-    s = load_scenario(SCENARIOS / f"{name}.toml")
-    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=400))
-    prep = prepare(s)
-    vec, ref = run_vectorized(prep), run_reference(prep)
-    c = compare(vec.result, ref.result)
-    assert c["finished"] == 400
-    assert c["max_rel_err_finish"] <= 1e-6 and c["max_rel_err_ttft"] <= 1e-6
-    assert c["iterations_equal"] and c["preemptions_equal"]
+    agree(load_scenario(SCENARIOS / f"{name}.toml"), 400)
 
 
 def test_skew_costs_throughput():
@@ -247,10 +241,7 @@ def test_popularity_drift_agrees_and_costs():
     from frontier_jax.cost.tiers import cost_key
 
     s = _scenario(routing="zipf", skew=1.0, drift=0.8, drift_iterations=16)
-    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=150))
-    prep = prepare(s)
-    c = compare(run_vectorized(prep).result, run_reference(prep).result)
-    assert c["finished"] == 150 and c["max_rel_err_finish"] <= 1e-6 and c["iterations_equal"]
+    agree(s, 150)
     assert cost_key(s) != cost_key(_scenario(routing="zipf", skew=1.0))
     with pytest.raises(SpecError, match="drift need a sampled routing"):
         _scenario(routing="balanced", ep=1, drift=0.5)
@@ -274,10 +265,7 @@ def test_replaying_a_traces_iterations(tmp_path):
     sh = layer_shares(moe, routing_key(IterationContext(1, 0, 0), moe, np, np.arange(4)), np)
     np.testing.assert_allclose(sh[:, 0, :], [[1, 0, 0, 0], [0, 1, 0, 0]] * 2)
     np.testing.assert_allclose(moe.shares[0], [0.5, 0.5, 0, 0])  # the summed popularity
-    s = dataclasses.replace(s, workload=dataclasses.replace(s.workload, num_requests=150))
-    prep = prepare(s)
-    c = compare(run_vectorized(prep).result, run_reference(prep).result)
-    assert c["finished"] == 150 and c["max_rel_err_finish"] <= 1e-6 and c["iterations_equal"]
+    agree(s, 150)
     with pytest.raises(SpecError, match="needs routing = 'trace'"):
         _scenario(routing="uniform", replay="iterations")
     with pytest.raises(SpecError, match="do not mix"):
