@@ -11,7 +11,12 @@ measured median time, per dataset (device, model, CUDA-event or kernel-only timi
 * ``roofline-fit``: the two efficiencies fitted per dataset on the training rows (grid search
   of the median absolute log error), scored on the test rows;
 * ``forest`` / ``surrogate``: the project's predictors for the operator, trained on the same
-  training rows (``train_predictors``, its default settings; ``--no-predictors`` skips them);
+  training rows (``train_predictors``, its default settings; ``--no-predictors`` skips them),
+  on each row's own load statistics (the predictors' held-out figures);
+* ``in_step``: what the surrogate cost tier puts on that rank in the step
+  (:meth:`frontier_jax.cost.surrogate.SurrogateCost.expert_rank_time` of the same set): the
+  surrogate's mean over multinomial spreads of the row's ``routed_tokens`` over its
+  ``local_experts`` (the step knows a rank's rows, not their split among its experts);
 
 all on the test rows of the deterministic per-configuration 80/20 split (seed 0) that
 ``benchmarks/predictor_accuracy.py`` uses. Shares within 6% (the issue's threshold) and
@@ -106,9 +111,23 @@ def _score(pred, true) -> dict:
             "median_rel_err": round(float(np.median(r)), 4)}
 
 
+def in_step_prices(sc, rows: pd.DataFrame) -> np.ndarray:
+    """The surrogate tier's in-step price of each row's rank (see the module doc)."""
+    out = np.empty(len(rows))
+    for i, r in enumerate(rows.itertuples()):
+        moe = SimpleNamespace(ep=float(r.ep), slots=float(r.local_experts))
+        p = SimpleNamespace(moe=moe, hidden=float(r.hidden), moe_ffn=float(r.expert_hidden),
+                            top_k=float(r.topk), gated=float(r.gated), tp=float(r.tp),
+                            dtype_bytes=float(r.dtype_bytes))
+        out[i] = sc._expert_mean(np.array([float(r.routed_tokens)]), p)[0]
+    return out
+
+
 def predictor_rows(d: pd.DataFrame, root: Path) -> pd.DataFrame | None:
     """Test-row predictions of the project's forest and surrogate for the operator, trained on
-    the training rows of every MoE profile (one set per device, as predictor_accuracy does)."""
+    the training rows of every MoE profile (one set per device, as predictor_accuracy does),
+    and the in-step price of the CUDA-event test rows under the same set."""
+    from frontier_jax.cost.surrogate import surrogate_cost
     from frontier_jax.predict.train import eval_predictors, train_predictors
 
     fr = load_profiles(root / "frontier" / "data" / "profiling" / "compute", include=["moe"])
@@ -118,6 +137,9 @@ def predictor_rows(d: pd.DataFrame, root: Path) -> pd.DataFrame | None:
         with tempfile.TemporaryDirectory() as tmp:
             train_predictors(frames, out_dir=tmp, ops=["moe_grouped_gemm"], seed=0)
             ev = eval_predictors(tmp, frames, split="test", ops=["moe_grouped_gemm"], return_rows=True)
+            sc = surrogate_cost(tmp, dev).iteration_time.__self__
+            test = d[(d["device"] == dev) & d["test"] & (d["timing"] == "cuda_event")]
+            d.loc[test.index, "in_step"] = in_step_prices(sc, test)
         rows = ev.get("_rows")
         if rows is not None and len(rows):
             out.append(rows)
@@ -161,7 +183,7 @@ def main() -> None:
             key = ["device", "config_key", "timing"]
             rows = rows.groupby(key)[cols].median().reset_index()
             d = d.merge(rows, on=key, how="left")
-            tiers += cols
+            tiers += cols + ["in_step"]
     test = d[d["test"]]
     table = []
     for (dev, model, timing, tp), g in test.groupby(["device", "model", "timing", "tp"]):

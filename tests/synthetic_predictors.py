@@ -105,3 +105,54 @@ def make_iteration_set(out: Path, device: str = "h100", seed: int = 0) -> Path:
                      surrogate_params={"steps": 600, "batch_size": 256},  # attention: 32 / 2
                      augment={"copies": 1, "max_points": 2000})
     return out / "iteration_set"
+
+
+# Qwen3-30B-A3B's routed experts (the moe_qwen3_* scenarios), one GPU's share at EP = TP
+MOE_MODEL = dict(hidden=2048, expert_hidden=768, topk=8, num_experts=128)
+MOE_TILE = 64
+
+
+def moe_truth(counts, tp: int, ep: int) -> float:
+    """The synthetic "measured" GroupedGEMM seconds of one GPU's expert token ``counts``:
+    each expert's rows padded to the 64-row tile, compute-bound at 45% of peak or reading the
+    active experts' weights at 70% of the bandwidth, plus a launch."""
+    c = np.asarray(counts, float)
+    h, eh = MOE_MODEL["hidden"], MOE_MODEL["expert_hidden"] * ep / tp
+    padded = np.sum(np.ceil(c / MOE_TILE) * MOE_TILE)
+    flops = 2.0 * padded * 3.0 * h * eh
+    nbytes = 2.0 * (np.count_nonzero(c) * 3.0 * h * eh + c.sum() * 2.0 * (h + eh))
+    return max(flops / (PEAK * 0.45), nbytes / (BW * 0.7)) + 6e-6
+
+
+def _moe_rows(rng, device, n=1500):
+    from frontier_jax.predict.importers import moe_stats_from_counts
+
+    rows = []
+    for _ in range(n):
+        tp = ep = int(rng.choice([4, 8]))
+        local = MOE_MODEL["num_experts"] // ep + int(rng.choice([0, 1]))  # EPLB: one spare slot
+        routed = int(np.exp(rng.uniform(0.0, np.log(40000.0))))
+        alpha = float(rng.choice([0.3, 3.0, 1e3]))  # skewed .. near-uniform spreads
+        counts = rng.multinomial(routed, rng.dirichlet(np.full(local, alpha)))
+        rows.append(dict(family="moe", op="moe_grouped_gemm", device=device,
+                         num_tokens=max(routed // MOE_MODEL["topk"], 1), **moe_stats_from_counts(counts),
+                         hidden=MOE_MODEL["hidden"], expert_hidden=MOE_MODEL["expert_hidden"],
+                         topk=MOE_MODEL["topk"], gated=1, tp=tp, ep=ep,
+                         num_experts=MOE_MODEL["num_experts"], dtype_bytes=2,
+                         batch_kind="skewed" if alpha < 100 else "balanced",
+                         time_s=moe_truth(counts, tp, ep) * rng.lognormal(0, 0.01)))
+    return rows
+
+
+def make_moe_predictor_set(out: Path, device: str = "h100", seed: int = 0) -> Path:
+    """A set with one ``moe_grouped_gemm`` network, trained on synthetic GroupedGEMM rows of
+    Qwen3-30B-A3B's experts at EP = TP 4 and 8 (16/32 experts per GPU, or one spare slot more)."""
+    rng = np.random.default_rng(seed)
+    prof = out / "moe_profiles"
+    prof.mkdir(parents=True, exist_ok=True)
+    save_profiles(pd.DataFrame(_moe_rows(rng, device)), prof / "moe.csv")
+    train_predictors(prof, "native", out / "moe_set", seed=seed, save_forests=False,
+                     forest_params={"n_estimators": 20, "min_samples_leaf": 2},
+                     surrogate_params={"steps": 1500, "batch_size": 256},
+                     augment={"copies": 1, "max_points": 2000})
+    return out / "moe_set"

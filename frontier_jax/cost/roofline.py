@@ -93,7 +93,8 @@ def _expert_rank_seconds(x, p: CostParams, xp: Any):
     return xp.maximum(flops / (p.peak_flops * p.gemm_eff), nbytes / (p.hbm_bw * p.mem_eff))
 
 
-def moe_seconds(t: BatchTotals, p: CostParams, xp: Any, key=None, ops: dict | None = None):
+def moe_seconds(t: BatchTotals, p: CostParams, xp: Any, key=None, ops: dict | None = None,
+                rank_seconds=None):
     """Seconds an iteration adds to ``layers x`` the per-layer time of :func:`op_times`, for
     sampled MoE routing (``p.moe``; 0, statically, without it: dense models and balanced
     routing, which prices every layer as an MoE layer at the mean load). Elementwise in the
@@ -106,7 +107,9 @@ def moe_seconds(t: BatchTotals, p: CostParams, xp: Any, key=None, ops: dict | No
       iteration's key ``[..., 2]``) or, with ``wait_for_slowest`` 0, of the mean rank load,
       instead of the balanced expectation.
 
-    ``ops``: :func:`op_times` of ``t`` if already computed."""
+    ``ops``: :func:`op_times` of ``t`` if already computed; ``rank_seconds(x, p, xp)``: one EP
+    rank's GroupedGEMM seconds at ``x`` routed rows (default :func:`_expert_rank_seconds`; the
+    surrogate tier passes its predictor's table)."""
     if p.moe is None:  # static: dense models and balanced routing add nothing (and no work)
         return 0.0
     if key is None:
@@ -124,7 +127,8 @@ def moe_seconds(t: BatchTotals, p: CostParams, xp: Any, key=None, ops: dict | No
     slowest = xp.max(loads, axis=-1)
     x = xp.where(p.moe.wait_for_slowest > 0, slowest, (rows / p.moe.ep)[..., None])
     # each sampled layer stands for layers_per_map MoE layers (padded layers have no rows: 0 s)
-    sampled = p.moe.layers_per_map * xp.sum(_expert_rank_seconds(x, p, xp), axis=-1)
+    rank_seconds = _expert_rank_seconds if rank_seconds is None else rank_seconds
+    sampled = p.moe.layers_per_map * xp.sum(rank_seconds(x, p, xp), axis=-1)
     return out + sampled - (p.layers - p.dense_layers) * ops["moe_experts"]
 
 

@@ -16,8 +16,13 @@ compiled step:
   :func:`frontier_jax.cost.compose.iteration_seconds` like the roofline's (``layers`` x the
   layer, pipeline sends, LM head, embedding, host overhead ``cpu_s + cpu_per_seq_s * seqs``).
 
-An operator the set does not cover keeps its roofline price (:func:`op_times`); MoE
-expert layers stay on the roofline for now. A set with an ``iteration`` model (an engine
+An operator the set does not cover keeps its roofline price (:func:`op_times`). With a
+``moe_grouped_gemm`` network and sampled MoE routing (``[moe] routing`` other than
+"balanced"), each EP rank's routed experts are priced by that network: the step draws the
+rank loads as on the roofline (:func:`frontier_jax.cost.routing.routed_loads`) and looks up
+one rank's GroupedGEMM seconds at its rows (:class:`StepTables` ``moe``, see below), the
+layer waiting for the slowest rank. The rest of the MoE structure (router, shared expert,
+dense first layers, balanced routing's mean-load experts) stays on the roofline. A set with an ``iteration`` model (an engine
 profiled step by step, e.g. vLLM on this CPU) prices each iteration with it alone, from
 the batch's attention features: that measurement already holds every layer and the host.
 Per-GPU attention heads follow the importers (``max(heads / tp, 1)``). The networks run in
@@ -31,6 +36,12 @@ Two devices keep the in-step price cheap without changing what it means:
   ``max_num_batched_tokens``, 0 .. ``max_num_seqs``), and the step looks them up
   (:class:`StepTables`, attached to the params by ``sim_params``). Without tables the step
   evaluates the same expressions directly.
+* **One EP rank's GroupedGEMM** is tabulated the same way, at every row count a rank can
+  get (0 .. ``max_num_batched_tokens`` x top-k), as the network's mean price over
+  ``MOE_DRAWS`` multinomial spreads of the rows over the rank's expert slots (a fixed seed;
+  the step knows a rank's rows, not how they split among its experts): every count up to
+  ``MOE_EXACT_ROWS``, a 1% grid above it, linear in between. This price exists only as a
+  table: an untabled evaluation prices the experts by the roofline.
 * **Decode contexts on a token grid.** Attention (and the ``iteration`` model) prices a
   batch with decoding sequences by linear interpolation between two *anchor* batches: its
   decoding contexts shifted so that the shortest lands on the multiple of
@@ -73,7 +84,7 @@ from frontier_jax.cost.features import (
     stack_attention,
 )
 from frontier_jax.cost.params import SCALAR_FIELDS, CostParams
-from frontier_jax.cost.roofline import _gemm, _keys, moe_seconds, op_times
+from frontier_jax.cost.roofline import _expert_rank_seconds, _gemm, _keys, moe_seconds, op_times
 
 # roofline op name -> predictor op whose surrogate replaces it (dense models)
 GEMM_OPS = {
@@ -98,6 +109,12 @@ DEFAULT_BLOCK_SIZE = 16  # KV page size assumed by the attention page-count feat
 ANCHOR_TOKENS = 32  # decode contexts are priced on a grid of this many tokens (see module doc)
 TABLE_CACHE = 256  # tables (per distinct cost parameters and kind) a cost model keeps
 TABLE_CHUNK = 8192  # token counts per host evaluation when building them
+MOE_OP = "moe_grouped_gemm"  # one GPU's routed experts (Frontier's moe.csv measurement)
+MOE_DRAWS = 16  # multinomial spreads of a rank's rows over its experts per tabulated count
+MOE_EXACT_ROWS = 2048  # rank row counts tabulated one by one; above, a grid of MOE_GRID_STEP
+MOE_GRID_STEP = 1.01
+MOE_SEED = 0x5EED  # the spreads' generator (fixed: a table is a function of the params only)
+MOE_CHUNK = 256  # row counts per host evaluation (counts [chunk, draws, slots])
 
 
 def _mlp(weights: dict, x, xp):
@@ -128,10 +145,13 @@ class StepTables(NamedTuple):
     """Per-configuration lookup tables of the surrogate tier (host, once per configuration,
     :meth:`SurrogateCost.prepare`): ``layer`` [M+1] seconds per decoder layer of everything
     but attention at m = 0..M batch tokens; ``lm_head`` [S+1] seconds of the LM head at
-    s = 0..S sampled rows. Exact: the same expressions at every integer the step can ask for."""
+    s = 0..S sampled rows. Exact: the same expressions at every integer the step can ask for.
+    ``moe`` [X+1]: seconds of one EP rank's routed experts at x = 0..X rows (see the module
+    doc; a one-entry placeholder, never read, without sampled routing or an MoE network)."""
 
     layer: Any
     lm_head: Any
+    moe: Any
 
 
 class AttnX(NamedTuple):
@@ -146,6 +166,25 @@ class AttnX(NamedTuple):
 def _lookup(table, x, xp):
     """``table[x]`` for an integer-valued float count ``x`` (clipped to the table)."""
     return table[xp.clip(x, 0, table.shape[-1] - 1).astype(xp.int32)]
+
+
+def _moe_grid(hi: float) -> np.ndarray:
+    """The fixed row counts the ``moe`` table is evaluated at, up to the first >= ``hi``: every
+    count to ``MOE_EXACT_ROWS``, then ``MOE_EXACT_ROWS x MOE_GRID_STEP**j`` rounded."""
+    exact = np.arange(min(hi, MOE_EXACT_ROWS) + 1.0)
+    if hi <= MOE_EXACT_ROWS:
+        return exact
+    n = int(np.ceil(np.log(hi / MOE_EXACT_ROWS) / np.log(MOE_GRID_STEP))) + 1
+    return np.unique(np.concatenate([exact, np.round(MOE_EXACT_ROWS * MOE_GRID_STEP ** np.arange(1, n + 1))]))
+
+
+def _lookup_linear(table, x, xp):
+    """``table`` at a real ``x`` >= 0, linear between its integer entries (clipped)."""
+    n = table.shape[-1] - 1
+    x = xp.clip(x, 0.0, n)
+    lo = xp.minimum(xp.floor(x), max(n - 1, 0)).astype(xp.int32)
+    w = x - lo
+    return table[lo] * (1.0 - w) + table[xp.minimum(lo + 1, n)] * w
 
 
 def _totals_of(ax: AttnX, b: BatchSlots, xp) -> BatchTotals:
@@ -276,8 +315,61 @@ class SurrogateCost:
         if ITERATION_OP in self.w:  # whole-step model: no per-layer parts to tabulate
             return p
         key = tuple(float(getattr(p, f)) for f in SCALAR_FIELDS)
+        moe = np.zeros(1)
+        if self.prices_experts(p):
+            rows = int(max_tokens * max(float(p.top_k), 1.0))
+            which = ("moe", float(p.moe.ep), float(p.moe.slots))
+            moe = self._table(key, which, self.expert_rank_time, p, rows)
         return p._replace(tables=StepTables(self._table(key, "layer", self.layer_time, p, max_tokens),
-                                            self._table(key, "lm", self.lm_head_time, p, max_seqs)))
+                                            self._table(key, "lm", self.lm_head_time, p, max_seqs),
+                                            moe))
+
+    # ---- MoE: one EP rank's routed experts (host tables, see the module doc)
+    def prices_experts(self, p: CostParams) -> bool:
+        """Whether this tier's network prices ``p``'s routed experts (static: the set has
+        the network and ``p`` samples routing maps)."""
+        return MOE_OP in self.w and p.moe is not None
+
+    def expert_rank_time(self, x, p: CostParams, xp=np):
+        """Host (numpy): seconds of one EP rank's GroupedGEMM at each of the row counts ``x``
+        [n] (increasing integers): the network's mean over ``MOE_DRAWS`` multinomial spreads
+        of the rows over the rank's ``p.moe.slots`` experts, at every count up to
+        ``MOE_EXACT_ROWS`` and on a 1% grid above (linear between); 0 at 0 rows."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.size == 0:
+            return x
+        grid = _moe_grid(float(x[-1]))
+        grid = grid[max(int(np.searchsorted(grid, x[0], side="right")) - 1, 0):]
+        return np.interp(x, grid, self._expert_mean(grid, p))
+
+    def _expert_mean(self, rows: np.ndarray, p: CostParams) -> np.ndarray:
+        """The network's mean price over the spreads at each count of ``rows`` (host)."""
+        from frontier_jax.cost.features import grouped_gemm_features
+
+        slots = max(int(round(float(p.moe.slots))), 1)
+        share = np.full(slots, 1.0 / slots)
+        out = []
+        for i in range(0, rows.size, MOE_CHUNK):
+            r = rows[i:i + MOE_CHUNK].astype(np.int64)
+            # each count's spreads from its own stream: a price never depends on which
+            # other counts are evaluated with it
+            counts = np.stack([np.random.default_rng((MOE_SEED, int(n))).multinomial(n, share, MOE_DRAWS)
+                               for n in r])
+            x = grouped_gemm_features(
+                counts, np.ones(counts.shape, bool), np, hidden=float(p.hidden),
+                expert_hidden=float(p.moe_ffn), topk=float(p.top_k), gated=float(p.gated),
+                tp=float(p.tp), ep=float(p.moe.ep), dtype_bytes=float(p.dtype_bytes),
+                peak_flops=self._peak(p, np), mem_bw=self.dev["mem_bw"], num_sms=self.dev["num_sms"])
+            y = np.asarray(_mlp(self.w[MOE_OP], x, np), np.float64).mean(axis=-1)
+            out.append(np.where(r > 0, y, 0.0))
+        return np.concatenate(out)
+
+    def expert_rank_seconds(self, x, p: CostParams, xp):
+        """One EP rank's routed-expert seconds at ``x`` rows (any shape) in the step: the
+        ``moe`` table when this tier prices the experts, else the roofline's."""
+        if self.prices_experts(p) and p.tables is not None:
+            return _lookup_linear(p.tables.moe, x, xp)
+        return _expert_rank_seconds(x, p, xp)
 
     def _table(self, key: tuple, which: str, fn, p: CostParams, n: int):
         """``fn`` at counts 0..n (see :meth:`prepare`)."""
@@ -410,11 +502,13 @@ class SurrogateCost:
             times = _interp(self._at_anchors(ITERATION_OP, l0, x0, xs, xp), lo, alpha)
         else:
             layer, lm_head = self.layer_and_lm_head(t, p, xp)
-            # the MoE structure (dense first layers, sampled routing) on the roofline, as the
-            # experts are (the first entry's key is the iteration's, then one per window step)
+            # the MoE structure (dense first layers, sampled routing) as on the roofline, each
+            # rank's experts from the network's table (the first entry's key is the
+            # iteration's, then one per window step)
             keys = _keys(ctx, p, xp, k)
+            moe = moe_seconds(t, p, xp, keys, rank_seconds=self.expert_rank_seconds)
             times = iteration_seconds(layer + self.attention_times(batch, t, p, xp, k, x0),
-                                      lm_head, t, p, xp, moe_seconds(t, p, xp, keys))
+                                      lm_head, t, p, xp, moe)
         times = xp.where(live, times, 0.0)
         return times[0], times
 
@@ -487,5 +581,5 @@ def surrogate_cost(path: str, device: str | None = None):
     return CostModel(sc.iteration_time, sc.decode_window_times, sc.step_times, sc.prepare)
 
 
-__all__ = ["ANCHOR_TOKENS", "StepTables", "SurrogateCost", "grid_deviations", "resolve_predictor_dir",
+__all__ = ["ANCHOR_TOKENS", "MOE_OP", "StepTables", "SurrogateCost", "grid_deviations", "resolve_predictor_dir",
            "surrogate_cost"]
