@@ -14,7 +14,13 @@ With ``--moe`` (an MoE scenario with sampled routing, default
 ``--moe-requests`` requests, and prices its events against the same scenario with balanced
 routing (no routing maps: the plain roofline event) run with the same batch slots.
 
-    python benchmarks/speed.py --json [--scenario scenarios/demo.toml] [--quick] [--pd] [--moe]
+With ``--af`` (an attention/FFN-disaggregated scenario, default
+``scenarios/af_llama70b_2to1.toml``) it times that scenario at one configuration and
+``--af-requests`` requests, and prices its events against its co-located twin (the same
+scenario without [af], one replica per group with the group's summed caps) run with the same
+batch slots.
+
+    python benchmarks/speed.py --json [--scenario scenarios/demo.toml] [--quick] [--pd] [--moe] [--af]
 """
 
 import argparse
@@ -159,6 +165,37 @@ def balanced_twin(scenario):
     return with_overrides(scenario, over)
 
 
+def af_twin(scenario):
+    """The AF scenario without [af]: one co-located replica per group, on the attention
+    instances' TP, with the group's summed scheduler caps (the same batch slots)."""
+    m, sc = scenario.af.attention, scenario.scheduler
+    return with_overrides(scenario, {"af.ffn": 0, "af.attention": 1, "af.ffn_tp": 1, "af.micro_batches": 2,
+                                     "scheduler.max_num_seqs": m * sc.max_num_seqs,
+                                     "scheduler.max_num_batched_tokens": m * sc.max_num_batched_tokens})
+
+
+def bench_af(scenario, n: int) -> dict:
+    """One configuration of the AF scenario, and its co-located twin at the same slots."""
+    twin = af_twin(scenario)
+    af, flat = bench_vectorized(scenario, 1, n), bench_vectorized(twin, 1, n)
+    as_run = {"af": af, "colocated": flat}
+    slots = max(af["max_batch"], flat["max_batch"])
+    if af["max_batch"] < slots:
+        af = bench_vectorized(scenario, 1, n, max_batch=slots)
+    if flat["max_batch"] < slots:
+        flat = bench_vectorized(twin, 1, n, max_batch=slots)
+    return {"scenario": scenario.name, "as_run": as_run, "af": af, "colocated_same_slots": flat,
+            "event_cost_vs_colocated": af["us_per_config_step"] / flat["us_per_config_step"]}
+
+
+def _af_line(m: dict) -> str:
+    v, f, r = m["af"], m["colocated_same_slots"], m["as_run"]["af"]
+    return (f"{m['scenario']} (AF), {v['requests']} requests: {r['req_per_cpu_s']:.0f} req/CPU-s as run "
+            f"({r['max_batch']} slots); {v['us_per_config_step']:.2f} us/step vs "
+            f"{f['us_per_config_step']:.2f} co-located with the same {v['max_batch']} slots "
+            f"({m['event_cost_vs_colocated']:.2f}x)")
+
+
 def bench_moe(scenario, n: int) -> dict:
     """One configuration of the sampled-MoE scenario, and its balanced twin at the same slots."""
     twin = balanced_twin(scenario)
@@ -190,10 +227,21 @@ def main() -> None:
                     help="also time an MoE scenario with sampled routing (default moe_qwen3_ep8)")
     ap.add_argument("--moe-requests", type=int, default=10_000)
     ap.add_argument("--moe-only", action="store_true", help="time only the --moe scenario")
+    ap.add_argument("--af", nargs="?", const=str(REPO / "scenarios" / "af_llama70b_2to1.toml"),
+                    default=None, metavar="SCENARIO",
+                    help="also time an AF scenario (default af_llama70b_2to1)")
+    ap.add_argument("--af-requests", type=int, default=2000)
+    ap.add_argument("--af-only", action="store_true", help="time only the --af scenario")
     a = ap.parse_args()
     if a.quick:
         a.requests, a.configs, a.reference_repeats, a.scaling = 300, [1, 8], 1, [2000, 8000]
-        a.moe_requests = 500
+        a.moe_requests = a.af_requests = 500
+    if a.af_only:
+        a.af = a.af or str(REPO / "scenarios" / "af_llama70b_2to1.toml")
+        out = {"device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(),
+               "af": bench_af(load_scenario(a.af), a.af_requests)}
+        print(json.dumps(out, indent=2) if a.json else _af_line(out["af"]))
+        return
     if a.moe_only:
         a.moe = a.moe or str(REPO / "scenarios" / "moe_qwen3_ep8.toml")
         out = {"device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(),
@@ -227,6 +275,8 @@ def main() -> None:
         out["pd"] = {"scenario": pd.name, "gpus": pd.num_gpus, "reference": pref, "vectorized": pvec}
     if a.moe:
         out["moe"] = bench_moe(load_scenario(a.moe), a.moe_requests)
+    if a.af:
+        out["af"] = bench_af(load_scenario(a.af), a.af_requests)
     if a.json:
         print(json.dumps(out, indent=2))
         return
@@ -251,6 +301,8 @@ def main() -> None:
 
     if a.moe:
         print(_moe_line(out["moe"]))
+    if a.af:
+        print(_af_line(out["af"]))
 
 
 def _moe_line(m: dict) -> str:

@@ -36,15 +36,17 @@ def engine_pools(s: Any, kv_blocks: int | None = None) -> PoolParams:
     """Engine knobs of scenario ``s``'s pools as [K] numpy arrays; KV capacity per instance
     from the spec unless ``kv_blocks`` is given (then every pool gets it)."""
     from frontier_jax.spec import kv_capacity_blocks
+    from frontier_jax.spec.scenario import attention_ranks
 
     rows = []
     for pool in s.pools:
         sc = pool.scheduler
         blocks = kv_capacity_blocks(s, pool) if kv_blocks is None else kv_blocks
-        # attention DP: one scheduler for the instance's dp ranks, each with the caps given
-        # (one sequence's chunk within one rank's budget)
+        # attention DP / an AF group's attention instances: one scheduler for the instance's
+        # ranks, each with the caps given (one sequence's chunk within one rank's budget)
         chunk = min(sc.long_prefill_token_threshold or INT32_MAX, sc.max_num_batched_tokens)
-        rows.append((ROLES[pool.role], pool.dp * sc.max_num_seqs, pool.dp * sc.max_num_batched_tokens,
+        ranks = attention_ranks(s, pool)
+        rows.append((ROLES[pool.role], ranks * sc.max_num_seqs, ranks * sc.max_num_batched_tokens,
                      sc.chunked_prefill, sc.block_size, blocks if pool.count else 0,
                      sc.reserve_full_isl, chunk))
     cols = list(zip(*rows, strict=True))
@@ -175,8 +177,42 @@ def stack(configs: Sequence[SimParams], instances: int | None = None) -> SimPara
         r = max([np.shape(c.engine.pool)[-1] for c in configs] + [instances or 0])
         k = max(np.shape(c.engine.pools.role)[-1] for c in configs)
         configs = _pad_config_tables([_pad_pools(_pad_slots(c, r), k) for c in configs])
-        configs = _pad_moe(configs)
+        configs = pad_af(_pad_moe(configs))
     return jax.tree.map(lambda *xs: np.stack(xs), *configs)
+
+
+def pad_af(configs: list, dims: tuple[int, int, int] | None = None) -> list:
+    """Configurations whose AF params are padded to at least ``dims`` = (attention instance
+    slots M, micro-batch slots MB, layer groups G) and to each other's: dead ranks and
+    micro-batches (0: no requests, no time), and a group of 0 layers in front (the dense-first
+    group a model without one lacks). A sweep pads every chunk of a group to the group's most.
+    Unchanged without AF params."""
+    configs = list(configs)
+    afs = [getattr(getattr(c, "cost", None), "af", None) for c in configs]
+    if not afs or any(a is None for a in afs):
+        return configs
+    m0, mb0, g0 = dims or (0, 0, 0)
+    most = [max(lo, *(np.shape(getattr(a, f))[-1] for a in afs))
+            for lo, f in ((m0, "ranks"), (mb0, "micro"), (g0, "groups"))]
+    out = []
+    for c, a in zip(configs, afs, strict=True):
+        new = {}
+        for n, f, front in zip(most, ("ranks", "micro", "groups"), (False, False, True), strict=True):
+            x = np.asarray(getattr(a, f))
+            pad = (n - x.shape[-1], 0) if front else (0, n - x.shape[-1])
+            new[f] = np.pad(x, [(0, 0)] * (x.ndim - 1) + [pad])
+        out.append(c._replace(cost=c.cost._replace(af=a._replace(**new))))
+    return out
+
+
+def af_dims(scenarios) -> tuple[int, int, int] | None:
+    """(M, MB, G) of scenarios with [af]: the most attention instances, micro-batches and
+    layer groups; None when none disaggregates."""
+    ss = [s for s in scenarios if s.af.enabled]
+    if not ss:
+        return None
+    return (max(s.af.attention for s in ss), max(s.af.micro_batches for s in ss),
+            max(2 if s.model.dense_layers else 1 for s in ss))
 
 
 def _pad_slots(c: SimParams, r: int) -> SimParams:
@@ -280,5 +316,5 @@ def unstack(tree: Any, i: int) -> Any:
     return jax.tree.map(lambda x: np.asarray(x)[i], tree)
 
 
-__all__ = ["INITIAL_SLOTS", "default_max_steps", "engine_params", "engine_pools", "instance_pools",
+__all__ = ["INITIAL_SLOTS", "pad_af", "default_max_steps", "engine_params", "engine_pools", "instance_pools",
            "first_slots", "sim_params", "sim_shape", "slot_cap", "stack", "unstack", "workload_arrays"]

@@ -19,7 +19,7 @@ selects).
 from collections.abc import Callable
 from typing import NamedTuple
 
-from frontier_jax.cost import dp
+from frontier_jax.cost import af_price, dp
 from frontier_jax.cost.batch import BatchSlots, batch_totals
 from frontier_jax.cost.compose import iteration_seconds
 from frontier_jax.cost.context import IterationContext, uniforms
@@ -61,9 +61,12 @@ ROOFLINE = CostModel(iteration_time, decode_window_times)
 # sampled MoE routing: the iteration is the window's first entry, so its maps are drawn once
 # (and attention data parallelism, :mod:`.dp`, which falls back to the roofline's functions)
 ROOFLINE_MOE = CostModel(dp.iteration_time, dp.decode_window_times, dp.step_times)
+# attention/FFN disaggregation: the makespan of each iteration's (layer, micro-batch) graph
+ROOFLINE_AF = CostModel(af_price.iteration_time, af_price.decode_window_times, af_price.step_times)
 
 __all__ = [
     "ROOFLINE",
+    "ROOFLINE_AF",
     "ROOFLINE_MOE",
     "BatchSlots",
     "CostModel",

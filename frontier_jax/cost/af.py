@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 MAX_MICRO_BATCHES = 4  # static micro-batch slots (a configuration's own m is traced)
-LAYER_BITS = 9  # layer counts up to 2**9 - 1 per group of identical layers
+LAYER_BITS = 7  # layer counts up to 2**7 - 1 per group of identical layers
 NEG = -np.inf  # the max-plus zero
 
 

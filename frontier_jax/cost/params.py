@@ -58,10 +58,47 @@ class CostParams(NamedTuple):
     cpu_per_seq_s: Any
     moe: Any = None  # MoEParams when routing maps are sampled ([moe] routing other than "balanced")
     tables: Any = None  # a cost tier's host-precomputed lookup tables (CostModel.prepare)
+    af: Any = None  # AFParams of an attention/FFN-disaggregated group ([af]), else None
 
 
 # the scalar leaves (what fixes a tier's host tables; ``moe`` and ``tables`` are not scalars)
-SCALAR_FIELDS = tuple(f for f in CostParams._fields if f not in ("moe", "tables"))
+SCALAR_FIELDS = tuple(f for f in CostParams._fields if f not in ("moe", "tables", "af"))
+
+
+class AFParams(NamedTuple):
+    """Attention/FFN disaggregation (:mod:`frontier_jax.cost.af_price`), float64 leaves.
+
+    ranks [M]: 1.0 for each attention instance of the group (0 past it); micro [MB]: 1.0 for
+    each of the m micro-batches (0 past them); groups [G]: the layer counts of the groups of
+    identical layers, in order (G = 2: an MoE model's dense first layers, then the rest; G =
+    1: every layer alike). M, MB and G are static shapes (a sweep pads them to its group's
+    most); the values are traced. ffn: FFN instances; ffn_tp: GPUs per FFN instance; link_bw
+    (bytes/s per GPU and direction), link_lat_s: the A<->F link (NVLink when the group fits a
+    node)."""
+
+    ranks: Any
+    micro: Any
+    groups: Any
+    ffn: Any
+    ffn_tp: Any
+    link_bw: Any
+    link_lat_s: Any
+
+
+def af_params_from_scenario(s: Any) -> AFParams | None:
+    """The :class:`AFParams` of scenario ``s`` (None without [af])."""
+    af = s.af
+    if not af.enabled:
+        return None
+    h = s.hardware
+    intra = af.attention * s.parallel.tp + af.ffn_gpus <= h.gpus_per_node
+    f = np.float64
+    m = s.model
+    groups = ([m.dense_layers, m.num_hidden_layers - m.dense_layers] if m.dense_layers
+              else [m.num_hidden_layers])
+    return AFParams(np.ones(af.attention, f), np.ones(af.micro_batches, f), np.asarray(groups, f),
+                    f(af.ffn), f(af.ffn_tp), f(h.nvlink_bw if intra else h.net_bw),
+                    f(h.nvlink_latency_s if intra else h.net_latency_s))
 
 
 class MoEParams(NamedTuple):
@@ -166,4 +203,5 @@ def cost_params_from_scenario(s: Any, pool: Any = None) -> CostParams:
         cpu_s=c.cpu_overhead_s,
         cpu_per_seq_s=c.cpu_overhead_per_seq_s,
     )
-    return CostParams(**{k: np.float64(v) for k, v in vals.items()}, moe=moe_params_from_scenario(s, pool))
+    return CostParams(**{k: np.float64(v) for k, v in vals.items()}, moe=moe_params_from_scenario(s, pool),
+                      af=af_params_from_scenario(s))

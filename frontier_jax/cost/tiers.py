@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from frontier_jax.cost import ROOFLINE, ROOFLINE_MOE, CostModel
+from frontier_jax.cost import ROOFLINE, ROOFLINE_AF, ROOFLINE_MOE, CostModel
 
 
 def cost_model(s: Any) -> CostModel:
@@ -25,6 +25,8 @@ def cost_model(s: Any) -> CostModel:
 
     kind = s.cost.kind
     if kind == "roofline":
+        if s.af.enabled:
+            return ROOFLINE_AF
         return ROOFLINE_MOE if s.moe.sampled else ROOFLINE
     if kind != "surrogate":
         raise SpecError(s.source, "cost.kind", kind,
@@ -71,6 +73,8 @@ def cost_key(s: Any) -> tuple:
         from frontier_jax.spec.scenario import load_routing_iterations
 
         moe = (*moe, "moe-replay", load_routing_iterations(s.moe.trace).shape[0])
+    if s.af.enabled:  # AF params leaves and the graph's pricing
+        moe = (*moe, "af")
     if c.kind == "roofline":
         return ("roofline", *moe)
     src = Path(s.source)

@@ -17,7 +17,7 @@ import numpy as np
 
 from frontier_jax.contract import SimParams, SimResult, SimShape
 from frontier_jax.cost import ROOFLINE, CostModel
-from frontier_jax.params import pad_moe, slot_cap, stack
+from frontier_jax.params import pad_af, pad_moe, slot_cap, stack
 from frontier_jax.sim.run import simulate, simulate_batch
 
 
@@ -40,7 +40,7 @@ def simulate_sized(
 
     Returns (results as numpy, batch slots each was run with), in the order of ``configs``.
     """
-    configs = pad_moe(list(configs))  # one MoE shape for every round (reruns stack subsets)
+    configs = pad_af(pad_moe(list(configs)))  # one MoE / AF shape for every round (reruns stack subsets)
     caps = [slot_cap(c) for c in configs]
     cap = max(caps)
     size = chunk_size or len(configs)

@@ -120,6 +120,18 @@ class ModelSpec:
         """Returns the bytes of all weights (`param_count` x `dtype_bytes`), unsharded."""
         return self.param_count() * self.dtype_bytes
 
+    def ffn_weight_bytes(self) -> int:
+        """Returns the bytes of every layer's MLP (dense, or routed experts + router + shared
+        expert; the dense first layers' dense MLP), unsharded: what an AF group's FFN side holds."""
+        h = self.hidden_size
+        mats = 3 if self.gated_mlp else 2
+        dense_mlp = mats * h * self.intermediate_size
+        if not self.is_moe:
+            return self.num_hidden_layers * dense_mlp * self.dtype_bytes
+        mlp = (self.num_experts * mats * h * self.moe_intermediate_size + h * self.num_experts
+               + mats * h * self.shared_expert_intermediate_size)
+        return ((self.num_hidden_layers - self.dense_layers) * mlp + self.dense_layers * dense_mlp) * self.dtype_bytes
+
     def routed_expert_bytes(self) -> int:
         """Returns the bytes of the routed experts' weights (0 for a dense model): MoE layers x
         experts x (2 or 3 matrices) x hidden x moe_intermediate_size x dtype_bytes."""

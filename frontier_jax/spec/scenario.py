@@ -102,6 +102,43 @@ class ParallelSpec:
         check_int(self, "dp", minimum=1, maximum=MAX_DP)
 
 
+MAX_AF_ATTENTION = 64  # attention instances per AF group
+
+
+@dataclass(frozen=True)
+class AFSpec:
+    """Attention/FFN disaggregation (:mod:`frontier_jax.cost.af`), off while `ffn` is 0.
+
+    Each replica is an AF group: `attention` attention instances of [parallel] tp GPUs (they
+    hold the KV cache, run attention and schedule) and `ffn` FFN instances of `ffn_tp` GPUs
+    (the dense MLP, or the MoE experts spread over every FFN GPU), stepping together; each
+    iteration splits every attention instance's batch into `micro_batches` micro-batches that
+    ping-pong between the sides, each layer sending activations A->F and back."""
+
+    attention: int = 1
+    ffn: int = 0
+    ffn_tp: int = 1
+    micro_batches: int = 2
+
+    def __post_init__(self) -> None:
+        from frontier_jax.cost.af import MAX_MICRO_BATCHES
+
+        check_int(self, "attention", minimum=1, maximum=MAX_AF_ATTENTION)
+        check_int(self, "ffn", minimum=0, maximum=MAX_AF_ATTENTION)
+        check_int(self, "ffn_tp", minimum=1, maximum=INT32_MAX)
+        check_int(self, "micro_batches", minimum=1, maximum=MAX_MICRO_BATCHES)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the layout disaggregates attention and FFN (`ffn` >= 1)."""
+        return self.ffn > 0
+
+    @property
+    def ffn_gpus(self) -> int:
+        """GPUs of one group's FFN side (`ffn` x `ffn_tp`)."""
+        return self.ffn * self.ffn_tp
+
+
 @dataclass(frozen=True)
 class SchedulerSpec:
     """vLLM-style continuous-batching limits per replica: at most `max_num_seqs` sequences and
@@ -220,10 +257,12 @@ class PoolSpec:
 
 
 def layout_gpus(pools) -> int:
-    """Returns the GPUs of a layout given as (count, tp, pp) or (count, tp, pp, dp) per pool:
-    sum of count x tp x pp x dp. The one place GPUs are counted (scenarios, sweep expressions
-    and metrics all use it)."""
-    return sum(c * tp * pp * (rest[0] if rest else 1) for c, tp, pp, *rest in pools)
+    """Returns the GPUs of a layout given as (count, tp, pp), (count, tp, pp, dp) or (count,
+    tp, pp, dp, extra) per pool: sum of count x (tp x pp x dp + extra), ``extra`` the GPUs an
+    instance has beside its attention ranks (an AF group's FFN side). The one place GPUs are
+    counted (scenarios, sweep expressions and metrics all use it)."""
+    return sum(c * (tp * pp * (rest[0] if rest else 1) + (rest[1] if len(rest) > 1 else 0))
+               for c, tp, pp, *rest in pools)
 
 
 @dataclass(frozen=True)
@@ -482,6 +521,7 @@ class Scenario:
     layout: tuple[PoolSpec, ...] = ()
     kv_transfer: KVTransferSpec = KVTransferSpec()
     moe: MoESpec = MoESpec()
+    af: AFSpec = AFSpec()
 
     def __post_init__(self) -> None:
         try:
@@ -523,6 +563,7 @@ class Scenario:
                             "at least one instance (a pool count >= 1)")
         _check_type(self, "kv_transfer", KVTransferSpec)
         _check_moe(self)
+        _check_af(self)
         roles = {p.role for p in self.pools}
         if roles & set(PD_ROLES):
             counts = {r: sum(p.count for p in self.pools if p.role == r) for r in POOL_ROLES}
@@ -559,8 +600,60 @@ class Scenario:
 
     @property
     def num_gpus(self) -> int:
-        """Returns the GPUs of the whole cluster (:func:`layout_gpus` of the pools)."""
+        """Returns the GPUs of the whole cluster (:func:`layout_gpus` of the pools; an AF
+        group counts its attention instances and its FFN side)."""
+        af = self.af
+        if af.enabled:
+            return layout_gpus((p.count, p.tp, p.pp, p.dp * af.attention, af.ffn_gpus) for p in self.pools)
         return layout_gpus((p.count, p.tp, p.pp, p.dp) for p in self.pools)
+
+
+def _check_af(s: Scenario) -> None:
+    """[af] against the layout, the model and the cost tier: one clear line each."""
+    af = s.af
+    _check_type(s, "af", AFSpec)
+    if af == AFSpec():
+        return
+    if not af.enabled:
+        raise SpecError("<Scenario>", "af.ffn", af.ffn,
+                        "at least 1 FFN instance per group to disaggregate attention and FFN "
+                        "(leave [af] out for co-located replicas)")
+    if s.layout:
+        raise SpecError("<Scenario>", "af", _fields_dict(af),
+                        "AF groups are built from [parallel] and [cluster] replicas, not a [layout]")
+    if s.parallel.pp != 1 or s.parallel.dp != 1:
+        raise SpecError("<Scenario>", "parallel", _fields_dict(s.parallel),
+                        "an AF group's attention instances take tp only (pp = dp = 1): the FFN "
+                        "side is its own stage")
+    if s.moe.sampled:
+        raise SpecError("<Scenario>", "moe.routing", s.moe.routing,
+                        "'balanced' with [af]: the FFN side prices the experts at the mean load "
+                        "(sampled routing maps per micro-batch are not built yet)")
+    if s.cost.kind != "roofline":
+        raise SpecError("<Scenario>", "cost.kind", s.cost.kind, "'roofline' with [af]")
+    from frontier_jax.cost.af import LAYER_BITS
+
+    if s.model.num_hidden_layers >= 2**LAYER_BITS:
+        raise SpecError("<Scenario>", "af", _fields_dict(af),
+                        f"models of up to {2**LAYER_BITS - 1} layers with [af]; "
+                        f"{s.model.name} has {s.model.num_hidden_layers}")
+    if s.model.is_moe:
+        if s.model.num_experts % af.ffn_gpus:
+            raise SpecError("<Scenario>", "af.ffn_tp", af.ffn_tp,
+                            f"ffn x ffn_tp = {af.ffn_gpus} must divide {s.model.name}'s "
+                            f"{s.model.num_experts} experts (they are spread over the FFN GPUs)")
+    elif s.model.intermediate_size % af.ffn_tp:
+        raise SpecError("<Scenario>", "af.ffn_tp", af.ffn_tp,
+                        f"must divide {s.model.name}'s intermediate_size = {s.model.intermediate_size}")
+    sched = s.scheduler
+    caps = max(sched.max_num_seqs, sched.max_num_batched_tokens)
+    if af.attention * caps > INT32_MAX:
+        raise SpecError("<Scenario>", "af.attention", af.attention,
+                        f"attention x the scheduler caps ({caps}) must stay under 2**31")
+    if af.attention > 1 and not sched.chunked_prefill:
+        raise SpecError("<Scenario>", "af.attention", af.attention,
+                        "more than one attention instance per group needs chunked_prefill = true "
+                        "(one scheduler holds the group's; a prompt's chunk fits one instance's budget)")
 
 
 def _check_moe(s: Scenario) -> None:
@@ -760,8 +853,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         "seed": s.seed,
         "model": _preset_dict(s.model, MODEL_PRESETS.get(s.model.name)),
         "hardware": _hardware_dict(s.hardware),
-        **{key: _fields_dict(getattr(s, key)) for key in _PLAIN_TABLES
-           if key != "moe" or s.moe != MoESpec()},  # [moe] only when set: older dicts unchanged
+        **{key: _fields_dict(getattr(s, key)) for key, cls in _PLAIN_TABLES.items()
+           if key not in ("moe", "af") or getattr(s, key) != cls()},  # [moe], [af] only when set
         "workload": {
             **({"trace": workload.trace} if workload.trace is not None else {}),
             "num_requests": workload.num_requests,
@@ -886,7 +979,23 @@ def kv_capacity_blocks(s: Scenario, pool: PoolSpec | None = None) -> int:
     pool = _one_pool(s, pool)
     free_bytes = _usable_bytes(pool) - _weight_bytes_per_gpu(s, pool)
     block_bytes = pool.scheduler.block_size * kv_bytes_per_token_per_gpu(s, pool)
-    return pool.dp * max(0, math.floor(free_bytes / block_bytes))  # each DP rank its own KV
+    return attention_ranks(s, pool) * max(0, math.floor(free_bytes / block_bytes))  # each rank its own KV
+
+
+def attention_ranks(s: Scenario, pool: PoolSpec) -> int:
+    """Returns the attention ranks one instance of `pool` schedules as one: its DP ranks, or an
+    AF group's attention instances. Each has the scheduler caps and KV given; the instance's
+    one scheduler holds their sum."""
+    return pool.dp * (s.af.attention if s.af.enabled else 1)
+
+
+def ffn_weight_bytes_per_gpu(s: Scenario) -> float:
+    """An AF group's FFN GPU: a dense MLP sharded over one FFN instance's `ffn_tp` GPUs (the
+    instances split the tokens), or the routed experts spread over all `ffn x ffn_tp` FFN GPUs
+    and the rest of the MLP (router, shared expert, dense first layers) over `ffn_tp`."""
+    m, af = s.model, s.af
+    experts = m.routed_expert_bytes()
+    return (m.ffn_weight_bytes() - experts) / af.ffn_tp + experts / af.ffn_gpus
 
 
 def check_feasible(s: Scenario) -> None:
@@ -898,6 +1007,12 @@ def check_feasible(s: Scenario) -> None:
     for pool in s.pools:
         if pool.count:
             _check_pool_feasible(s, pool)
+    if s.af.enabled:
+        need, usable = ffn_weight_bytes_per_gpu(s), _usable_bytes(s.pools[0])
+        if need > usable:
+            raise SpecError(s.source, "af.ffn_tp", s.af.ffn_tp,
+                            f"the FFN weights need {need / 1e9:.1f} GB per FFN GPU but "
+                            f"{s.hardware.name} leaves {usable / 1e9:.1f} GB: more ffn or ffn_tp")
     longest = max_request_tokens(s.workload)
     for pool in s.pools:
         if pool.role != "decode" or not pool.count or longest is None:
@@ -966,6 +1081,7 @@ _PLAIN_TABLES: dict[str, type] = {
     "cost": CostSpec,
     "sim": SimSpec,
     "moe": MoESpec,
+    "af": AFSpec,
 }
 _TOP_KEYS = ("name", "seed", "model", "hardware", "workload", "layout", "kv_transfer", *PD_ROLES,
              *_PLAIN_TABLES)
@@ -981,8 +1097,11 @@ def _usable_bytes(pool: PoolSpec) -> float:
 def _weight_bytes_per_gpu(s: Scenario, pool: PoolSpec) -> float:
     """Every weight sharded over the instance's GPUs, except with attention data parallelism
     (dp > 1): each DP rank holds all but the routed experts (sharded over its tp x pp GPUs),
-    and the routed experts are spread over all dp x tp x pp GPUs."""
+    and the routed experts are spread over all dp x tp x pp GPUs. An AF group's attention GPUs
+    hold all but the MLP / experts (:func:`ffn_weight_bytes_per_gpu` has the FFN side's)."""
     m = s.model
+    if s.af.enabled:
+        return (m.weight_bytes() - m.ffn_weight_bytes()) / (pool.tp * pool.pp)
     spare = 0.0  # EPLB's redundant experts: extra expert copies spread over the EP ranks
     if m.is_moe and s.moe.redundant_experts:
         spare = m.routed_expert_bytes() / m.num_experts * s.moe.redundant_experts / pool.gpus_per_instance

@@ -375,6 +375,10 @@ def _gpus(base, ns: dict[str, Any], values: dict[str, Any]) -> Any:
                  for p in base.layout]
     else:
         pools = [tuple(ns.get(k) for k in ("replicas", "tp", "pp", "dp"))]
+        af = [values.get(f"af.{k}", getattr(base.af, k)) for k in ("attention", "ffn", "ffn_tp")]
+        if all(isinstance(x, int | float) and not isinstance(x, bool) for x in af) and af[1] > 0:
+            (r, tp, pp, dp), (m, n, ftp) = pools[0], af  # an AF group: attention and FFN GPUs
+            pools = [(r, tp, pp, dp * m if isinstance(dp, int | float) else dp, n * ftp)]
     if not all(isinstance(x, int | float) and not isinstance(x, bool) for f in pools for x in f):
         return None
     try:

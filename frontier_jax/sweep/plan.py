@@ -21,7 +21,7 @@ from frontier_jax.cost import CostModel
 from frontier_jax.cost.tiers import cost_key, cost_model
 from frontier_jax.invariants import violations
 from frontier_jax.metrics import scenario_metrics
-from frontier_jax.params import moe_dims, pad_moe
+from frontier_jax.params import af_dims, moe_dims, pad_af, pad_moe
 from frontier_jax.spec import Scenario, SpecError, check_feasible, with_overrides
 from frontier_jax.sweep.expand import Config, expand
 
@@ -145,11 +145,12 @@ class Group:
     cost: CostModel
     disaggregated: bool = False
     moe_dims: tuple | None = None  # (G, S, D) every chunk's MoE params are padded to
+    af_dims: tuple | None = None  # (M, MB, G) every chunk's AF params are padded to
 
     def pad(self, params: list) -> list:
-        """``params`` (a chunk's) with their MoE params padded to the group's dims: one
-        compiled shape for every chunk and rerun of the group."""
-        return pad_moe(params, self.moe_dims)
+        """``params`` (a chunk's) with their MoE and AF params padded to the group's dims:
+        one compiled shape for every chunk and rerun of the group."""
+        return pad_af(pad_moe(params, self.moe_dims), self.af_dims)
 
 
 def group_key(s: Scenario) -> tuple:
@@ -168,7 +169,8 @@ def group_plans(plans: list[Planned]) -> list[Group]:
             by_key.setdefault(group_key(p.scenario), []).append(p)
     return [Group(key, members, key[0], max(m.scenario.num_instances for m in members),
                   cost_model(members[0].scenario), key[1],
-                  moe_dims([m.scenario for m in members]))
+                  moe_dims([m.scenario for m in members]),
+                  af_dims([m.scenario for m in members]))
             for key, members in sorted(by_key.items(), key=lambda kv: repr(kv[0]))]
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from frontier_jax.spec import (
+    AFSpec,
     ArrivalSpec,
     ClusterSpec,
     CostSpec,
@@ -153,6 +154,7 @@ _SCENARIO_TABLES: dict[str, tuple[str, ...]] = {
             ("cost", CostSpec),
             ("sim", SimSpec),
             ("moe", MoESpec),
+            ("af", AFSpec),
         )
     },
 }

@@ -1,0 +1,146 @@
+"""Attention/FFN disaggregation, roofline tier: the durations of an AF group's task graph.
+
+An AF group (``[af]``, :class:`frontier_jax.cost.params.AFParams`) is ``M`` attention
+instances of ``tp`` GPUs each (they hold the KV cache and run attention) and ``N`` FFN
+instances of ``ffn_tp`` GPUs each (the MLP, or the MoE experts), stepping together. The
+engine sees one instance per group with the attention instances' summed scheduler caps and KV
+(like attention DP, :mod:`frontier_jax.cost.dp`); request ``i`` runs on attention instance
+:func:`frontier_jax.cost.dp.dp_rank` (a hash of its id).
+
+Per iteration every attention instance splits its sequences into ``m`` micro-batches, in
+request-id order, round robin (so their sizes differ by at most one sequence). For micro-batch
+``i`` of every layer (:mod:`frontier_jax.cost.af` times the graph):
+
+* ``attn``: the slowest attention instance's part of the layer for its share of micro-batch
+  ``i`` (QKV and O projections, prefill and decode attention, the norms and element-wise
+  passes, one TP all-reduce): :func:`frontier_jax.cost.roofline.op_times` at ``tp``;
+* ``send A->F`` and ``send F->A``: ``latency + bytes / bandwidth`` of the per-GPU bytes, the
+  larger of a sender's (its instance's tokens x hidden / tp) and a receiver's (a dense FFN
+  instance's tokens x hidden; with MoE an FFN GPU's routed rows x hidden, balanced); NVLink
+  when the whole group fits a node, the network otherwise;
+* ``ffn``: the micro-batch's tokens of all attention instances: a dense MLP with the tokens
+  split over the ``N`` FFN instances, each TP-sharded over ``ffn_tp`` (plus its all-reduce);
+  MoE experts spread over all ``N x ffn_tp`` FFN GPUs at the mean load (router, shared expert,
+  routed experts, as balanced routing prices them co-located).
+
+A micro-batch with no sequences takes no time. The model's dense first layers (an MoE
+model's ``dense_layers``) are a group of their own. The iteration is the graph's makespan plus
+the attention side's LM head, embedding and host overhead
+(:func:`frontier_jax.cost.compose.iteration_seconds`). The compiled step evaluates the graph
+by max-plus matrix powers, the reference simulator (``xp`` numpy) by walking its tasks one by
+one (:func:`frontier_jax.cost.af.graph_makespan`).
+"""
+
+from typing import Any
+
+import numpy as np
+
+from frontier_jax.cost.af import graph_makespan, makespan
+from frontier_jax.cost.batch import BatchSlots, BatchTotals, batch_totals, grow_decode
+from frontier_jax.cost.compose import iteration_seconds
+from frontier_jax.cost.dp import dp_rank
+from frontier_jax.cost.params import CostParams
+from frontier_jax.cost.roofline import _gemm, op_times
+
+ATTENTION_OPS = ("qkv_proj", "o_proj", "attn_prefill", "attn_decode", "elementwise")
+
+
+def micro_totals(batch: BatchSlots, p: CostParams, xp: Any) -> BatchTotals:
+    """Totals of each (attention instance, micro-batch): [M, MB] leaves. The position of a
+    sequence among its instance's live sequences in id order picks its micro-batch (round
+    robin over the configuration's m): O(B^2) comparisons, order-free."""
+    ranks = p.af.ranks
+    M, MB = ranks.shape[-1], p.af.micro.shape[-1]
+    B = batch.mask.shape[-1]
+    ids = batch.ids if batch.ids is not None else xp.arange(B)
+    rank = dp_rank(ids, xp.maximum(xp.sum(ranks, axis=-1), 1.0), xp)
+    live = batch.mask
+    same = (rank[:, None] == rank[None, :]) & live[None, :] & (ids[None, :] < ids[:, None])
+    pos = xp.sum(same, axis=-1)  # live sequences of the same instance with a smaller id
+    mb = pos % xp.maximum(xp.sum(p.af.micro, axis=-1), 1.0).astype(pos.dtype)
+    on = ((rank[None, None, :] == xp.arange(M)[:, None, None])
+          & (mb[None, None, :] == xp.arange(MB)[None, :, None]))
+    return batch_totals(batch._replace(mask=live & on), xp)
+
+
+def durations(t: BatchTotals, p: CostParams, xp: Any):
+    """The graph's per-layer task durations from micro-batch totals ``t`` ([..., M, MB]
+    leaves): ``(A, S, F, R, F_dense)`` each [..., MB] (``F_dense``: the FFN task of a dense
+    first layer)."""
+    af = p.af
+    live_rank = af.ranks[..., :, None] > 0  # [M, 1]
+    seqs = xp.sum(xp.where(live_rank, t.num_seqs, 0.0), axis=-2)
+    live_mb = (seqs > 0) & (af.micro > 0)  # [..., MB]
+    ops = op_times(t, p, xp)
+    attn = ops["tp_allreduce"] * 0.5  # the attention block's all-reduce (the FFN has the other)
+    for name in ATTENTION_OPS:
+        attn = attn + ops[name]
+    A = xp.max(xp.where(live_rank, attn, 0.0), axis=-2)
+    T = xp.sum(xp.where(live_rank, t.num_tokens, 0.0), axis=-2)  # the micro-batch's tokens
+    h, b = p.hidden, p.dtype_bytes
+    moe = p.num_experts > 0
+    ffn_gpus = af.ffn * af.ffn_tp
+    # FFN side: dense tokens split over the FFN instances; MoE experts over every FFN GPU
+    tokens_f = xp.where(moe, T, T / af.ffn)
+    pf = p._replace(tp=xp.where(moe, ffn_gpus, af.ffn_tp))
+    zero = T * 0.0
+    tf = BatchTotals(zero, tokens_f, zero, zero, zero, zero, zero, zero)
+    fops = op_times(tf, pf, xp)
+    width = 1.0 + p.gated
+    F = (fops["mlp_up"] + fops["mlp_down"] + fops["moe_router"] + fops["moe_experts"]
+         + fops["tp_allreduce"] * 0.5)
+    dense_tokens = T / af.ffn
+    F_dense = (_gemm(dense_tokens, width * p.ffn / af.ffn_tp, h, p, xp)
+               + _gemm(dense_tokens, h, p.ffn / af.ffn_tp, p, xp) + fops["tp_allreduce"] * 0.5)
+    sender = xp.max(xp.where(live_rank, t.num_tokens, 0.0), axis=-2) * h * b / p.tp
+    receiver = xp.where(moe, T * p.top_k / ffn_gpus, T / af.ffn) * h * b
+    link = af.link_lat_s + xp.maximum(sender, receiver) / af.link_bw
+    link_dense = af.link_lat_s + xp.maximum(sender, dense_tokens * h * b) / af.link_bw
+    on = lambda x: xp.where(live_mb, x, 0.0)  # noqa: E731
+    return on(A), on(link), on(F), on(link), on(F_dense), on(link_dense)
+
+
+def _graph(A, S, F, R, Fd, Sd, p: CostParams, xp: Any):
+    """Makespan of the layers (dense first layers, then the rest) for durations [..., MB]."""
+    g = p.af.groups
+    groups = [(g[-1], A, S, F, R)]
+    if g.shape[-1] == 2:  # static: the model's dense first layers come first
+        groups = [(g[0], A, Sd, Fd, Sd), *groups]
+    if xp is np:  # the reference: the tasks one by one
+        lead = np.shape(A)[:-1]
+        out = np.empty(lead)
+        for idx in np.ndindex(*lead):
+            out[idx] = graph_makespan([(c, *(np.asarray(v)[idx] for v in d)) for c, *d in groups])
+        return out
+    return makespan(groups, xp)
+
+
+def _times(batch: BatchSlots, p: CostParams, xp: Any, k: int | None):
+    """Iteration seconds (``k`` None) or the [k] seconds of a decode window."""
+    tm = micro_totals(batch, p, xp)
+    t = batch_totals(batch, xp)
+    if k is not None:
+        tm, t = grow_decode(tm, k, xp), grow_decode(t, k, xp)
+    graph = _graph(*durations(tm, p, xp), p, xp)
+    lm_head = _gemm(t.num_sampled, p.vocab / p.tp, p.hidden, p, xp)
+    return iteration_seconds(0.0, lm_head, t, p, xp, graph)
+
+
+def iteration_time(batch: BatchSlots, p: CostParams, xp: Any, ctx: Any = None):
+    """Seconds of one AF group iteration over ``batch`` (0 when it is empty)."""
+    return _times(batch, p, xp, None)
+
+
+def decode_window_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
+    """Seconds of ``k`` successive iterations of a decode-only ``batch`` ([k])."""
+    return _times(batch, p, xp, k)
+
+
+def step_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
+    """(iteration time, decode window times) in one pass (the window's first entry is the
+    iteration: its totals are the batch's)."""
+    times = _times(batch, p, xp, k)
+    return times[0], times
+
+
+__all__ = ["decode_window_times", "durations", "iteration_time", "micro_totals", "step_times"]

@@ -1,0 +1,142 @@
+"""Attention/FFN disaggregation end to end: the [af] layout (spec, GPUs, KV, caps), its
+iteration price (cost/af_price.py) against the co-located price where they must meet, the
+micro-batch split, and the two simulators on the shipped AF scenarios."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import SCENARIOS
+from helpers import agree
+
+from frontier_jax.cost import ROOFLINE, ROOFLINE_AF
+from frontier_jax.cost.af_price import micro_totals
+from frontier_jax.cost.batch import BatchSlots, batch_totals
+from frontier_jax.cost.params import cost_params_from_scenario
+from frontier_jax.params import sim_params, sim_shape
+from frontier_jax.runner import prepare, run_reference
+from frontier_jax.sim import simulate_batch, stack
+from frontier_jax.spec import SpecError, kv_capacity_blocks, load_scenario, with_overrides
+from frontier_jax.workload import make_workload
+
+DENSE = SCENARIOS / "af_llama70b_2to1.toml"
+MOE = SCENARIOS / "af_qwen3_4to1.toml"
+
+
+def _batch(rng, B=48, live=40, decode_share=0.7):
+    m = np.arange(B) < live
+    dec = m & (rng.random(B) < decode_share)
+    q = np.where(dec, 1, rng.integers(16, 700, B))
+    return BatchSlots(np.where(m, q, 0).astype(np.int32), rng.integers(0, 3000, B).astype(np.int32),
+                      dec, m, m, rng.permutation(10_000)[:B].astype(np.int32))
+
+
+def test_gpus_kv_and_caps_of_an_af_group():
+    s = load_scenario(DENSE)
+    assert s.num_gpus == 2 * (2 * 2 + 1 * 4)
+    # the attention GPUs hold all but the MLP (under a quarter of the weights): each of the
+    # 2 attention instances keeps the rest of its GPUs' memory for KV
+    m = s.model
+    attn_per_gpu = (m.weight_bytes() - m.ffn_weight_bytes()) / 2
+    assert attn_per_gpu < 0.25 * m.weight_bytes() / 2
+    usable = s.hardware.hbm_bytes * s.scheduler.gpu_memory_utilization
+    kv_token_gpu = 2 * m.num_hidden_layers * (m.num_key_value_heads // 2) * m.head_dim * m.dtype_bytes
+    assert kv_capacity_blocks(s) == 2 * int((usable - attn_per_gpu) // (16 * kv_token_gpu))
+    p = sim_params(s, make_workload(s.workload, s.seed))
+    assert int(p.engine.pools.max_num_seqs[0]) == 2 * 64  # the group's one scheduler
+    assert int(p.engine.pools.max_batched_tokens[0]) == 2 * 2048
+    assert int(p.engine.pools.max_chunk[0]) == 2048  # one sequence's chunk: one instance's budget
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"af.ffn": 0}, "at least 1 FFN instance"),
+    ({"parallel.pp": 2}, "tp only"),
+    ({"af.ffn_tp": 3}, "must divide"),
+    ({"af.micro_batches": 5}, "micro_batches"),
+    ({"cost.kind": "surrogate", "cost.predictor": "cpu-llama-512"}, "'roofline' with \\[af\\]"),
+])
+def test_bad_af_layouts_are_one_line(bad, match):
+    with pytest.raises(SpecError, match=match) as e:
+        with_overrides(load_scenario(DENSE), bad)
+    assert "\n" not in str(e.value)
+
+
+def test_sampled_moe_routing_is_refused_for_now():
+    with pytest.raises(SpecError, match="balanced"):
+        with_overrides(load_scenario(MOE), {"moe.routing": "uniform"})
+
+
+def test_micro_batches_split_the_batch_evenly():
+    """Every live sequence is in exactly one (instance, micro-batch); each instance's
+    micro-batches differ by at most one sequence."""
+    s = load_scenario(DENSE)
+    p = cost_params_from_scenario(s)
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 3, 4):
+        q = p._replace(af=p.af._replace(micro=np.ones(4) * (np.arange(4) < m)))
+        b = _batch(rng)
+        t = micro_totals(b, q, np)
+        whole = batch_totals(b, np)
+        for f in whole._fields:
+            assert np.sum(getattr(t, f)) == pytest.approx(float(getattr(whole, f)))
+        seqs = t.num_seqs  # [M, MB]
+        assert np.all(seqs[:, m:] == 0)
+        assert np.all(seqs[:, :m].max(axis=1) - seqs[:, :m].min(axis=1) <= 1)
+
+
+@pytest.mark.parametrize("path", [DENSE, MOE])
+def test_one_micro_batch_and_a_free_link_is_the_colocated_layer(path):
+    """One attention instance, one FFN instance of the same TP, m = 1 and a link of no cost:
+    the graph is the layers in turn, and the iteration equals the co-located roofline's
+    (the same operators, split between the sides)."""
+    s = with_overrides(load_scenario(path), {"af.attention": 1, "af.micro_batches": 1,
+                                             "af.ffn_tp": 4, "parallel.tp": 4})
+    p = cost_params_from_scenario(s)
+    p = p._replace(af=p.af._replace(link_bw=np.float64(np.inf), link_lat_s=np.float64(0.0)))
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        b = _batch(rng)
+        af = ROOFLINE_AF.iteration_time(b, p, np)
+        co = ROOFLINE.iteration_time(b, p._replace(af=None), np)
+        assert af == pytest.approx(co, rel=1e-12)
+
+
+def test_micro_batches_overlap_the_sides():
+    """m = 2 is faster than m = 1 on a prefill-heavy batch (the sides overlap), and the
+    compiled window's first entry is the iteration."""
+    s = load_scenario(DENSE)
+    p = cost_params_from_scenario(s)
+    b = _batch(np.random.default_rng(2), decode_share=0.0, live=16)
+    t = {m: ROOFLINE_AF.iteration_time(b, p._replace(af=p.af._replace(micro=np.ones(m))), np)
+         for m in (1, 2)}
+    assert t[2] < 0.9 * t[1]
+
+
+@pytest.mark.parametrize("path", [DENSE, MOE])
+def test_simulators_agree_on_shipped_af_scenarios(path):
+    agree(load_scenario(path), 300)
+
+
+def test_af_configs_stack_in_one_call():
+    """2:1 and 4:1 groups, m = 1..3, in one vmapped call: each equals its own reference run
+    (attention instance slots padded with dead ranks)."""
+    base = with_overrides(load_scenario(DENSE), {"workload.num_requests": 150})
+    scen = [with_overrides(base, {"af.attention": a, "af.micro_batches": m})
+            for a, m in ((2, 1), (2, 3), (4, 2))]
+    preps = [prepare(s) for s in scen]
+    assert all(p.cost is preps[0].cost for p in preps)
+    params = stack([p.params for p in preps])
+    assert params.cost.af.ranks.shape[-1] == 4 and params.cost.af.micro.shape[-1] == 3
+    res = simulate_batch(sim_shape(params), params, preps[0].cost)
+    for i, p in enumerate(preps):
+        ref = run_reference(p).result
+        np.testing.assert_allclose(np.asarray(res.finish_s[i]), ref.finish_s, rtol=1e-6)
+    assert len({round(float(np.max(res.finish_s[i])), 6) for i in range(3)}) == 3
+
+
+def test_af_is_a_scenario_table_round_trip():
+    from frontier_jax.spec.scenario import scenario_from_dict, scenario_to_dict
+
+    s = load_scenario(MOE)
+    assert scenario_from_dict(scenario_to_dict(s), s.source) == s
+    assert "af" not in scenario_to_dict(dataclasses.replace(s, af=type(s.af)()))
