@@ -68,6 +68,7 @@ def test_sampled_moe_routing_is_refused_for_now():
 
 def test_micro_batches_split_the_batch_evenly():
     """Every live sequence is in exactly one (instance, micro-batch); each instance's
+    micro-batches hold about equal tokens (within the largest sequence's), and decode-only
     micro-batches differ by at most one sequence."""
     s = load_scenario(DENSE)
     p = cost_params_from_scenario(s)
@@ -79,9 +80,13 @@ def test_micro_batches_split_the_batch_evenly():
         whole = batch_totals(b, np)
         for f in whole._fields:
             assert np.sum(getattr(t, f)) == pytest.approx(float(getattr(whole, f)))
-        seqs = t.num_seqs  # [M, MB]
+        seqs, tok = t.num_seqs, t.num_tokens  # [M, MB]
         assert np.all(seqs[:, m:] == 0)
-        assert np.all(seqs[:, :m].max(axis=1) - seqs[:, :m].min(axis=1) <= 1)
+        biggest = int(b.q_tokens[b.mask].max())
+        assert np.all(tok[:, :m].max(axis=1) - tok.sum(axis=1) / m <= biggest)
+        d = b._replace(q_tokens=np.where(b.mask, 1, 0).astype(np.int32))
+        ds = micro_totals(d, q, np).num_seqs
+        assert np.all(ds[:, :m].max(axis=1) - ds[:, :m].min(axis=1) <= 1)
 
 
 @pytest.mark.parametrize("path", [DENSE, MOE])
@@ -140,3 +145,21 @@ def test_af_is_a_scenario_table_round_trip():
     s = load_scenario(MOE)
     assert scenario_from_dict(scenario_to_dict(s), s.source) == s
     assert "af" not in scenario_to_dict(dataclasses.replace(s, af=type(s.af)()))
+
+
+def test_af_sweep_counts_both_sides_gpus_and_groups_once():
+    """sweeps/af_32gpus_af.toml: `gpus` counts attention and FFN GPUs, so `gpus == 32` keeps
+    the five group sizes that divide 32 (x 3 micro-batch counts x 4 rates); every
+    configuration is in one group padded to (14 attention instances, 3 micro-batches, 1
+    layer group), labelled by its A:F family."""
+    from frontier_jax.sweep import load_sweep
+    from frontier_jax.sweep.plan import family, group_plans, plan
+
+    plans, _ = plan(load_sweep(SCENARIOS.parent / "sweeps" / "af_32gpus_af.toml"))
+    assert len(plans) == 60 and all(p.status == "ok" for p in plans)
+    assert all(p.scenario.num_gpus == 32 for p in plans)
+    ratios = {(p.scenario.af.attention, p.scenario.af.ffn_tp) for p in plans}
+    assert ratios == {(2, 2), (4, 4), (6, 2), (12, 4), (14, 2)}
+    (group,) = group_plans(plans)
+    assert group.af_dims == (14, 3, 1)
+    assert family(plans[0].scenario) == "AF 2A:TP1+1F:TP2"

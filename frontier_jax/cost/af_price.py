@@ -7,8 +7,8 @@ engine sees one instance per group with the attention instances' summed schedule
 (like attention DP, :mod:`frontier_jax.cost.dp`); request ``i`` runs on attention instance
 :func:`frontier_jax.cost.dp.dp_rank` (a hash of its id).
 
-Per iteration every attention instance splits its sequences into ``m`` micro-batches, in
-request-id order, round robin (so their sizes differ by at most one sequence). For micro-batch
+Per iteration every attention instance cuts its sequences, in batch order, into ``m``
+contiguous micro-batches of about equal tokens (:func:`micro_totals`). For micro-batch
 ``i`` of every layer (:mod:`frontier_jax.cost.af` times the graph):
 
 * ``attn``: the slowest attention instance's part of the layer for its share of micro-batch
@@ -46,18 +46,24 @@ ATTENTION_OPS = ("qkv_proj", "o_proj", "attn_prefill", "attn_decode", "elementwi
 
 
 def micro_totals(batch: BatchSlots, p: CostParams, xp: Any) -> BatchTotals:
-    """Totals of each (attention instance, micro-batch): [M, MB] leaves. The position of a
-    sequence among its instance's live sequences in id order picks its micro-batch (round
-    robin over the configuration's m): O(B^2) comparisons, order-free."""
+    """Totals of each (attention instance, micro-batch): [M, MB] leaves. Each instance cuts its
+    live sequences, in batch order (the running requests in admission order, the same in both
+    simulators), into m contiguous runs of about equal tokens: a sequence goes to micro-batch
+    floor(m x (its instance's tokens before it + half its own) / the instance's tokens). One
+    cumulative sum per instance, O(M x B)."""
     ranks = p.af.ranks
     M, MB = ranks.shape[-1], p.af.micro.shape[-1]
     B = batch.mask.shape[-1]
     ids = batch.ids if batch.ids is not None else xp.arange(B)
     rank = dp_rank(ids, xp.maximum(xp.sum(ranks, axis=-1), 1.0), xp)
     live = batch.mask
-    same = (rank[:, None] == rank[None, :]) & live[None, :] & (ids[None, :] < ids[:, None])
-    pos = xp.sum(same, axis=-1)  # live sequences of the same instance with a smaller id
-    mb = pos % xp.maximum(xp.sum(p.af.micro, axis=-1), 1.0).astype(pos.dtype)
+    onehot = (rank[None, :] == xp.arange(M)[:, None]) & live[None, :]  # [M, B]
+    q = xp.where(onehot, batch.q_tokens.astype(xp.float64)[None, :], 0.0)
+    cum = xp.cumsum(q, axis=-1)
+    mid = xp.sum(xp.where(onehot, cum - 0.5 * q, 0.0), axis=0)  # its instance's tokens before it + half its own
+    total = xp.sum(xp.where(onehot, cum[:, -1:], 0.0), axis=0)
+    m = xp.maximum(xp.sum(p.af.micro, axis=-1), 1.0)
+    mb = xp.minimum(xp.floor(m * mid / xp.maximum(total, 1.0)), m - 1.0)
     on = ((rank[None, None, :] == xp.arange(M)[:, None, None])
           & (mb[None, None, :] == xp.arange(MB)[None, :, None]))
     return batch_totals(batch._replace(mask=live & on), xp)

@@ -72,6 +72,9 @@ def family(s: Scenario) -> str:
     instances, joined by ``+`` (a pool's role and hardware named when they are not the
     scenario's defaults); PD layouts are their own families (``PD P:TP2+D:TP1``)."""
     fam = "+".join(_pool_family(p, s) for p in s.pools if p.count)
+    if s.af.enabled:  # AF groups: the A:F ratio and each side's TP
+        af = s.af
+        return f"AF {af.attention}A:TP{s.parallel.tp}+{af.ffn}F:TP{af.ffn_tp}"
     return f"PD {fam}" if s.disaggregated else fam
 
 
@@ -82,6 +85,10 @@ def layout_label(s: Scenario) -> str:
         parts = [f"{p.count}{_ROLE_LETTER[p.role]}({_parallel(p)}"
                  + (f"@{p.hardware.name}" if p.hardware != s.hardware else "") + ")" for p in used]
         return "+".join(parts) + f" rate={s.workload.arrival.rate:g}"
+    if s.af.enabled:
+        sc = s.scheduler
+        return (f"{s.cluster.replicas}x[{family(s)}] m={s.af.micro_batches} mbt={sc.max_num_batched_tokens} "
+                f"seqs={sc.max_num_seqs} rate={s.workload.arrival.rate:g}")
     if len(used) == 1:
         pool = used[0]
         sc = pool.scheduler
