@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from pd_vs_colocated import best  # benchmarks/, the script's folder
 
 from frontier_jax.plot import plot_frontier
 from frontier_jax.sweep import load_sweep, run_sweep
@@ -24,11 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("colocated", "pd", "af")
 COLS = ["layout", "goodput_rps_per_gpu", "output_tok_s_per_gpu", "slo_attainment", "ttft_p90",
         "tpot_p50", "tpot_p90"]
-
-
-def best(df: pd.DataFrame) -> pd.Series:
-    ok = df[df["status"] == "ok"]
-    return ok.sort_values(["goodput_rps_per_gpu", "tpot_p90"], ascending=[False, True]).iloc[0]
 
 
 def main() -> None:

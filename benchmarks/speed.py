@@ -176,16 +176,10 @@ def af_twin(scenario):
 
 def bench_af(scenario, n: int) -> dict:
     """One configuration of the AF scenario, and its co-located twin at the same slots."""
-    twin = af_twin(scenario)
-    af, flat = bench_vectorized(scenario, 1, n), bench_vectorized(twin, 1, n)
-    as_run = {"af": af, "colocated": flat}
-    slots = max(af["max_batch"], flat["max_batch"])
-    if af["max_batch"] < slots:
-        af = bench_vectorized(scenario, 1, n, max_batch=slots)
-    if flat["max_batch"] < slots:
-        flat = bench_vectorized(twin, 1, n, max_batch=slots)
-    return {"scenario": scenario.name, "as_run": as_run, "af": af, "colocated_same_slots": flat,
-            "event_cost_vs_colocated": af["us_per_config_step"] / flat["us_per_config_step"]}
+    (af, flat), (af_same, flat_same) = bench_twins(scenario, af_twin(scenario), n)
+    return {"scenario": scenario.name, "as_run": {"af": af, "colocated": flat}, "af": af_same,
+            "colocated_same_slots": flat_same,
+            "event_cost_vs_colocated": af_same["us_per_config_step"] / flat_same["us_per_config_step"]}
 
 
 def _af_line(m: dict) -> str:
@@ -196,19 +190,23 @@ def _af_line(m: dict) -> str:
             f"({m['event_cost_vs_colocated']:.2f}x)")
 
 
+def bench_twins(scenario, twin, n: int) -> tuple:
+    """One configuration of ``scenario`` and of its ``twin``: ((as run), (with the same batch
+    slots)), each pair ``(scenario's, twin's)`` :func:`bench_vectorized` dicts. Per-step cost is
+    linear in the batch slots, so events are compared with the same slots."""
+    a, b = bench_vectorized(scenario, 1, n), bench_vectorized(twin, 1, n)
+    slots = max(a["max_batch"], b["max_batch"])
+    same_a = a if a["max_batch"] == slots else bench_vectorized(scenario, 1, n, max_batch=slots)
+    same_b = b if b["max_batch"] == slots else bench_vectorized(twin, 1, n, max_batch=slots)
+    return (a, b), (same_a, same_b)
+
+
 def bench_moe(scenario, n: int) -> dict:
     """One configuration of the sampled-MoE scenario, and its balanced twin at the same slots."""
-    twin = balanced_twin(scenario)
-    moe, flat = bench_vectorized(scenario, 1, n), bench_vectorized(twin, 1, n)
-    as_run = {"sampled": moe, "balanced": flat}
-    # per-step cost is linear in the batch slots: compare the two with the same slots
-    slots = max(moe["max_batch"], flat["max_batch"])
-    if moe["max_batch"] < slots:
-        moe = bench_vectorized(scenario, 1, n, max_batch=slots)
-    if flat["max_batch"] < slots:
-        flat = bench_vectorized(twin, 1, n, max_batch=slots)
-    return {"scenario": scenario.name, "as_run": as_run, "sampled": moe, "balanced_same_slots": flat,
-            "event_cost_vs_balanced": moe["us_per_config_step"] / flat["us_per_config_step"]}
+    (moe, flat), (moe_same, flat_same) = bench_twins(scenario, balanced_twin(scenario), n)
+    return {"scenario": scenario.name, "as_run": {"sampled": moe, "balanced": flat}, "sampled": moe_same,
+            "balanced_same_slots": flat_same,
+            "event_cost_vs_balanced": moe_same["us_per_config_step"] / flat_same["us_per_config_step"]}
 
 
 def main() -> None:

@@ -163,3 +163,23 @@ def test_af_sweep_counts_both_sides_gpus_and_groups_once():
     (group,) = group_plans(plans)
     assert group.af_dims == (14, 3, 1)
     assert family(plans[0].scenario) == "AF 2A:TP1+1F:TP2"
+
+
+def test_dense_first_layer_group():
+    """An MoE model's dense first layers are a layer group of their own (G = 2): a group of
+    0 dense layers in front (what `pad_af` adds to a G = 1 configuration) prices exactly as
+    G = 1, 3 dense layers price differently, and the compiled graph equals the task walk."""
+    import jax
+    import jax.numpy as jnp
+
+    p = cost_params_from_scenario(load_scenario(MOE))
+    L = float(p.layers)
+    b = _batch(np.random.default_rng(4))
+    one = ROOFLINE_AF.iteration_time(b, p, np)
+    padded = p._replace(af=p.af._replace(groups=np.array([0.0, L])))
+    assert ROOFLINE_AF.iteration_time(b, padded, np) == pytest.approx(one, rel=1e-12)
+    dense = p._replace(af=p.af._replace(groups=np.array([3.0, L - 3.0])), dense_layers=np.float64(3.0))
+    walk = ROOFLINE_AF.iteration_time(b, dense, np)
+    assert abs(walk / one - 1.0) > 1e-4
+    compiled = jax.jit(lambda b, p: ROOFLINE_AF.iteration_time(b, p, jnp))(b, dense)
+    assert float(compiled) == pytest.approx(walk, rel=1e-9)

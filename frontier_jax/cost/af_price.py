@@ -69,51 +69,54 @@ def micro_totals(batch: BatchSlots, p: CostParams, xp: Any) -> BatchTotals:
     return batch_totals(batch._replace(mask=live & on), xp)
 
 
-def durations(t: BatchTotals, p: CostParams, xp: Any):
-    """The graph's per-layer task durations from micro-batch totals ``t`` ([..., M, MB]
-    leaves): ``(A, S, F, R, F_dense)`` each [..., MB] (``F_dense``: the FFN task of a dense
-    first layer)."""
+def layer_groups(t: BatchTotals, p: CostParams, xp: Any) -> list:
+    """The graph's groups of identical layers from micro-batch totals ``t`` ([..., M, MB]
+    leaves): ``[(layers, A, S, F, R), ...]`` with per-layer task durations [..., MB] (attention,
+    send A->F, FFN, send F->A), an MoE model's dense first layers first when it has them (a
+    static shape of ``p.af.groups``; only then are their dense FFN tasks priced)."""
     af = p.af
     live_rank = af.ranks[..., :, None] > 0  # [M, 1]
     seqs = xp.sum(xp.where(live_rank, t.num_seqs, 0.0), axis=-2)
     live_mb = (seqs > 0) & (af.micro > 0)  # [..., MB]
+    on = lambda x: xp.where(live_mb, x, 0.0)  # noqa: E731
     ops = op_times(t, p, xp)
     attn = ops["tp_allreduce"] * 0.5  # the attention block's all-reduce (the FFN has the other)
     for name in ATTENTION_OPS:
         attn = attn + ops[name]
-    A = xp.max(xp.where(live_rank, attn, 0.0), axis=-2)
+    A = on(xp.max(xp.where(live_rank, attn, 0.0), axis=-2))
     T = xp.sum(xp.where(live_rank, t.num_tokens, 0.0), axis=-2)  # the micro-batch's tokens
     h, b = p.hidden, p.dtype_bytes
     moe = p.num_experts > 0
     ffn_gpus = af.ffn * af.ffn_tp
     # FFN side: dense tokens split over the FFN instances; MoE experts over every FFN GPU
-    tokens_f = xp.where(moe, T, T / af.ffn)
     pf = p._replace(tp=xp.where(moe, ffn_gpus, af.ffn_tp))
     zero = T * 0.0
-    tf = BatchTotals(zero, tokens_f, zero, zero, zero, zero, zero, zero)
-    fops = op_times(tf, pf, xp)
-    width = 1.0 + p.gated
-    F = (fops["mlp_up"] + fops["mlp_down"] + fops["moe_router"] + fops["moe_experts"]
-         + fops["tp_allreduce"] * 0.5)
-    dense_tokens = T / af.ffn
-    F_dense = (_gemm(dense_tokens, width * p.ffn / af.ffn_tp, h, p, xp)
-               + _gemm(dense_tokens, h, p.ffn / af.ffn_tp, p, xp) + fops["tp_allreduce"] * 0.5)
+    fops = op_times(BatchTotals(zero, xp.where(moe, T, T / af.ffn), zero, zero, zero, zero, zero, zero),
+                    pf, xp)
+    half_ar = fops["tp_allreduce"] * 0.5
+    F = fops["mlp_up"] + fops["mlp_down"] + fops["moe_router"] + fops["moe_experts"] + half_ar
     sender = xp.max(xp.where(live_rank, t.num_tokens, 0.0), axis=-2) * h * b / p.tp
-    receiver = xp.where(moe, T * p.top_k / ffn_gpus, T / af.ffn) * h * b
-    link = af.link_lat_s + xp.maximum(sender, receiver) / af.link_bw
-    link_dense = af.link_lat_s + xp.maximum(sender, dense_tokens * h * b) / af.link_bw
-    on = lambda x: xp.where(live_mb, x, 0.0)  # noqa: E731
-    return on(A), on(link), on(F), on(link), on(F_dense), on(link_dense)
 
+    def link(receiver_bytes):  # per GPU: the larger of a sender's and a receiver's bytes
+        return on(af.link_lat_s + xp.maximum(sender, receiver_bytes) / af.link_bw)
 
-def _graph(A, S, F, R, Fd, Sd, p: CostParams, xp: Any):
-    """Makespan of the layers (dense first layers, then the rest) for durations [..., MB]."""
-    g = p.af.groups
-    groups = [(g[-1], A, S, F, R)]
+    S = link(xp.where(moe, T * p.top_k / ffn_gpus, T / af.ffn) * h * b)
+    g = af.groups
+    groups = [(g[-1], A, S, on(F), S)]
     if g.shape[-1] == 2:  # static: the model's dense first layers come first
-        groups = [(g[0], A, Sd, Fd, Sd), *groups]
-    if xp is np:  # the reference: the tasks one by one
-        lead = np.shape(A)[:-1]
+        dense_tokens = T / af.ffn
+        F_dense = (_gemm(dense_tokens, (1.0 + p.gated) * p.ffn / af.ffn_tp, h, p, xp)
+                   + _gemm(dense_tokens, h, p.ffn / af.ffn_tp, p, xp) + half_ar)
+        S_dense = link(dense_tokens * h * b)
+        groups = [(g[0], A, S_dense, on(F_dense), S_dense), *groups]
+    return groups
+
+
+def _graph(groups: list, xp: Any):
+    """Makespan of :func:`layer_groups`' groups: the compiled max-plus evaluation, or in the
+    reference (``xp`` numpy) the task walk of each leading index."""
+    if xp is np:
+        lead = np.shape(groups[0][1])[:-1]
         out = np.empty(lead)
         for idx in np.ndindex(*lead):
             out[idx] = graph_makespan([(c, *(np.asarray(v)[idx] for v in d)) for c, *d in groups])
@@ -124,10 +127,10 @@ def _graph(A, S, F, R, Fd, Sd, p: CostParams, xp: Any):
 def _times(batch: BatchSlots, p: CostParams, xp: Any, k: int | None):
     """Iteration seconds (``k`` None) or the [k] seconds of a decode window."""
     tm = micro_totals(batch, p, xp)
-    t = batch_totals(batch, xp)
     if k is not None:
-        tm, t = grow_decode(tm, k, xp), grow_decode(t, k, xp)
-    graph = _graph(*durations(tm, p, xp), p, xp)
+        tm = grow_decode(tm, k, xp)
+    t = BatchTotals(*[xp.sum(v, axis=(-2, -1)) for v in tm])  # every live sequence is in one cell
+    graph = _graph(layer_groups(tm, p, xp), xp)
     lm_head = _gemm(t.num_sampled, p.vocab / p.tp, p.hidden, p, xp)
     return iteration_seconds(0.0, lm_head, t, p, xp, graph)
 
@@ -149,4 +152,4 @@ def step_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = Non
     return times[0], times
 
 
-__all__ = ["decode_window_times", "durations", "iteration_time", "micro_totals", "step_times"]
+__all__ = ["decode_window_times", "iteration_time", "layer_groups", "micro_totals", "step_times"]

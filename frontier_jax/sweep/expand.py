@@ -367,7 +367,8 @@ def _layout_names(base, values: dict[str, Any]) -> dict[str, Any]:
 def _gpus(base, ns: dict[str, Any], values: dict[str, Any]) -> Any:
     """Returns the GPUs of the configuration so far (:func:`frontier_jax.spec.layout_gpus`),
     or None unless every factor is a number. One-pool shorthand: replicas x tp x pp by their
-    expression names; a [layout] base: each pool's count x tp x pp, from the axis or derived
+    expression names (with [af]: replicas x (attention x tp x pp + ffn x ffn_tp), from
+    ``af.<field>`` values or the base's); a [layout] base: each pool's count x tp x pp, from the axis or derived
     value ``layout.<pool>.<field>`` when there is one, else the base's."""
     if base.layout:
         values = {pool_path(k): v for k, v in values.items()}
@@ -375,12 +376,13 @@ def _gpus(base, ns: dict[str, Any], values: dict[str, Any]) -> Any:
                  for p in base.layout]
     else:
         pools = [tuple(ns.get(k) for k in ("replicas", "tp", "pp", "dp"))]
-        af = [values.get(f"af.{k}", getattr(base.af, k)) for k in ("attention", "ffn", "ffn_tp")]
-        if all(isinstance(x, int | float) and not isinstance(x, bool) for x in af) and af[1] > 0:
-            (r, tp, pp, dp), (m, n, ftp) = pools[0], af  # an AF group: attention and FFN GPUs
-            pools = [(r, tp, pp, dp * m if isinstance(dp, int | float) else dp, n * ftp)]
+        m, n, ftp = (values.get(f"af.{k}", getattr(base.af, k)) for k in ("attention", "ffn", "ffn_tp"))
+        pools = [(*pools[0], m, n, ftp)]  # an AF group: dp x attention ranks, ffn x ffn_tp GPUs beside
     if not all(isinstance(x, int | float) and not isinstance(x, bool) for f in pools for x in f):
         return None
+    if not base.layout:
+        r, tp, pp, dp, m, n, ftp = pools[0]
+        pools = [(r, tp, pp, dp * m, n * ftp) if n > 0 else (r, tp, pp, dp)]
     try:
         return _bounded(layout_gpus(pools))
     except _Invalid:
