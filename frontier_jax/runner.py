@@ -11,6 +11,7 @@ from frontier_jax.cost import ROOFLINE, CostModel
 from frontier_jax.cost.tiers import cost_model
 from frontier_jax.invariants import check
 from frontier_jax.metrics import scenario_metrics
+from frontier_jax.notices import warn
 from frontier_jax.params import first_slots, sim_params, sim_shape, unstack
 from frontier_jax.reference import simulate_reference
 from frontier_jax.sim import sized
@@ -79,7 +80,21 @@ def summarize(prep: Prepared, result: SimResult, wall_s: float) -> RunOutput:
     check(result, wl.arrival_s, wl.output, what=f"{s.name} ({s.source})")
     table, metrics = scenario_metrics(s, result, wl)
     metrics["wall_s"] = wall_s
+    _warn_overload(s, np.asarray(wl.arrival_s), metrics)
     return RunOutput(result, table, metrics, wall_s)
+
+
+def _warn_overload(s: Scenario, arrival_s: np.ndarray, m: dict[str, Any]) -> None:
+    """Warns when the arrival rate is so far above what the layout completes that the run is
+    mostly queueing: it completes under 80% of the offered rate and the median request waits
+    longer for its first iteration than half its end-to-end time."""
+    offered = len(arrival_s) / arrival_s[-1] if len(arrival_s) > 1 and arrival_s[-1] > 0 else 0
+    done, queue, e2e = (m.get(k, np.nan) for k in ("throughput_rps", "queue_p50", "e2e_p50"))
+    if offered and done < 0.8 * offered and queue > 0.5 * e2e:
+        warn(s.source, "workload.arrival", f"requests arrive at {offered:.3g} req/s but the "
+             f"layout completes {done:.3g} req/s: the queue grows all run (median wait "
+             f"{queue:.3g} s), so latencies measure the backlog; lower the rate or find the "
+             "capacity with a sweep's max-QPS search")
 
 
 def run_vectorized(prep: Prepared) -> RunOutput:

@@ -1,39 +1,33 @@
 """Request arrays: arrival times (s) and prompt / output lengths (tokens), synthetic or from a
-trace CSV."""
+trace file (:mod:`frontier_jax.trace_formats` reads the formats)."""
 
 from __future__ import annotations
 
-import csv
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TextIO
 
 import numpy as np
 
+from frontier_jax.notices import warn
 from frontier_jax.spec.errors import SpecError
-from frontier_jax.spec.scenario import ArrivalSpec, LengthSpec, WorkloadSpec
-
-# Accepted trace header names (case-insensitive) for each column.
-ARRIVAL_COLUMNS = ("arrival_s", "arrived_at", "arrival_time")
-PROMPT_COLUMNS = ("prompt_tokens", "num_prefill_tokens", "prompt_len")
-OUTPUT_COLUMNS = ("output_tokens", "num_decode_tokens", "output_len")
+from frontier_jax.spec.scenario import LengthSpec, WorkloadSpec
+from frontier_jax.trace_formats import TraceColumns, TraceFilter, read_trace
 
 _INT32_MAX = np.iinfo(np.int32).max
-# Longest trace line read (characters): a file without line breaks (such as /dev/zero) is
-# refused instead of read into memory whole.
-_MAX_LINE_CHARS = 2**20
 
 
 @dataclass(frozen=True, eq=False)
 class Workload:
     """N requests: `arrival_s` (float64 [N], seconds, non-decreasing, >= 0), `prompt_tokens` and
-    `output_tokens` (int32 [N], >= 1). The arrays are read-only copies."""
+    `output_tokens` (int32 [N], >= 1). The arrays are read-only copies. `block_hashes`: each
+    request's prompt KV block hashes where the trace has them (Mooncake), else None; kept for
+    prefix caching, not used by the simulators yet."""
 
     arrival_s: np.ndarray
     prompt_tokens: np.ndarray
     output_tokens: np.ndarray
+    block_hashes: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         arrival = _frozen_array(self, "arrival_s", np.float64)
@@ -53,45 +47,79 @@ class Workload:
             raise SpecError("<Workload>", f"arrival_s[{i}]", float(arrival[i]),
                             f"arrivals must not decrease (previous is {arrival[i - 1]!r})")
 
+        if self.block_hashes is not None and len(self.block_hashes) != len(arrival):
+            raise SpecError("<Workload>", "block_hashes", len(self.block_hashes),
+                            f"expected one tuple of hashes per request ({len(arrival)})")
+
     def __len__(self) -> int:
         """Returns the number of requests."""
         return len(self.arrival_s)
 
 
 def make_workload(spec: WorkloadSpec, seed: int) -> Workload:
-    """Returns the `spec.num_requests` requests of `spec`, drawn from numpy's default_rng(seed)
-    with separate sub-streams for arrivals, prompt and output lengths (so changing the rate does
-    not change the lengths). When arrivals come from the trace, trace lengths are replayed row by
-    row; otherwise "trace" lengths are sampled from the trace with replacement."""
+    """Returns the requests of `spec` (:func:`workload_size` of them), drawn from numpy's
+    default_rng(seed) with separate sub-streams for arrivals, prompt and output lengths (so
+    changing the rate does not change the lengths). When arrivals come from the trace, its
+    rows are replayed in order (windowed, rescaled and looped as the spec says); otherwise
+    "trace" lengths are sampled from the trace with replacement. Surprising but legal values
+    get a warning on stderr (:mod:`frontier_jax.notices`)."""
     arrival_rng, prompt_rng, output_rng = np.random.default_rng(seed).spawn(3)
-    replay = spec.arrival.process == "trace"
-    trace = _read_trace(Path(spec.trace), need_arrival=replay) if spec.trace is not None else None
-    n = spec.num_requests
-    if replay and len(trace.prompt_tokens) < n:
-        raise SpecError(spec.trace, "rows", len(trace.prompt_tokens),
-                        f"need at least workload.num_requests = {n} when arrivals come from the trace")
-    return Workload(
-        arrival_s=_arrivals(spec.arrival, n, arrival_rng, trace),
-        prompt_tokens=_lengths(spec.prompt, n, prompt_rng,
-                               trace.prompt_tokens if trace else None, replay),
-        output_tokens=_lengths(spec.output, n, output_rng,
-                               trace.output_tokens if trace else None, replay),
-    )
+    trace = _trace_rows(spec)
+    n = workload_size(spec)
+    arrival = _arrivals(spec, n, arrival_rng, trace)
+    prompt = _lengths(spec.prompt, n, prompt_rng, trace, "prompt_tokens", spec.replays_trace)
+    output = _lengths(spec.output, n, output_rng, trace, "output_tokens", spec.replays_trace)
+    hashes = None
+    if spec.replays_trace and trace.hash_ids is not None:
+        hashes = tuple(trace.hash_ids[i % len(trace)] for i in range(n))
+    for name, part, drawn in (("prompt", spec.prompt, prompt), ("output", spec.output, output)):
+        _warn_clipped(name, part, drawn, spec)
+    return Workload(arrival, prompt, output, block_hashes=hashes)
+
+
+def workload_size(spec: WorkloadSpec) -> int:
+    """Returns how many requests `spec` makes: `num_requests`, or without it every (kept,
+    windowed) row of the trace; a replayed trace shorter than `num_requests` and not looped
+    gives all its rows (with a warning)."""
+    if not spec.replays_trace:
+        return spec.num_requests if spec.num_requests is not None else len(_trace_rows(spec))
+    rows = len(_trace_rows(spec))
+    if spec.num_requests is None:
+        return rows
+    if rows < spec.num_requests and not spec.loop:
+        warn(spec.trace, "num_requests", f"{spec.num_requests} asked but the trace has {rows} "
+             "rows (after its window and filters): replaying those (set loop = true to repeat)")
+        return rows
+    return spec.num_requests
 
 
 def load_trace_csv(path: str | Path) -> Workload:
-    """Returns every request of the trace CSV at `path`, which needs an arrival-time column
-    (seconds; one of ARRIVAL_COLUMNS), a prompt-tokens column (PROMPT_COLUMNS) and an
-    output-tokens column (OUTPUT_COLUMNS); other columns are ignored. Raises SpecError naming
-    the file, column and line of the first bad value."""
-    trace = _read_trace(Path(path), need_arrival=True)
-    return Workload(trace.arrival_s, trace.prompt_tokens, trace.output_tokens)
+    """Returns every request of the trace at `path` (any format of
+    :mod:`frontier_jax.trace_formats`), which needs arrival times. Raises SpecError naming the
+    file, column and line of the first bad value."""
+    t = read_trace(path)
+    return Workload(t.arrival_s, t.prompt_tokens, t.output_tokens, block_hashes=t.hash_ids)
 
 
-class _Trace(NamedTuple):
-    arrival_s: np.ndarray | None
-    prompt_tokens: np.ndarray
-    output_tokens: np.ndarray
+def _trace_rows(spec: WorkloadSpec) -> TraceColumns | None:
+    """The trace's kept rows, cut to the spec's window when arrivals are replayed."""
+    if spec.trace is None:
+        return None
+    keep = TraceFilter(spec.trace_model, spec.trace_log_type, spec.drop_failed)
+    t = read_trace(spec.trace, spec.format, keep, need_arrival=spec.replays_trace)
+    if t.dropped:
+        warn(spec.trace, "<rows>", f"{t.dropped} failed requests (0 output tokens) left out")
+    if not spec.replays_trace or (spec.start == 0.0 and spec.duration is None):
+        return t
+    end = np.inf if spec.duration is None else spec.start + spec.duration
+    lo, hi = np.searchsorted(t.arrival_s, [spec.start, end], side="left")
+    if lo == hi:
+        raise SpecError(spec.trace, "start", spec.start,
+                        f"no rows arrive in the window [{spec.start:g}, {end:g}) s; the trace "
+                        f"runs from {t.arrival_s[0]:g} to {t.arrival_s[-1]:g} s")
+    return TraceColumns(t.arrival_s[lo:hi] - spec.start, t.prompt_tokens[lo:hi].copy(),
+                        t.output_tokens[lo:hi].copy(), t.format,
+                        None if t.hash_ids is None else t.hash_ids[lo:hi])
 
 
 def _frozen_array(obj: Workload, name: str, dtype: type) -> np.ndarray:
@@ -114,26 +142,50 @@ def _frozen_array(obj: Workload, name: str, dtype: type) -> np.ndarray:
     return array
 
 
-def _arrivals(spec: ArrivalSpec, n: int, rng: np.random.Generator, trace: _Trace | None) -> np.ndarray:
+def _arrivals(spec: WorkloadSpec, n: int, rng: np.random.Generator,
+              trace: TraceColumns | None) -> np.ndarray:
     """Returns n arrival times in seconds; the first is one gap after 0 for synthetic arrivals."""
-    if spec.process == "trace":
-        return trace.arrival_s[:n]
-    if spec.process == "poisson":
-        gaps = rng.exponential(1.0 / spec.rate, size=n)
+    a = spec.arrival
+    if a.process == "trace":
+        return _replayed_arrivals(spec, n, trace.arrival_s)
+    if a.process == "poisson":
+        gaps = rng.exponential(1.0 / a.rate, size=n)
     else:
-        shape = 1.0 / spec.cv**2
-        gaps = rng.gamma(shape, 1.0 / (spec.rate * shape), size=n)
+        shape = 1.0 / a.cv**2
+        gaps = rng.gamma(shape, 1.0 / (a.rate * shape), size=n)
     with np.errstate(over="ignore"):
         arrival = np.cumsum(gaps)
     if not np.isfinite(arrival[-1]):
-        raise SpecError("<WorkloadSpec>", "arrival.rate", spec.rate,
+        raise SpecError("<WorkloadSpec>", "arrival.rate", a.rate,
                         f"{n} arrivals at this rate overflow the clock: expected a larger rate")
     return arrival
 
 
-def _lengths(
-    spec: LengthSpec, n: int, rng: np.random.Generator, trace: np.ndarray | None, replay: bool
-) -> np.ndarray:
+def _replayed_arrivals(spec: WorkloadSpec, n: int, times: np.ndarray) -> np.ndarray:
+    """The trace's first n times, looped one period per pass, then rescaled."""
+    rows = len(times)
+    if n > rows:  # loop: pass k is shifted by k periods
+        if spec.duration is not None:
+            period = spec.duration
+        elif rows > 1 and times[-1] > 0:
+            period = times[-1] + times[-1] / (rows - 1)
+        else:
+            raise SpecError(spec.trace, "loop", True, "a trace of one instant has no period to "
+                            "repeat with: give workload.duration")
+        k = np.arange(n) // rows
+        times = times[np.arange(n) % rows] + k * period
+    else:
+        times = times[:n]
+    if spec.arrival.rate is not None:
+        if times[-1] <= 0:
+            raise SpecError(spec.trace, "arrival.rate", spec.arrival.rate,
+                            "the trace's requests all arrive at time 0: no rate to rescale")
+        return times * ((n / times[-1]) / spec.arrival.rate)
+    return times * spec.time_scale if spec.time_scale != 1.0 else times.copy()
+
+
+def _lengths(spec: LengthSpec, n: int, rng: np.random.Generator, trace: TraceColumns | None,
+             column: str, replay: bool) -> np.ndarray:
     """Returns n token lengths: drawn, times spec.scale, rounded, clipped to [min, max]."""
     match spec.dist:
         case "fixed":
@@ -147,100 +199,20 @@ def _lengths(
             weights = ks ** -spec.alpha
             raw = rng.choice(ks, size=n, p=weights / weights.sum())
         case "trace":
-            raw = (trace[:n] if replay else rng.choice(trace, size=n)).astype(np.float64)
+            rows = getattr(trace, column)
+            raw = (rows[np.arange(n) % len(rows)] if replay else rng.choice(rows, size=n))
+            raw = raw.astype(np.float64)
     high = _INT32_MAX if spec.max is None else spec.max
     return np.clip(np.rint(raw * spec.scale), spec.min, high).astype(np.int32)
 
 
-def _read_trace(path: Path, need_arrival: bool) -> _Trace:
-    """Returns the columns of a trace CSV (arrival_s None when absent and not needed); raises
-    SpecError naming the file, column and line of the first problem."""
-    source = str(path)
-    if "\0" in source:
-        raise SpecError(source, "<file>", source, "expected a file path without NUL bytes")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(_bounded_lines(f, source))
-            header = next(reader, None)
-            if header is None or not any(h.strip() for h in header):
-                raise SpecError(source, "<file>", "", "empty file; expected a header row naming "
-                                f"the columns {PROMPT_COLUMNS[0]}, {OUTPUT_COLUMNS[0]} ...")
-            names = [h.strip().lower() for h in header]
-            wanted = {"prompt_tokens": PROMPT_COLUMNS, "output_tokens": OUTPUT_COLUMNS}
-            if need_arrival or any(a in names for a in ARRIVAL_COLUMNS):
-                wanted["arrival_s"] = ARRIVAL_COLUMNS
-            index: dict[str, int] = {}
-            for role, aliases in wanted.items():
-                found = [names.index(a) for a in aliases if a in names]
-                if not found:
-                    raise SpecError(source, "header", header,
-                                    f"no {role} column; expected one of {', '.join(aliases)}"
-                                    f"{_delimiter_hint(header)}")
-                index[role] = found[0]
-            columns: dict[str, list[float]] = {role: [] for role in index}
-            lines: list[int] = []
-            for row in reader:
-                if not any(cell.strip() for cell in row):
-                    continue
-                lines.append(reader.line_num)
-                for role, col in index.items():
-                    columns[role].append(
-                        _cell(row, col, role, header[col].strip(), reader.line_num, source))
-    except FileNotFoundError:
-        raise SpecError(source, "<file>", source, "file not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SpecError(source, "<file>", str(exc), "expected a readable CSV file") from None
-    except MemoryError:
-        raise SpecError(source, "<file>", source, "too large to read") from None
-    if not columns["prompt_tokens"]:
-        raise SpecError(source, "<file>", 0, "no data rows after the header")
-    arrival = columns.get("arrival_s")
-    if arrival is not None:
-        for i in range(1, len(arrival)):
-            if arrival[i] < arrival[i - 1]:
-                name = header[index["arrival_s"]].strip()
-                raise SpecError(source, f"{name}[line {lines[i]}]", arrival[i],
-                                f"arrivals must be sorted; the previous row has {arrival[i - 1]}")
-    return _Trace(
-        arrival_s=None if arrival is None else np.asarray(arrival, dtype=np.float64),
-        prompt_tokens=np.asarray(columns["prompt_tokens"], dtype=np.int32),
-        output_tokens=np.asarray(columns["output_tokens"], dtype=np.int32),
-    )
-
-
-def _bounded_lines(f: TextIO, source: str) -> Iterator[str]:
-    """Yields the lines of text file `f`; raises SpecError at a line over _MAX_LINE_CHARS."""
-    while True:
-        line = f.readline(_MAX_LINE_CHARS + 1)
-        if not line:
-            return
-        if len(line) > _MAX_LINE_CHARS:
-            raise SpecError(source, "<file>", line[:40] + "...",
-                            f"a line over {_MAX_LINE_CHARS} characters; expected a CSV file")
-        yield line
-
-
-def _cell(row: list[str], col: int, role: str, name: str, line: int, source: str) -> float:
-    """Returns one trace value: an arrival time >= 0 (s) or a token count >= 1."""
-    text = row[col].strip() if col < len(row) else ""
-    try:
-        value = float(text)
-    except ValueError:
-        raise SpecError(source, f"{name}[line {line}]", text, "expected a number") from None
-    if role == "arrival_s":
-        if not math.isfinite(value) or value < 0:
-            raise SpecError(source, f"{name}[line {line}]", text,
-                            "expected a finite time >= 0 in seconds")
-    elif not (value.is_integer() and 1 <= value <= _INT32_MAX):
-        raise SpecError(source, f"{name}[line {line}]", text,
-                        "expected an integer token count >= 1 (at most 2**31 - 1)")
-    return value
-
-
-def _delimiter_hint(header: list[str]) -> str:
-    """Returns a hint for a header that looks separated by something other than commas."""
-    if len(header) == 1:
-        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars"), (" ", "spaces")):
-            if sep in header[0].strip():
-                return f" (the header is one column: columns must be separated by commas, not {name})"
-    return ""
+def _warn_clipped(name: str, part: LengthSpec, drawn: np.ndarray, spec: WorkloadSpec) -> None:
+    """Warns when `max` (or `min`) clips at least half of the drawn lengths."""
+    for bound, value in (("max", part.max), ("min", part.min if part.min > 1 else None)):
+        if value is not None and drawn.size:
+            share = float(np.mean(drawn == value))
+            if share >= 0.5:
+                warn(spec.trace or "<workload>", f"workload.{name}.{bound}", f"{value} clips "
+                     f"{share:.0%} of the {name} lengths to it: the distribution is mostly "
+                     f"above it" if bound == "max" else f"{value} lifts {share:.0%} of the "
+                     f"{name} lengths to it")

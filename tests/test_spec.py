@@ -202,7 +202,7 @@ def test_hardware_overrides_are_validated() -> None:
     ("parallel.tp", 3, "parallel.tp", "num_attention_heads = 8"),
     ("parallel.pp", 5, "parallel.pp", "num_hidden_layers = 4"),
     ("workload.num_requests", 0, "workload.num_requests", ">= 1"),
-    ("workload.num_requests", DELETE, "workload.num_requests", "missing"),
+    ("workload.num_requests", DELETE, "workload.num_requests", "required (or give workload.trace"),
     ("workload.arrival.rate", 0, "workload.arrival.rate", "(0, inf)"),
     ("workload.arrival.rate", DELETE, "workload.arrival.rate", "required by process 'poisson'"),
     ("workload.arrival.cv", 2.0, "workload.arrival.cv", "only used by process 'gamma'"),

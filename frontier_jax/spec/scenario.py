@@ -317,7 +317,8 @@ class LengthSpec:
 class ArrivalSpec:
     """Request arrivals: "poisson" (exponential gaps at `rate` requests/s), "gamma" (gamma gaps
     with mean 1/`rate` s and coefficient of variation `cv`) or "trace" (the trace file's
-    arrival column)."""
+    arrival times; a `rate` given with them rescales the times so that the requests arrive at
+    that mean rate: N requests by the last arrival at N / rate s)."""
 
     process: str = "poisson"
     rate: float | None = None
@@ -325,11 +326,7 @@ class ArrivalSpec:
 
     def __post_init__(self) -> None:
         check_choice(self, "process", ARRIVAL_PROCESSES)
-        if self.process == "trace":
-            if self.rate is not None:
-                raise SpecError("<ArrivalSpec>", "rate", self.rate,
-                                "not used by process 'trace' (arrivals come from the trace)")
-        elif self.rate is None:
+        if self.process != "trace" and self.rate is None:
             raise SpecError("<ArrivalSpec>", "rate", None, f"required by process {self.process!r}")
         check_float(self, "rate", low=0.0, low_open=True, optional=True)
         check_float(self, "cv", low=_MIN_CV, high=_MAX_CV)
@@ -337,33 +334,94 @@ class ArrivalSpec:
             raise SpecError("<ArrivalSpec>", "cv", self.cv, "only used by process 'gamma'")
 
 
+TRACE_FORMATS = ("auto", "csv", "azure", "burstgpt", "mooncake")  # frontier_jax.trace_formats
+_TRACE_ONLY = {"format": "auto", "time_scale": 1.0, "start": 0.0, "duration": None,
+               "loop": False, "trace_model": None, "trace_log_type": None, "drop_failed": True}
+_REPLAY_ONLY = ("time_scale", "start", "duration", "loop")
+
+
 @dataclass(frozen=True)
 class WorkloadSpec:
-    """`num_requests` requests with `arrival` times and `prompt` / `output` token lengths;
-    `trace` is the CSV file (an absolute path once loaded from TOML) used by any part that is
-    "trace"."""
+    """`num_requests` requests with `arrival` times and `prompt` / `output` token lengths.
 
-    num_requests: int
-    arrival: ArrivalSpec
-    prompt: LengthSpec
-    output: LengthSpec
+    `trace` is a trace file (an absolute path once loaded from TOML) in `format` (auto, csv,
+    azure, burstgpt, mooncake: :mod:`frontier_jax.trace_formats`). With a trace, a part left
+    out (None) comes from it: `trace` alone replays every row, or the first `num_requests`.
+    Replayed arrivals (process "trace") can be cut to the window [`start`, `start` +
+    `duration`) s (times then count from `start`), stretched by `time_scale` (2 = half the
+    rate; or set `arrival.rate`), and with `loop` repeated, each pass one period later (the
+    window's duration, else the trace's span plus its mean gap), until `num_requests`.
+    BurstGPT rows can be kept by `trace_model` and `trace_log_type`; `drop_failed` leaves out
+    a public trace's failed rows (0 output tokens) instead of refusing them."""
+
+    num_requests: int | None = None
+    arrival: ArrivalSpec | None = None
+    prompt: LengthSpec | None = None
+    output: LengthSpec | None = None
     trace: str | None = None
+    format: str = "auto"
+    time_scale: float = 1.0
+    start: float = 0.0
+    duration: float | None = None
+    loop: bool = False
+    trace_model: str | None = None
+    trace_log_type: str | None = None
+    drop_failed: bool = True
 
     def __post_init__(self) -> None:
-        check_int(self, "num_requests", minimum=1, maximum=INT32_MAX)
+        check_int(self, "num_requests", minimum=1, maximum=INT32_MAX, optional=True)
+        check_str(self, "trace", optional=True)
+        if self.trace is None:
+            for name in ("num_requests", "arrival", "prompt", "output"):
+                if getattr(self, name) is None:
+                    raise SpecError("<WorkloadSpec>", name, None,
+                                    "required (or give workload.trace, which supplies it)")
+            for name, default in _TRACE_ONLY.items():
+                if getattr(self, name) != default:
+                    raise SpecError("<WorkloadSpec>", name, getattr(self, name),
+                                    "only used with workload.trace")
+        else:  # parts left out come from the trace
+            for name, part in (("arrival", ArrivalSpec("trace")), ("prompt", LengthSpec("trace")),
+                               ("output", LengthSpec("trace"))):
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, part)
         _check_type(self, "arrival", ArrivalSpec)
         _check_type(self, "prompt", LengthSpec)
         _check_type(self, "output", LengthSpec)
-        check_str(self, "trace", optional=True)
+        check_choice(self, "format", TRACE_FORMATS)
+        check_float(self, "time_scale", low=0.0, low_open=True)
+        check_float(self, "start", low=0.0)
+        check_float(self, "duration", low=0.0, low_open=True, optional=True)
+        check_bool(self, "loop")
+        check_bool(self, "drop_failed")
+        check_str(self, "trace_model", optional=True)
+        check_str(self, "trace_log_type", optional=True)
         users = [name for name, uses in (("arrival.process", self.arrival.process == "trace"),
                                          ("prompt.dist", self.prompt.dist == "trace"),
                                          ("output.dist", self.output.dist == "trace")) if uses]
         if users and self.trace is None:
             raise SpecError("<WorkloadSpec>", users[0], "trace",
-                            "needs workload.trace, the path of a trace CSV file")
+                            "needs workload.trace, the path of a trace file")
         if self.trace is not None and not users:
             raise SpecError("<WorkloadSpec>", "trace", self.trace,
                             "not used: no arrival process or length dist is 'trace'")
+        if self.trace is not None and self.arrival.process != "trace":
+            for name in _REPLAY_ONLY:
+                if getattr(self, name) != _TRACE_ONLY[name]:
+                    raise SpecError("<WorkloadSpec>", name, getattr(self, name),
+                                    "only used when arrivals come from the trace "
+                                    "(arrival.process = 'trace')")
+        if self.time_scale != 1.0 and self.arrival.rate is not None:
+            raise SpecError("<WorkloadSpec>", "time_scale", self.time_scale,
+                            "give time_scale or arrival.rate, not both: each rescales the trace")
+        if self.loop and self.num_requests is None:
+            raise SpecError("<WorkloadSpec>", "loop", True,
+                            "repeats the trace up to num_requests: give num_requests")
+
+    @property
+    def replays_trace(self) -> bool:
+        """Whether requests are the trace's rows in order (arrivals from the trace)."""
+        return self.arrival.process == "trace"
 
 
 @dataclass(frozen=True)
@@ -856,8 +914,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         **{key: _fields_dict(getattr(s, key)) for key, cls in _PLAIN_TABLES.items()
            if key not in ("moe", "af") or getattr(s, key) != cls()},  # [moe], [af] only when set
         "workload": {
-            **({"trace": workload.trace} if workload.trace is not None else {}),
-            "num_requests": workload.num_requests,
+            **{k: v for k, v in _fields_dict(workload).items()
+               if k not in ("arrival", "prompt", "output") and _TRACE_ONLY.get(k, object()) != v},
             "arrival": _fields_dict(workload.arrival),
             "prompt": _fields_dict(workload.prompt),
             "output": _fields_dict(workload.output),
@@ -1239,16 +1297,15 @@ def _layout_from_table(d: Mapping[str, Any], hardware: HardwareSpec, scheduler: 
 
 
 def _workload_from_table(table: Mapping[str, Any], source: str, base: Path) -> WorkloadSpec:
-    check_keys(table, [f.name for f in fields(WorkloadSpec)], source, "workload",
-               required=_required(WorkloadSpec))
+    check_keys(table, [f.name for f in fields(WorkloadSpec)], source, "workload")
     parts = {key: _build(cls, _table(table, key, source, "workload"), source, f"workload.{key}")
              for key, cls in (("arrival", ArrivalSpec), ("prompt", LengthSpec),
-                              ("output", LengthSpec))}
-    trace = table.get("trace")
-    if trace is not None:
-        trace = str(_resolve_file(trace, base, source, "workload.trace"))
+                              ("output", LengthSpec)) if key in table}
+    rest = {k: v for k, v in table.items() if k not in parts}
+    if rest.get("trace") is not None:
+        rest["trace"] = str(_resolve_file(rest["trace"], base, source, "workload.trace"))
     try:
-        return WorkloadSpec(num_requests=table["num_requests"], trace=trace, **parts)
+        return WorkloadSpec(**rest, **parts)
     except SpecError as exc:
         raise exc.at(source, "workload") from None
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from frontier_jax.spec import SpecError, layout_gpus, pool_path
 from frontier_jax.spec.errors import short_repr
+from frontier_jax.workload import workload_size
 
 FUNCS = {
     "min": min,
@@ -117,7 +118,7 @@ def _scenario_names(s) -> dict[str, Any]:
         "gpu_memory_utilization": sc.gpu_memory_utilization,
         "chunked_prefill": sc.chunked_prefill,
         "rate": s.workload.arrival.rate,
-        "num_requests": s.workload.num_requests,
+        "num_requests": workload_size(s.workload),
         "seed": s.seed,
         "num_attention_heads": m.num_attention_heads,
         "num_key_value_heads": m.num_key_value_heads,

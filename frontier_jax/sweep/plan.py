@@ -24,6 +24,7 @@ from frontier_jax.metrics import scenario_metrics
 from frontier_jax.params import af_dims, moe_dims, pad_af, pad_moe
 from frontier_jax.spec import Scenario, SpecError, check_feasible, with_overrides
 from frontier_jax.sweep.expand import Config, expand
+from frontier_jax.workload import workload_size
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def group_key(s: Scenario) -> tuple:
     """What a configuration's compiled simulator depends on beyond its params: its request
     count, whether it has the PD paths, and what fixes its cost model
     (:func:`frontier_jax.cost.tiers.cost_key`)."""
-    return (s.workload.num_requests, s.disaggregated, cost_key(s))
+    return (workload_size(s.workload), s.disaggregated, cost_key(s))
 
 
 def group_plans(plans: list[Planned]) -> list[Group]:
