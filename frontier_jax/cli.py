@@ -1,4 +1,4 @@
-"""Command line: ``frontier-jax simulate | compare-reference | predictors``."""
+"""Command line: ``frontier-jax simulate | compare-reference | workload | sweep | optimize | ...``."""
 
 import json
 import sys
@@ -117,6 +117,32 @@ def compare_reference(scenario: str, as_json: bool) -> None:
         scenario=prep.scenario.name, vectorized_wall_s=vec.wall_s, reference_wall_s=ref.wall_s
     )
     click.echo(json.dumps(report, indent=2) if as_json else summary_table(report))
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also write a PNG of the arrival rate and the length histograms.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def workload(scenario: str, plot_path: str | None, as_json: bool) -> None:
+    """Summarise the requests SCENARIO.toml would simulate (nothing is simulated)."""
+    from frontier_jax.workload import make_workload
+    from frontier_jax.workload_summary import plot_workload, workload_summary
+
+    s = load_scenario(scenario)
+    w = make_workload(s.workload, s.seed)
+    summary = workload_summary(w)
+    if as_json:
+        click.echo(json.dumps(_jsonable(summary), indent=2))
+    else:
+        wl = s.workload
+        src = (f"trace {wl.trace}" if wl.replays_trace
+               else f"{wl.arrival.process} arrivals" + (f", lengths from {wl.trace}" if wl.trace else ""))
+        click.echo(f"{s.name}: {summary['requests']} requests ({src}, seed {s.seed})")
+        click.echo(summary_table(summary))
+    if plot_path:
+        path = plot_workload(w, plot_path, title=f"{s.name}: {summary['requests']} requests")
+        click.echo(f"wrote {path}", err=as_json)
 
 
 @main.command()

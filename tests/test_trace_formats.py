@@ -270,3 +270,29 @@ def test_an_overloaded_run_warns_once(capsys) -> None:
     # a short run whose throughput trails only by the last requests' latency is not overload
     _warn_overload(s, arrival, {"throughput_rps": 40.0, "queue_p50": 0.01, "e2e_p50": 5.0})
     assert capsys.readouterr().err == ""
+
+
+# ---- frontier-jax workload ----------------------------------------------------------------
+
+
+def test_workload_command_summarises_and_plots(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from frontier_jax.cli import main
+    from frontier_jax.workload_summary import peak_window_s
+
+    assert [peak_window_s(d) for d in (5000, 999, 216, 0.5)] == [10.0, 5.0, 2.0, 0.005]
+    png = tmp_path / "w.png"
+    scenario = ROOT / "scenarios" / "azure_conv_replay.toml"
+    out = CliRunner().invoke(main, ["workload", str(scenario), "--json", "--plot", str(png)])
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.stdout)
+    w = load_trace_csv(AZURE_SAMPLE)
+    assert summary["requests"] == 1000 and summary["duration_s"] == w.arrival_s[-1]
+    assert summary["rate_mean"] == pytest.approx(1000 / w.arrival_s[-1])
+    assert summary["output_p50"] == np.median(w.output_tokens)
+    assert summary["prompt_max"] == w.prompt_tokens.max()
+    window = summary["rate_peak_window_s"]
+    most = np.histogram(w.arrival_s, bins=np.arange(0, w.arrival_s[-1] + window, window))[0].max()
+    assert summary["rate_peak"] == most / window > summary["rate_mean"]
+    assert png.stat().st_size > 10_000
