@@ -182,6 +182,16 @@ def sweep(
         )
         click.echo(pareto_table(df))
         click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+    if len(ok):
+        from frontier_jax.launch import best_front_row, sweep_scenario, vllm_launch
+
+        config_id, why = best_front_row(df)
+        row = df.loc[df["config_id"] == config_id].iloc[0]
+        plan = vllm_launch(sweep_scenario(sp, config_id))
+        _write_launch(out_dir, [{"config_id": config_id, "layout": str(row["layout"]),
+                                 "chosen_as": why, **plan.to_json()}])
+        click.echo(f"\nbest layout ({why}): {row['layout']}\n{plan.text()}")
+        click.echo(f"wrote {out_dir}/launch.json")
 
 
 @main.command()
@@ -224,7 +234,21 @@ def optimize(
     top = result.top(n_top)
     click.echo(top.to_string(index=False))
     click.echo(f"best: {result.best_layout} -> {result.best_value:.4g} req/s per GPU")
-    click.echo(f"wrote {out_dir}/history.csv, {out_dir}/evaluated.parquet")
+    from frontier_jax.launch import layout_scenario, vllm_launch
+
+    plans = [{"layout": lay, "goodput_per_gpu": float(value),
+              **vllm_launch(layout_scenario(sp, lay)).to_json()}
+             for lay, value in zip(result.top_layouts(n_top), top["value"], strict=True)]
+    if plans:
+        click.echo("\n" + vllm_launch(layout_scenario(sp, result.best_layout)).text())
+    _write_launch(out_dir, plans)
+    click.echo(f"wrote {out_dir}/history.csv, {out_dir}/evaluated.parquet, {out_dir}/launch.json")
+
+
+def _write_launch(out_dir: Path, plans: list[dict]) -> None:
+    """launch.json: the vLLM launch settings of the best layouts, best first."""
+    (out_dir / "launch.json").write_text(
+        json.dumps(plans, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def _register_optional() -> None:
