@@ -239,6 +239,11 @@ def test_one_line_trace_scenario_from_toml(tmp_path: Path) -> None:
     assert run.metrics["n_finished"] == len(ARRIVAL)
     from frontier_jax.spec import scenario_from_dict, scenario_to_dict
     assert scenario_from_dict(scenario_to_dict(s), s.source) == s
+    from frontier_jax.spec import with_overrides
+    from frontier_jax.sweep.plan import layout_label
+    assert layout_label(s).endswith(" trace")
+    assert layout_label(with_overrides(s, {"workload.time_scale": 2.0})).endswith(" trace x2")
+    assert layout_label(with_overrides(s, {"workload.arrival.rate": 3.0})).endswith(" rate=3")
 
 
 # ---- the shipped public sample ------------------------------------------------------------
@@ -296,3 +301,27 @@ def test_workload_command_summarises_and_plots(tmp_path: Path) -> None:
     most = np.histogram(w.arrival_s, bins=np.arange(0, w.arrival_s[-1] + window, window))[0].max()
     assert summary["rate_peak"] == most / window > summary["rate_mean"]
     assert png.stat().st_size > 10_000
+
+
+def test_the_shipped_azure_replay_agrees_with_the_reference() -> None:
+    from helpers import agree
+
+    s = load_scenario(ROOT / "scenarios" / "azure_conv_replay.toml")
+    assert s.workload.replays_trace and s.workload.num_requests is None
+    c = agree(s, 300)  # the first 300 of its 1,000 requests
+    assert c["n_requests"] == 300
+
+
+def test_max_qps_rescales_a_replayed_trace_like_a_rate() -> None:
+    from frontier_jax.spec import with_overrides
+
+    s = with_overrides(load_scenario(ROOT / "scenarios" / "azure_conv_replay.toml"),
+                       {"workload.time_scale": 3.0})
+    unit = with_overrides(s, {"workload.arrival.rate": 1.0, "workload.time_scale": 1.0})
+    at7 = with_overrides(unit, {"workload.arrival.rate": 7.0})
+    a1, a7 = make_workload(unit.workload, 0), make_workload(at7.workload, 0)
+    np.testing.assert_allclose(a1.arrival_s / 7.0, a7.arrival_s, rtol=1e-14)
+    assert len(a7) / a7.arrival_s[-1] == pytest.approx(7.0)
+    raw = load_trace_csv(AZURE_SAMPLE)
+    np.testing.assert_allclose(a7.arrival_s[1:] / raw.arrival_s[1:],
+                               (1000 / raw.arrival_s[-1]) / 7.0, rtol=1e-12)

@@ -98,7 +98,8 @@ def bisect(cfg: MaxQPS, group: Group, members: list[Planned], size: int,
     cost = group.cost
     unit = []
     for p in members:
-        s = with_overrides(p.scenario, {"workload.arrival.rate": 1.0})
+        # a replayed trace is rescaled to 1 request/s (its time_scale reset), bursts kept
+        s = with_overrides(p.scenario, {"workload.arrival.rate": 1.0, "workload.time_scale": 1.0})
         unit.append(sim_params(s, make_workload(s.workload, s.seed), cost))
     unit = group.pad(unit)
     shape = chunk_shape(group, unit)

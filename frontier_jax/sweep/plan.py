@@ -79,25 +79,34 @@ def family(s: Scenario) -> str:
     return f"PD {fam}" if s.disaggregated else fam
 
 
+def _rate(s: Scenario) -> str:
+    """``rate=8``, or ``trace`` for a trace replayed at its own times (``trace x2`` when
+    stretched by its time_scale)."""
+    wl = s.workload
+    if wl.arrival.rate is not None:
+        return f"rate={wl.arrival.rate:g}"
+    return "trace" + (f" x{wl.time_scale:g}" if wl.time_scale != 1.0 else "")
+
+
 def layout_label(s: Scenario) -> str:
     """Short human label of a configuration's layout (``2P(TP2)+6D(TP1) rate=8`` for PD)."""
     used = [p for p in s.pools if p.count]
     if s.disaggregated:
         parts = [f"{p.count}{_ROLE_LETTER[p.role]}({_parallel(p)}"
                  + (f"@{p.hardware.name}" if p.hardware != s.hardware else "") + ")" for p in used]
-        return "+".join(parts) + f" rate={s.workload.arrival.rate:g}"
+        return "+".join(parts) + f" {_rate(s)}"
     if s.af.enabled:
         sc = s.scheduler
         return (f"{s.cluster.replicas}x[{family(s)}] m={s.af.micro_batches} mbt={sc.max_num_batched_tokens} "
-                f"seqs={sc.max_num_seqs} rate={s.workload.arrival.rate:g}")
+                f"seqs={sc.max_num_seqs} {_rate(s)}")
     if len(used) == 1:
         pool = used[0]
         sc = pool.scheduler
         return (f"{pool.count}x{family(s)} mbt={sc.max_num_batched_tokens} "
-                f"seqs={sc.max_num_seqs} rate={s.workload.arrival.rate:g}")
+                f"seqs={sc.max_num_seqs} {_rate(s)}")
     parts = [f"{p.count}x{_pool_family(p, s)} mbt={p.scheduler.max_num_batched_tokens} "
              f"seqs={p.scheduler.max_num_seqs}" for p in used]
-    return " + ".join(parts) + f" rate={s.workload.arrival.rate:g}"
+    return " + ".join(parts) + f" {_rate(s)}"
 
 
 def identity(p: Planned) -> dict[str, Any]:
