@@ -169,6 +169,10 @@ class PDTimes(NamedTuple):
     decode_sched_s: Any
 
 
+# The resources of an attention/FFN group whose busy time a run accounts (SimResult.af_busy_s).
+AF_RESOURCES = ("attention", "link_a2f", "ffn", "link_f2a")
+
+
 class SimResult(NamedTuple):
     """Outputs of one run (add a leading [C] axis when vmapped).
 
@@ -181,6 +185,8 @@ class SimResult(NamedTuple):
     admission: the run stopped early, rerun with more slots), kv_out_of_range (free KV
     blocks left [0, capacity]: a bug), backwards (clock went back: a bug).
     pd: :class:`PDTimes` of a disaggregated run, None for a co-located one.
+    af_busy_s: [R, 4] seconds each resource of an AF group worked (``AF_RESOURCES``: the
+    attention side, the A->F link, the FFN side, the F->A link), None for other runs.
     """
 
     first_sched_s: Any
@@ -202,6 +208,7 @@ class SimResult(NamedTuple):
     kv_out_of_range: Any
     backwards: Any
     pd: Any = None
+    af_busy_s: Any = None
 
 
 def num_pools(p: SimParams) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from frontier_jax.contract import REJECTED, is_live
+from frontier_jax.contract import AF_RESOURCES, REJECTED, is_live
 
 PERCENTILES = (50, 90, 99)
 
@@ -151,7 +151,25 @@ def run_metrics(
             if mine.any():
                 m[f"{name}_busy_frac"] = float(np.mean(busy[mine] / duration))
                 m[f"{name}_kv_occupancy"] = float(np.mean(blocks[mine] / (capacity[mine] * duration)))
+    if getattr(result, "af_busy_s", None) is not None:
+        m.update(af_utilisation(np.asarray(result.af_busy_s)[live], busy))
     return m
+
+
+def af_utilisation(af_busy: np.ndarray, busy: np.ndarray) -> dict[str, float]:
+    """An AF run's per-resource utilisation: the share of the groups' iteration time that
+    each resource (``AF_RESOURCES``: the attention side, the A->F link, the FFN side, the
+    F->A link) works, ``af_<resource>_util``, and its bubble fraction ``af_<resource>_bubble``
+    = 1 - util (waiting on the other resources; for the attention side also the LM head and
+    host overhead outside the layer graph). Summed over the groups: af_busy [G, 4], busy [G]
+    (seconds)."""
+    total = max(float(np.sum(busy)), 1e-300)
+    out: dict[str, float] = {}
+    for k, name in enumerate(AF_RESOURCES):
+        util = float(np.sum(af_busy[:, k])) / total
+        out[f"af_{name}_util"] = util
+        out[f"af_{name}_bubble"] = 1.0 - util
+    return out
 
 
 def transfers_waiting(table: dict[str, np.ndarray], duration: float) -> dict[str, float]:

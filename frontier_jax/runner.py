@@ -133,6 +133,8 @@ def compare(vec: SimResult, ref: SimResult) -> dict[str, Any]:
         "preemptions_total": int(np.sum(ref.preemptions)),
         "finished": int(np.isfinite(np.asarray(ref.finish_s)).sum()),
         **_compare_pd(getattr(vec, "pd", None), getattr(ref, "pd", None)),
+        **({} if getattr(vec, "af_busy_s", None) is None or ref.af_busy_s is None else
+           {"max_rel_err_af_busy": _max_rel(vec.af_busy_s, ref.af_busy_s)}),
     }
 
 

@@ -119,7 +119,51 @@ def test_micro_batches_overlap_the_sides():
 
 @pytest.mark.parametrize("path", [DENSE, MOE])
 def test_simulators_agree_on_shipped_af_scenarios(path):
-    agree(load_scenario(path), 300)
+    c = agree(load_scenario(path), 300)
+    assert c["max_rel_err_af_busy"] <= 1e-9  # the resources' busy time, request by request
+
+
+@pytest.mark.parametrize("path", [DENSE, MOE])
+def test_resource_busy_times_are_the_graphs_tasks(path):
+    """With one micro-batch the graph is one chain: the four resources' busy times sum to
+    its makespan. With more, no resource works longer than the makespan, and the sum is at
+    least it (the sides overlap). A window's first entry is the batch's own, and the
+    compiled and numpy prices agree."""
+    import jax.numpy as jnp
+
+    from frontier_jax.cost.af_price import _graph, layer_groups, resource_times
+
+    s = load_scenario(path)
+    p = cost_params_from_scenario(s)
+    rng = np.random.default_rng(7)
+    for m in (1, 2, 3):
+        pm = p._replace(af=p.af._replace(micro=np.ones(m)))
+        for _ in range(3):
+            b = _batch(rng)
+            busy = resource_times(b, pm, np, 4)
+            span = _graph(layer_groups(micro_totals(b, pm, np), pm, np), np)
+            assert busy.shape == (4, 4) and np.all(busy[0] > 0)
+            if m == 1:
+                assert busy[0].sum() == pytest.approx(span, rel=1e-12)
+            else:
+                assert np.all(busy[0] <= span * (1 + 1e-12)) and busy[0].sum() >= span
+            np.testing.assert_allclose(resource_times(b, pm, np, 1)[0], busy[0], rtol=1e-14)
+            assert np.all(busy[1:, 0] >= busy[:-1, 0])  # decode contexts grow: attention too
+            jb = resource_times(BatchSlots(*map(jnp.asarray, b)), pm, jnp, 4)
+            np.testing.assert_allclose(np.asarray(jb), busy, rtol=1e-12)
+
+
+def test_af_run_reports_utilisation_and_bubbles():
+    from frontier_jax.runner import run_vectorized
+
+    run = run_vectorized(prepare(with_overrides(load_scenario(DENSE), {"workload.num_requests": 200})))
+    m = run.metrics
+    for name in ("attention", "link_a2f", "ffn", "link_f2a"):
+        assert 0 < m[f"af_{name}_util"] < 1
+        assert m[f"af_{name}_util"] + m[f"af_{name}_bubble"] == pytest.approx(1.0)
+    assert m["af_link_a2f_util"] < m["af_attention_util"] < m["af_ffn_util"]  # FFN-bound
+    assert "af_ffn_util" not in run_vectorized(prepare(with_overrides(
+        load_scenario(SCENARIOS / "light.toml"), {"workload.num_requests": 50}))).metrics
 
 
 def test_af_configs_stack_in_one_call():

@@ -48,6 +48,9 @@ class CostModel(NamedTuple):
     returns the :class:`CostParams` with the tier's precomputed ``tables`` attached (an
     iteration has at most ``max_tokens`` tokens and ``max_seqs`` sequences). Prices are the
     same with or without them; tables only make the step cheaper.
+    resource_times(batch, params, xp, k, ctx) -> [k, 4], optional (AF tiers): the seconds
+    each resource of ``contract.AF_RESOURCES`` works in each of the k iterations (windowed
+    like decode_window_times); the simulators sum them into ``SimResult.af_busy_s``.
     Hashable, so it can be a static argument of jit.
     """
 
@@ -55,6 +58,7 @@ class CostModel(NamedTuple):
     decode_window_times: Callable
     step_times: Callable | None = None
     prepare: Callable | None = None
+    resource_times: Callable | None = None
 
 
 ROOFLINE = CostModel(iteration_time, decode_window_times)
@@ -62,7 +66,8 @@ ROOFLINE = CostModel(iteration_time, decode_window_times)
 # (and attention data parallelism, :mod:`.dp`, which falls back to the roofline's functions)
 ROOFLINE_MOE = CostModel(dp.iteration_time, dp.decode_window_times, dp.step_times)
 # attention/FFN disaggregation: the makespan of each iteration's (layer, micro-batch) graph
-ROOFLINE_AF = CostModel(af_price.iteration_time, af_price.decode_window_times, af_price.step_times)
+ROOFLINE_AF = CostModel(af_price.iteration_time, af_price.decode_window_times, af_price.step_times,
+                        resource_times=af_price.resource_times)
 
 __all__ = [
     "ROOFLINE",

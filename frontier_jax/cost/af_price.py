@@ -124,6 +124,21 @@ def _graph(groups: list, xp: Any):
     return makespan(groups, xp)
 
 
+def resource_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = None):
+    """[k, 4] seconds each resource of the group works in each of ``k`` successive iterations
+    of ``batch`` (entry 0 the batch itself, like :func:`decode_window_times`): the attention
+    side, the A->F link, the FFN side and the F->A link (``contract.AF_RESOURCES``), each
+    the sum of its graph tasks over every layer and micro-batch. The rest of the iteration
+    is that resource's bubble (waiting on the others, and for the attention side the LM head
+    and host overhead outside the graph). With one micro-batch the graph is one chain, so
+    the four sum to its makespan."""
+    tm = grow_decode(micro_totals(batch, p, xp), k, xp)
+    busy = 0.0
+    for layers, *tasks in layer_groups(tm, p, xp):
+        busy = busy + layers * xp.stack([xp.sum(d, axis=-1) for d in tasks], axis=-1)
+    return busy
+
+
 def _times(batch: BatchSlots, p: CostParams, xp: Any, k: int | None):
     """Iteration seconds (``k`` None) or the [k] seconds of a decode window."""
     tm = micro_totals(batch, p, xp)
@@ -152,4 +167,5 @@ def step_times(batch: BatchSlots, p: CostParams, xp: Any, k: int, ctx: Any = Non
     return times[0], times
 
 
-__all__ = ["decode_window_times", "iteration_time", "layer_groups", "micro_totals", "step_times"]
+__all__ = ["decode_window_times", "iteration_time", "layer_groups", "micro_totals",
+           "resource_times", "step_times"]

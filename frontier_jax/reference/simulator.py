@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from frontier_jax.contract import (
+    AF_RESOURCES,
     ARRIVAL,
     ARRIVAL_ROLES,
     DECODE,
@@ -61,6 +62,7 @@ class _Instance:
     free_blocks: int = 0
     outstanding: int = 0
     busy_s: float = 0.0
+    af_busy_s: object = 0.0  # AF tiers: [4] seconds each resource worked (AF_RESOURCES)
     block_s: float = 0.0
     iterations: int = 0
     outbox: deque = field(default_factory=deque)  # PD prefill: finished prompts to dispatch
@@ -254,6 +256,8 @@ class _Reference:
             self.on_iteration(idx, t, dur, batch, inst.free_blocks)
         self.kv_bad |= not 0 <= inst.free_blocks <= inst.kv_blocks
         inst.busy_s += dur
+        if self.cost.resource_times is not None:
+            inst.af_busy_s = inst.af_busy_s + self.cost.resource_times(batch, inst.cost, np, 1, it_ctx)[0]
         inst.block_s += (inst.kv_blocks - inst.free_blocks) * dur
         inst.iterations += 1
         inst.clock = t + dur
@@ -350,6 +354,8 @@ class _Reference:
             pd=PDTimes(np.array(self.decode_of, np.int32), np.array(self.prefill_end, f64),
                        np.array(self.xfer_start, f64), np.array(self.xfer_end, f64),
                        np.array(self.decode_sched, f64)) if self.pd else None,
+            af_busy_s=None if self.cost.resource_times is None else np.array(
+                [np.broadcast_to(r.af_busy_s, (len(AF_RESOURCES),)) for r in insts], f64),
         )
 
 

@@ -274,19 +274,25 @@ def form_batch(shape: SimShape, run: Running, plan: RunPlan, adm: Admission) -> 
 
 class Price(NamedTuple):
     """The iteration's time (s), and the [K] times of a decode window when the tier prices
-    both in one pass (``CostModel.step_times``; else None)."""
+    both in one pass (``CostModel.step_times``; else None); ``resources``: the [K, 4] busy
+    seconds of an AF group's resources over the window (``CostModel.resource_times``; else
+    None)."""
 
     dur: Any
     window_times: Any
+    resources: Any = None
 
 
 def price(shape: SimShape, p: SimParams, s: SimState, at: At, row: Row, cost: CostModel):
     """Price the batch with the cost model; returns (:class:`Price`, the iteration context)."""
     ctx = IterationContext(p.seed, at.r, s.iterations[at.r])
+    res = None
+    if cost.resource_times is not None:
+        res = cost.resource_times(row.batch, at.cost, jnp, max(shape.decode_window, 1), ctx)
     if cost.step_times is not None and shape.decode_window > 1:
         dur, window_times = cost.step_times(row.batch, at.cost, jnp, shape.decode_window, ctx)
-        return Price(dur, window_times), ctx
-    return Price(cost.iteration_time(row.batch, at.cost, jnp, ctx), None), ctx
+        return Price(dur, window_times, res), ctx
+    return Price(cost.iteration_time(row.batch, at.cost, jnp, ctx), None, res), ctx
 
 
 class Queues(NamedTuple):
@@ -331,7 +337,7 @@ def advance(shape: SimShape, p: SimParams, s: SimState, at: At, plan: RunPlan, a
 
 
 def commit(shape: SimShape, s: SimState, at: At, run: Running, plan: RunPlan, adm: Admission,
-           row: Row, qs: Queues, win: Window, free) -> SimState:
+           row: Row, qs: Queues, win: Window, free, pr: Price | None = None) -> SimState:
     """Write the step's outcome into the state (every write masked by ``at.active``)."""
     B, r, active = shape.max_batch, at.r, at.active
     slot = jnp.arange(B)
@@ -360,6 +366,10 @@ def commit(shape: SimShape, s: SimState, at: At, run: Running, plan: RunPlan, ad
             win_x=put_row(pd.win_x, r, win.extra, active),
             win_len=put(pd.win_len, r, win.length, active),
             win_used=put(pd.win_used, r, at.eng.kv_blocks - free, active)))
+    if s.af_busy_s is not None:  # an AF group: its resources' work over the window
+        within = jnp.arange(pr.resources.shape[0]) < jnp.where(busy, win.length, 0)
+        add = jnp.sum(jnp.where(within[:, None], pr.resources, 0.0), axis=0)
+        s = s._replace(af_busy_s=put_row(s.af_busy_s, r, s.af_busy_s[r] + add, active))
     return s._replace(
         computed=scatter(computed, row.ids, row.ctx + skip, mask & ff),
         generated=scatter(s.generated, row.ids, row.gen + skip, mask & ff),
@@ -411,7 +421,7 @@ def instance_step(shape: SimShape, p: SimParams, s: SimState, r, t, active,
         free = free - start.blocks
         horizon = jnp.minimum(horizon, jnp.where(start.ok, start.end_s, jnp.inf))
     win = advance(shape, p, s, at, plan, adm, row, pr, ctx, qs, cost, free, horizon)
-    s = commit(shape, s, at, run, plan, adm, row, qs, win, free)
+    s = commit(shape, s, at, run, plan, adm, row, qs, win, free, pr)
     if shape.disaggregated:
         s = apply_start(shape, s, r, t, start, active)
     return s

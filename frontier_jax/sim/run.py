@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from frontier_jax.contract import (
+    AF_RESOURCES,
     UNROUTED,
     PDTimes,
     SimParams,
@@ -19,9 +20,10 @@ from frontier_jax.sim.pd import init_pd
 from frontier_jax.sim.types import SimState
 
 
-def init_state(shape: SimShape, p: SimParams) -> SimState:
+def init_state(shape: SimShape, p: SimParams, cost: CostModel = ROOFLINE) -> SimState:
     """Empty system: nothing routed, every instance idle with all its KV blocks free
-    (``p`` has ``shape.max_instances`` instance slots)."""
+    (``p`` has ``shape.max_instances`` instance slots); ``cost`` says whether AF resources
+    are accounted."""
     N, R, B, Q = shape.num_requests, shape.max_instances, shape.max_batch, shape.queue_capacity
     inf_n = jnp.full((N,), jnp.inf)
     zeros_r = jnp.zeros((R,), I32)
@@ -56,6 +58,7 @@ def init_state(shape: SimShape, p: SimParams) -> SimState:
         kv_out_of_range=jnp.zeros((), bool),
         backwards=jnp.zeros((), bool),
         pd=init_pd(shape, p) if shape.disaggregated else None,
+        af_busy_s=None if cost.resource_times is None else jnp.zeros((R, len(AF_RESOURCES))),
     )
 
 
@@ -88,6 +91,7 @@ def _result(shape: SimShape, params: SimParams, s: SimState) -> SimResult:
         pd=None if s.pd is None else PDTimes(s.pd.decode_replica, s.pd.prefill_end_s,
                                              s.pd.transfer_start_s, s.pd.transfer_end_s,
                                              s.pd.decode_sched_s),
+        af_busy_s=s.af_busy_s,
     )
 
 
@@ -96,7 +100,7 @@ def _simulate(shape: SimShape, params: SimParams, cost: CostModel = ROOFLINE) ->
     s = jax.lax.while_loop(
         lambda s: has_work(shape, params, s) & (s.steps < params.engine.max_steps),
         lambda s: step(shape, params, s, cost),
-        init_state(shape, params),
+        init_state(shape, params, cost),
     )
     return _result(shape, params, s)
 
@@ -111,7 +115,7 @@ def _simulate_batch(shape: SimShape, params: SimParams, cost: CostModel = ROOFLI
     s = jax.lax.while_loop(
         lambda s: jnp.any(vwork(params, s)),
         lambda s: vstep(params, s),
-        jax.vmap(lambda p: init_state(shape, p))(params),
+        jax.vmap(lambda p: init_state(shape, p, cost))(params),
     )
     return jax.vmap(lambda p, s: _result(shape, p, s))(params, s)
 

@@ -31,7 +31,8 @@ class SimState(NamedTuple):
     n_pre: i32 [R] preempted waiting requests.
     queue: i32 [R, Q] ring of routed requests never admitted yet.
     q_head: i32 [R] ring head; q_len: i32 [R] ring length.
-    busy_s: f64 [R] summed iteration time (s).
+    busy_s: f64 [R] summed iteration time (s). af_busy_s: f64 [R, 4] summed busy time of
+    each AF resource (AF tiers only, else None).
     block_s: f64 [R] integral of used KV blocks over time (block-seconds).
     iterations: i32 [R] iterations run.
     steps: i32 [] events processed.
@@ -73,6 +74,7 @@ class SimState(NamedTuple):
     kv_out_of_range: Any
     backwards: Any
     pd: Any = None
+    af_busy_s: Any = None
 
 
 class PDState(NamedTuple):
