@@ -167,11 +167,14 @@ def balanced_twin(scenario):
 
 def af_twin(scenario):
     """The AF scenario without [af]: one co-located replica per group, on the attention
-    instances' TP, with the group's summed scheduler caps (the same batch slots)."""
+    instances' TP, with the group's summed scheduler caps (the same batch slots); with
+    sampled MoE routing its experts on an EP group of the replica's TP GPUs."""
     m, sc = scenario.af.attention, scenario.scheduler
+    ep = {"moe.ep": scenario.parallel.tp} if scenario.moe.sampled else {}
     return with_overrides(scenario, {"af.ffn": 0, "af.attention": 1, "af.ffn_tp": 1, "af.micro_batches": 2,
                                      "scheduler.max_num_seqs": m * sc.max_num_seqs,
-                                     "scheduler.max_num_batched_tokens": m * sc.max_num_batched_tokens})
+                                     "scheduler.max_num_batched_tokens": m * sc.max_num_batched_tokens,
+                                     **ep})
 
 
 def bench_af(scenario, n: int) -> dict:

@@ -185,8 +185,9 @@ def pad_af(configs: list, dims: tuple[int, int, int] | None = None) -> list:
     """Configurations whose AF params are padded to at least ``dims`` = (attention instance
     slots M, micro-batch slots MB, layer groups G) and to each other's: dead ranks and
     micro-batches (0: no requests, no time), and a group of 0 layers in front (the dense-first
-    group a model without one lacks). A sweep pads every chunk of a group to the group's most.
-    Unchanged without AF params."""
+    group a model without one lacks; with sampled MoE routing at the end instead, like the
+    sampled layers :func:`pad_moe` adds). A sweep pads every chunk of a group to the group's
+    most. Unchanged without AF params."""
     configs = list(configs)
     afs = [getattr(getattr(c, "cost", None), "af", None) for c in configs]
     if not afs or any(a is None for a in afs):
@@ -197,7 +198,9 @@ def pad_af(configs: list, dims: tuple[int, int, int] | None = None) -> list:
     out = []
     for c, a in zip(configs, afs, strict=True):
         new = {}
-        for n, f, front in zip(most, ("ranks", "micro", "groups"), (False, False, True), strict=True):
+        sampled = c.cost.moe is not None
+        for n, f, front in zip(most, ("ranks", "micro", "groups"), (False, False, not sampled),
+                               strict=True):
             x = np.asarray(getattr(a, f))
             pad = (n - x.shape[-1], 0) if front else (0, n - x.shape[-1])
             new[f] = np.pad(x, [(0, 0)] * (x.ndim - 1) + [pad])
@@ -212,7 +215,8 @@ def af_dims(scenarios) -> tuple[int, int, int] | None:
     if not ss:
         return None
     return (max(s.af.attention for s in ss), max(s.af.micro_batches for s in ss),
-            max(2 if s.model.dense_layers else 1 for s in ss))
+            max(1 + s.moe.sampled_layers if s.moe.sampled else 2 if s.model.dense_layers else 1
+                for s in ss))
 
 
 def _pad_slots(c: SimParams, r: int) -> SimParams:

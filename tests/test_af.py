@@ -61,9 +61,61 @@ def test_bad_af_layouts_are_one_line(bad, match):
     assert "\n" not in str(e.value)
 
 
-def test_sampled_moe_routing_is_refused_for_now():
-    with pytest.raises(SpecError, match="balanced"):
+def _sampled(path=MOE, **kw):
+    s = load_scenario(path)
+    return with_overrides(s, {"moe.routing": "zipf", "moe.skew": 1.2, "moe.ep": s.af.ffn_gpus,
+                              **kw})
+
+
+def test_sampled_moe_routing_needs_ep_on_the_ffn_gpus_and_whole_layer_shares():
+    with pytest.raises(SpecError, match=r"moe.ep: got 1; = af.ffn x af.ffn_tp = 4"):
         with_overrides(load_scenario(MOE), {"moe.routing": "uniform"})
+    with pytest.raises(SpecError, match="sampled_layers: got 5; must divide"):
+        _sampled(**{"moe.sampled_layers": 5})
+
+
+def test_sampled_moe_ffn_tasks_wait_for_the_slowest_rank():
+    """Each sampled layer is a group of its own whose FFN task is the slowest EP rank's
+    GroupedGEMM for that micro-batch's own map: skewed routing is slower than the mean load,
+    micro-batches and iterations draw different maps, and the simulators agree."""
+    from frontier_jax.cost.af_price import layer_groups, micro_keys
+    from frontier_jax.cost.context import IterationContext
+
+    s = _sampled()
+    p = cost_params_from_scenario(s)
+    mean = p._replace(moe=p.moe._replace(wait_for_slowest=np.float64(0.0)))  # the mean rank load
+    assert p.af.groups.tolist() == [0, 12, 12, 12, 12]
+    b = _batch(np.random.default_rng(3), decode_share=0.3)
+    tm = micro_totals(b, p, np)
+    ctx = IterationContext(np.uint32(s.seed), np.int32(0), np.int32(5))
+    groups = layer_groups(tm, p, np, micro_keys(p, np, ctx, None))
+    at_mean = layer_groups(tm, mean, np, micro_keys(p, np, ctx, None))
+    assert len(groups) == 5 and groups[0][0] == 0
+    F = np.array([g[3] for g in groups[1:]])  # [layers, micro-batches]
+    F0 = np.array([g[3] for g in at_mean[1:]])
+    assert np.all(F > F0) and np.allclose(F0, F0[0])  # every layer's mean load is the same
+    assert np.all(np.array([g[2] for g in groups[1:]]) >= np.array([g[2] for g in at_mean[1:]]))
+    assert len(np.unique(F.round(12))) == F.size  # every (layer, micro-batch) its own map
+    later = layer_groups(tm, p, np, micro_keys(p, np, ctx._replace(iteration=np.int32(6)), None))
+    assert not np.allclose(F, [g[3] for g in later[1:]])
+    c = agree(s, 200)
+    assert c["max_rel_err_af_busy"] <= 1e-9
+
+
+def test_sampled_moe_af_configs_of_other_layer_counts_stack():
+    """2 and 4 sampled layers, 3:1 and 4:1 groups in one vmapped call (groups padded at the
+    end like the sampled layers): each equals its own reference run."""
+    base = _sampled(**{"workload.num_requests": 120})
+    scen = [with_overrides(base, {"moe.sampled_layers": g, "af.attention": a})
+            for g, a in ((4, 4), (2, 3))]
+    preps = [prepare(x) for x in scen]
+    from frontier_jax.params import af_dims, moe_dims, pad_af, pad_moe
+    params = stack(pad_af(pad_moe([p.params for p in preps], moe_dims(scen)), af_dims(scen)))
+    assert params.cost.af.groups.shape[-1] == 5
+    res = simulate_batch(sim_shape(params), params, preps[0].cost)
+    for i, p in enumerate(preps):
+        ref = run_reference(p).result
+        np.testing.assert_allclose(np.asarray(res.finish_s[i]), ref.finish_s, rtol=1e-9)
 
 
 def test_micro_batches_split_the_batch_evenly():

@@ -71,7 +71,8 @@ class AFParams(NamedTuple):
     ranks [M]: 1.0 for each attention instance of the group (0 past it); micro [MB]: 1.0 for
     each of the m micro-batches (0 past them); groups [G]: the layer counts of the groups of
     identical layers, in order (G = 2: an MoE model's dense first layers, then the rest; G =
-    1: every layer alike). M, MB and G are static shapes (a sweep pads them to its group's
+    1: every layer alike; with sampled MoE routing G = 1 + sampled layers: the dense layers,
+    maybe 0, then each sampled layer's share of the MoE layers). M, MB and G are static shapes (a sweep pads them to its group's
     most); the values are traced. ffn: FFN instances; ffn_tp: GPUs per FFN instance; link_bw
     (bytes/s per GPU and direction), link_lat_s: the A<->F link (NVLink when the group fits a
     node)."""
@@ -94,8 +95,11 @@ def af_params_from_scenario(s: Any) -> AFParams | None:
     intra = af.attention * s.parallel.tp + af.ffn_gpus <= h.gpus_per_node
     f = np.float64
     m = s.model
-    groups = ([m.dense_layers, m.num_hidden_layers - m.dense_layers] if m.dense_layers
-              else [m.num_hidden_layers])
+    moe_layers = m.num_hidden_layers - m.dense_layers
+    if s.moe.sampled:  # the dense layers (maybe 0), then each sampled layer's equal share
+        groups = [m.dense_layers] + [moe_layers // s.moe.sampled_layers] * s.moe.sampled_layers
+    else:
+        groups = [m.dense_layers, moe_layers] if m.dense_layers else [m.num_hidden_layers]
     return AFParams(np.ones(af.attention, f), np.ones(af.micro_batches, f), np.asarray(groups, f),
                     f(af.ffn), f(af.ffn_tp), f(h.nvlink_bw if intra else h.net_bw),
                     f(h.nvlink_latency_s if intra else h.net_latency_s))

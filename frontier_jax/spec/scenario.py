@@ -684,9 +684,15 @@ def _check_af(s: Scenario) -> None:
                         "an AF group's attention instances take tp only (pp = dp = 1): the FFN "
                         "side is its own stage")
     if s.moe.sampled:
-        raise SpecError("<Scenario>", "moe.routing", s.moe.routing,
-                        "'balanced' with [af]: the FFN side prices the experts at the mean load "
-                        "(sampled routing maps per micro-batch are not built yet)")
+        if s.moe.ep != af.ffn_gpus:
+            raise SpecError("<Scenario>", "moe.ep", s.moe.ep,
+                            f"= af.ffn x af.ffn_tp = {af.ffn_gpus} with [af]: the experts live on "
+                            "the FFN side's GPUs, one EP rank each")
+        moe_layers = s.model.num_hidden_layers - s.model.dense_layers
+        if moe_layers % s.moe.sampled_layers:
+            raise SpecError("<Scenario>", "moe.sampled_layers", s.moe.sampled_layers,
+                            f"must divide {s.model.name}'s {moe_layers} MoE layers with [af] (each "
+                            "sampled layer stands for a whole number of the graph's layers)")
     if s.cost.kind != "roofline":
         raise SpecError("<Scenario>", "cost.kind", s.cost.kind, "'roofline' with [af]")
     from frontier_jax.cost.af import LAYER_BITS
@@ -778,7 +784,7 @@ def _check_moe(s: Scenario) -> None:
         if moe.redundant_experts % ep:
             raise SpecError("<Scenario>", "moe.redundant_experts", moe.redundant_experts,
                             f"must be a multiple of {field} = {ep} (the same spare slots on every rank)")
-        if pool.count and ep not in (1, pool.tp * pool.dp):
+        if pool.count and not s.af.enabled and ep not in (1, pool.tp * pool.dp):
             span = f"dp x tp = {pool.dp * pool.tp}" if pool.dp > 1 else f"tp = {pool.tp}"
             raise SpecError("<Scenario>", field, ep,
                             f"must be 1 or pool {pool.name!r}'s {span} (EP spans all the GPUs of "
