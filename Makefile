@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/frontier-jax sweep sweeps/demo.toml --out results/demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(BIN)/python -m pytest -q -n 2 --durations=25 tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check frontier_jax tests benchmarks
