@@ -279,3 +279,35 @@ def test_dense_first_layer_group():
     assert abs(walk / one - 1.0) > 1e-4
     compiled = jax.jit(lambda b, p: ROOFLINE_AF.iteration_time(b, p, jnp))(b, dense)
     assert float(compiled) == pytest.approx(walk, rel=1e-9)
+
+
+def test_ffn_side_on_its_own_hardware():
+    """[af] ffn_hardware: the FFN tasks run at that GPU's FLOP/s and HBM bandwidth, its memory
+    holds the FFN weights, the group's links take the slower network of the two (two kinds of
+    GPU never share a node), and the simulators agree. Naming [hardware]'s own preset changes
+    nothing."""
+    from frontier_jax.cost.af_price import layer_groups
+    from frontier_jax.spec import check_feasible
+    from frontier_jax.spec.hardware import HARDWARE_PRESETS
+    from frontier_jax.sweep.plan import family
+
+    s = with_overrides(load_scenario(DENSE), {"workload.num_requests": 150})
+    same = with_overrides(s, {"af.ffn_hardware": s.hardware.name})
+    for x, y in zip(cost_params_from_scenario(same).af, cost_params_from_scenario(s).af, strict=True):
+        np.testing.assert_array_equal(x, y)
+    h200 = with_overrides(s, {"af.ffn_hardware": "H200"})
+    p, p0 = cost_params_from_scenario(h200), cost_params_from_scenario(s)
+    hw = HARDWARE_PRESETS["H200"]
+    assert (p.af.ffn_hbm_bw, p.af.ffn_flops) == (hw.hbm_bw, hw.peak_flops)
+    assert p.af.link_bw == min(s.hardware.net_bw, hw.net_bw) < p0.af.link_bw
+    b = _batch(np.random.default_rng(4), decode_share=1.0)
+    free = lambda q: q._replace(af=q.af._replace(link_bw=np.float64(np.inf), link_lat_s=np.float64(0)))  # noqa: E731
+    (_, A, _, F, _), = layer_groups(micro_totals(b, free(p), np), free(p), np)
+    (_, A0, _, F0, _), = layer_groups(micro_totals(b, free(p0), np), free(p0), np)
+    np.testing.assert_allclose(A, A0)  # the attention side is the same GPU
+    assert np.all(F[F0 > 0] < F0[F0 > 0])  # decode FFN is memory-bound: H200's HBM is faster
+    with pytest.raises(SpecError, match="112.7 GB per FFN GPU but H100-SXM leaves 72.0 GB"):
+        check_feasible(with_overrides(s, {"af.ffn_tp": 1}))
+    check_feasible(with_overrides(h200, {"af.ffn_tp": 1}))
+    assert family(h200) == "AF 2A:TP2+1F:TP4@H200" and family(same) == "AF 2A:TP2+1F:TP4"
+    agree(h200, 150)

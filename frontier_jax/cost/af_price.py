@@ -100,8 +100,11 @@ def layer_groups(t: BatchTotals, p: CostParams, xp: Any, keys: list | None = Non
     h, b = p.hidden, p.dtype_bytes
     moe = p.num_experts > 0
     ffn_gpus = af.ffn * af.ffn_tp
-    # FFN side: dense tokens split over the FFN instances; MoE experts over every FFN GPU
-    pf = p._replace(tp=xp.where(moe, ffn_gpus, af.ffn_tp))
+    # FFN side, on its own GPU: dense tokens split over the FFN instances; MoE experts over
+    # every FFN GPU
+    ph = p._replace(peak_flops=af.ffn_flops, hbm_bw=af.ffn_hbm_bw, nvlink_bw=af.ffn_nvlink_bw,
+                    nvlink_lat_s=af.ffn_nvlink_lat_s)
+    pf = ph._replace(tp=xp.where(moe, ffn_gpus, af.ffn_tp))
     zero = T * 0.0
     fops = op_times(BatchTotals(zero, xp.where(moe, T, T / af.ffn), zero, zero, zero, zero, zero, zero),
                     pf, xp)
@@ -115,8 +118,8 @@ def layer_groups(t: BatchTotals, p: CostParams, xp: Any, keys: list | None = Non
     dense_tokens = T / af.ffn
 
     def dense_group(count):
-        F_dense = (_gemm(dense_tokens, (1.0 + p.gated) * p.ffn / af.ffn_tp, h, p, xp)
-                   + _gemm(dense_tokens, h, p.ffn / af.ffn_tp, p, xp) + half_ar)
+        F_dense = (_gemm(dense_tokens, (1.0 + p.gated) * p.ffn / af.ffn_tp, h, ph, xp)
+                   + _gemm(dense_tokens, h, p.ffn / af.ffn_tp, ph, xp) + half_ar)
         S_dense = link(dense_tokens * h * b)
         return (count, A, S_dense, on(F_dense), S_dense)
 

@@ -75,7 +75,9 @@ class AFParams(NamedTuple):
     maybe 0, then each sampled layer's share of the MoE layers). M, MB and G are static shapes (a sweep pads them to its group's
     most); the values are traced. ffn: FFN instances; ffn_tp: GPUs per FFN instance; link_bw
     (bytes/s per GPU and direction), link_lat_s: the A<->F link (NVLink when the group fits a
-    node)."""
+    node of one kind of GPU, else the slower network of the two sides); ffn_flops, ffn_hbm_bw,
+    ffn_nvlink_bw, ffn_nvlink_lat_s: the FFN side's GPU (peak FLOP/s, HBM bytes/s, its NVLink
+    for the FFN instance's TP all-reduce)."""
 
     ranks: Any
     micro: Any
@@ -84,6 +86,10 @@ class AFParams(NamedTuple):
     ffn_tp: Any
     link_bw: Any
     link_lat_s: Any
+    ffn_flops: Any = None
+    ffn_hbm_bw: Any = None
+    ffn_nvlink_bw: Any = None
+    ffn_nvlink_lat_s: Any = None
 
 
 def af_params_from_scenario(s: Any) -> AFParams | None:
@@ -91,8 +97,10 @@ def af_params_from_scenario(s: Any) -> AFParams | None:
     af = s.af
     if not af.enabled:
         return None
-    h = s.hardware
-    intra = af.attention * s.parallel.tp + af.ffn_gpus <= h.gpus_per_node
+    from frontier_jax.spec.scenario import ffn_hardware
+
+    h, hf = s.hardware, ffn_hardware(s)
+    intra = hf == h and af.attention * s.parallel.tp + af.ffn_gpus <= h.gpus_per_node
     f = np.float64
     m = s.model
     moe_layers = m.num_hidden_layers - m.dense_layers
@@ -101,8 +109,9 @@ def af_params_from_scenario(s: Any) -> AFParams | None:
     else:
         groups = [m.dense_layers, moe_layers] if m.dense_layers else [m.num_hidden_layers]
     return AFParams(np.ones(af.attention, f), np.ones(af.micro_batches, f), np.asarray(groups, f),
-                    f(af.ffn), f(af.ffn_tp), f(h.nvlink_bw if intra else h.net_bw),
-                    f(h.nvlink_latency_s if intra else h.net_latency_s))
+                    f(af.ffn), f(af.ffn_tp), f(h.nvlink_bw if intra else min(h.net_bw, hf.net_bw)),
+                    f(h.nvlink_latency_s if intra else max(h.net_latency_s, hf.net_latency_s)),
+                    f(hf.peak_flops), f(hf.hbm_bw), f(hf.nvlink_bw), f(hf.nvlink_latency_s))
 
 
 class MoEParams(NamedTuple):

@@ -18,7 +18,8 @@ TOML layout (every table but `model`, `hardware` and `workload` may be left out)
     [prefill] / [decode]  PD shorthand: the pools layout.prefill / layout.decode (replicas,
                  tp, pp, dp, ep, hardware, scheduler)
     [kv_transfer]  link, bandwidth, latency_s, decode_router, first_token (PD layouts)
-    [workload]   num_requests, trace (CSV path, relative to the TOML file)
+    [workload]   num_requests, trace (a trace file, relative to the TOML file), format,
+                 time_scale, start, duration, loop, trace_model, trace_log_type, drop_failed
     [workload.arrival]  process, rate (requests/s), cv
     [workload.prompt] / [workload.output]  dist + its parameters, scale, min, max (tokens)
     [slo]        ttft_s, tpot_s
@@ -28,6 +29,7 @@ TOML layout (every table but `model`, `hardware` and `workload` may be left out)
     [moe]        routing, skew, trace, placement, redundant_experts, ep, tile, wait_for_slowest,
                  sampled_layers, drift, drift_iterations, replay (MoE models; trace relative to the
                  TOML file)
+    [af]         attention, ffn, ffn_tp, micro_batches, ffn_hardware (attention/FFN groups)
 
 Every problem raises `SpecError` naming the file and the dotted field.
 """
@@ -113,12 +115,15 @@ class AFSpec:
     hold the KV cache, run attention and schedule) and `ffn` FFN instances of `ffn_tp` GPUs
     (the dense MLP, or the MoE experts spread over every FFN GPU), stepping together; each
     iteration splits every attention instance's batch into `micro_batches` micro-batches that
-    ping-pong between the sides, each layer sending activations A->F and back."""
+    ping-pong between the sides, each layer sending activations A->F and back. `ffn_hardware`:
+    the FFN side's GPU (a preset name; None: the scenario's [hardware]); a group of two kinds
+    of GPU spans nodes, so its links take the network."""
 
     attention: int = 1
     ffn: int = 0
     ffn_tp: int = 1
     micro_batches: int = 2
+    ffn_hardware: str | None = None
 
     def __post_init__(self) -> None:
         from frontier_jax.cost.af import MAX_MICRO_BATCHES
@@ -127,6 +132,10 @@ class AFSpec:
         check_int(self, "ffn", minimum=0, maximum=MAX_AF_ATTENTION)
         check_int(self, "ffn_tp", minimum=1, maximum=INT32_MAX)
         check_int(self, "micro_batches", minimum=1, maximum=MAX_MICRO_BATCHES)
+        check_str(self, "ffn_hardware", optional=True)
+        if self.ffn_hardware is not None and self.ffn_hardware not in HARDWARE_PRESETS:
+            raise SpecError("<AFSpec>", "ffn_hardware", self.ffn_hardware,
+                            f"a hardware preset: {', '.join(sorted(HARDWARE_PRESETS))}")
 
     @property
     def enabled(self) -> bool:
@@ -1053,6 +1062,12 @@ def attention_ranks(s: Scenario, pool: PoolSpec) -> int:
     return pool.dp * (s.af.attention if s.af.enabled else 1)
 
 
+def ffn_hardware(s: Scenario) -> HardwareSpec:
+    """The GPU of an AF group's FFN side: [af] ffn_hardware's preset, else [hardware]."""
+    name = s.af.ffn_hardware
+    return s.hardware if name is None or name == s.hardware.name else HARDWARE_PRESETS[name]
+
+
 def ffn_weight_bytes_per_gpu(s: Scenario) -> float:
     """An AF group's FFN GPU: a dense MLP sharded over one FFN instance's `ffn_tp` GPUs (the
     instances split the tokens), or the routed experts spread over all `ffn x ffn_tp` FFN GPUs
@@ -1072,11 +1087,14 @@ def check_feasible(s: Scenario) -> None:
         if pool.count:
             _check_pool_feasible(s, pool)
     if s.af.enabled:
-        need, usable = ffn_weight_bytes_per_gpu(s), _usable_bytes(s.pools[0])
+        hw = ffn_hardware(s)
+        need = ffn_weight_bytes_per_gpu(s)
+        usable = hw.hbm_bytes * s.pools[0].scheduler.gpu_memory_utilization
         if need > usable:
             raise SpecError(s.source, "af.ffn_tp", s.af.ffn_tp,
                             f"the FFN weights need {need / 1e9:.1f} GB per FFN GPU but "
-                            f"{s.hardware.name} leaves {usable / 1e9:.1f} GB: more ffn or ffn_tp")
+                            f"{hw.name} leaves {usable / 1e9:.1f} GB: more ffn or ffn_tp "
+                            "(or a larger af.ffn_hardware)")
     longest = max_request_tokens(s.workload)
     for pool in s.pools:
         if pool.role != "decode" or not pool.count or longest is None:

@@ -75,7 +75,8 @@ def family(s: Scenario) -> str:
     fam = "+".join(_pool_family(p, s) for p in s.pools if p.count)
     if s.af.enabled:  # AF groups: the A:F ratio and each side's TP
         af = s.af
-        return f"AF {af.attention}A:TP{s.parallel.tp}+{af.ffn}F:TP{af.ffn_tp}"
+        hw = f"@{af.ffn_hardware}" if af.ffn_hardware not in (None, s.hardware.name) else ""
+        return f"AF {af.attention}A:TP{s.parallel.tp}+{af.ffn}F:TP{af.ffn_tp}{hw}"
     return f"PD {fam}" if s.disaggregated else fam
 
 
