@@ -98,14 +98,14 @@ def test_sampled_moe_ffn_tasks_wait_for_the_slowest_rank():
     assert len(np.unique(F.round(12))) == F.size  # every (layer, micro-batch) its own map
     later = layer_groups(tm, p, np, micro_keys(p, np, ctx._replace(iteration=np.int32(6)), None))
     assert not np.allclose(F, [g[3] for g in later[1:]])
-    c = agree(s, 200)
+    c = agree(s, 120)
     assert c["max_rel_err_af_busy"] <= 1e-9
 
 
 def test_sampled_moe_af_configs_of_other_layer_counts_stack():
     """2 and 4 sampled layers, 3:1 and 4:1 groups in one vmapped call (groups padded at the
     end like the sampled layers): each equals its own reference run."""
-    base = _sampled(**{"workload.num_requests": 120})
+    base = _sampled(**{"workload.num_requests": 80})
     scen = [with_overrides(base, {"moe.sampled_layers": g, "af.attention": a})
             for g, a in ((4, 4), (2, 3))]
     preps = [prepare(x) for x in scen]
@@ -171,7 +171,7 @@ def test_micro_batches_overlap_the_sides():
 
 @pytest.mark.parametrize("path", [DENSE, MOE])
 def test_simulators_agree_on_shipped_af_scenarios(path):
-    c = agree(load_scenario(path), 300)
+    c = agree(load_scenario(path), 200)
     assert c["max_rel_err_af_busy"] <= 1e-9  # the resources' busy time, request by request
 
 
@@ -188,9 +188,9 @@ def test_resource_busy_times_are_the_graphs_tasks(path):
     s = load_scenario(path)
     p = cost_params_from_scenario(s)
     rng = np.random.default_rng(7)
-    for m in (1, 2, 3):
+    for m in (1, 3):
         pm = p._replace(af=p.af._replace(micro=np.ones(m)))
-        for _ in range(3):
+        for _ in range(2):
             b = _batch(rng)
             busy = resource_times(b, pm, np, 4)
             span = _graph(layer_groups(micro_totals(b, pm, np), pm, np), np)
@@ -208,14 +208,14 @@ def test_resource_busy_times_are_the_graphs_tasks(path):
 def test_af_run_reports_utilisation_and_bubbles():
     from frontier_jax.runner import run_vectorized
 
-    run = run_vectorized(prepare(with_overrides(load_scenario(DENSE), {"workload.num_requests": 200})))
+    run = run_vectorized(prepare(with_overrides(load_scenario(DENSE), {"workload.num_requests": 120})))
     m = run.metrics
     for name in ("attention", "link_a2f", "ffn", "link_f2a"):
         assert 0 < m[f"af_{name}_util"] < 1
         assert m[f"af_{name}_util"] + m[f"af_{name}_bubble"] == pytest.approx(1.0)
     assert m["af_link_a2f_util"] < m["af_attention_util"] < m["af_ffn_util"]  # FFN-bound
     assert "af_ffn_util" not in run_vectorized(prepare(with_overrides(
-        load_scenario(SCENARIOS / "light.toml"), {"workload.num_requests": 50}))).metrics
+        load_scenario(SCENARIOS / "cpu_tiny_llama.toml"), {"workload.num_requests": 20}))).metrics
 
 
 def test_af_configs_stack_in_one_call():
@@ -310,4 +310,4 @@ def test_ffn_side_on_its_own_hardware():
         check_feasible(with_overrides(s, {"af.ffn_tp": 1}))
     check_feasible(with_overrides(h200, {"af.ffn_tp": 1}))
     assert family(h200) == "AF 2A:TP2+1F:TP4@H200" and family(same) == "AF 2A:TP2+1F:TP4"
-    agree(h200, 150)
+    agree(h200, 100)

@@ -42,15 +42,17 @@ def _agree(vec, ref, tol=1e-9):
 
 @pytest.mark.parametrize("name", PD_SCENARIOS)
 def test_shipped_pd_scenarios_agree(name):
-    prep = prepare(load_scenario(SCENARIOS / f"{name}.toml"))
-    assert prep.shape.disaggregated and prep.shape.num_requests == 2000
+    # pd_3p1d at its 2,000 requests (backpressure must build); the others' first 1,000
+    n = 2000 if name == "pd_3p1d" else 1000
+    prep = prepare(with_overrides(load_scenario(SCENARIOS / f"{name}.toml"), {"workload.num_requests": n}))
+    assert prep.shape.disaggregated and prep.shape.num_requests == n
     vec, ref = run_vectorized(prep), run_reference(prep)
     c = _agree(vec.result, ref.result, 1e-6)
-    assert c["finished"] == 2000
+    assert c["finished"] == n
     assert int(vec.result.steps) < int(ref.result.steps)  # decode windows were jumped
     pd = ref.result.pd
     handed = np.asarray(pd.decode_replica) >= 0
-    assert handed.sum() > 1900  # every request with more than one output token
+    assert handed.sum() > 0.95 * n  # every request with more than one output token
     if name == "pd_3p1d":  # backpressure binds: transfers wait for decode memory
         assert vec.metrics["transfers_waiting_max"] > 10 and vec.metrics["transfer_wait_p90"] > 0.1
 
@@ -136,7 +138,7 @@ pd_configs = st.fixed_dictionaries(dict(
 ))
 
 
-@settings(max_examples=int(__import__("os").environ.get("PD_EXAMPLES", 40)), deadline=None,
+@settings(max_examples=int(__import__("os").environ.get("PD_EXAMPLES", 25)), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(pd_configs)
 def test_random_pd_layouts_drain_and_agree(cfg):
