@@ -23,6 +23,14 @@ differ by more than a constant); and the accuracy split by the measurement's own
 
 Usage: ``python benchmarks/predictor_accuracy.py --json [--data ROOT] [--out DIR]``;
 ``--noise-only`` prints the noise figures alone (seconds, no training).
+
+``--skew`` runs the skew experiment instead: the attention test rows of the heterogeneous
+and mixed batches split into terciles of the coefficient of variation of their sequence
+lengths (query + context tokens per sequence; ``frontier_jax.predict.train.length_cv``), and
+per tercile the error of the distributional-feature forest and its surrogate, of the
+single-proxy forest (Vidur-style: total / mean tokens only) and of the fitted roofline (a
+launch overhead plus the roofline time times a slowdown, both fitted per op on the training
+rows by least relative squared error).
 ``ROOT`` is the shared data folder (default ``$FRONTIER_SHARED_DATA`` or ``../shared/data``
 next to the repository); the script prints ``{"skipped": ...}`` when it is absent.
 """
@@ -44,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from frontier_jax.predict.importers import load_profiles  # noqa: E402
-from frontier_jax.predict.train import eval_predictors, train_predictors  # noqa: E402
+from frontier_jax.predict.train import eval_predictors, holdout_mask, train_predictors  # noqa: E402
 
 GEMM_OPS = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj", "lm_head_linear",
             "mtp_fusion_proj", "share_expert_up_proj", "share_expert_down_proj", "attn_pre_proj_qkv",
@@ -206,6 +214,60 @@ def run(root: Path, out_dir: Path, devices=("a800", "h800"), seed: int = 0, quic
     return result
 
 
+SKEW_GROUPS = ("attention_heterogeneous", "attention_mixed")
+
+
+def _fit_roofline(roof: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """(overhead a, slowdown b) of t ~ a + b x roofline, least relative squared error (a
+    launch overhead and an efficiency, the two knobs a fitted roofline has)."""
+    A = np.stack([1.0 / t, roof / t], axis=1)
+    (a, b), *_ = np.linalg.lstsq(A, np.ones_like(t), rcond=None)
+    return float(a), float(b)
+
+
+def skew(root: Path, out_dir: Path, devices=("a800",), seed: int = 0, quick: bool = False) -> dict:
+    """Error of each predictor on the attention test rows, per tercile of the batch's length
+    CV (see the module docstring)."""
+    compute = root / "frontier" / "data" / "profiling" / "compute"
+    result = {"data": str(compute), "split": {"seed": seed, "test_fraction": 0.2, "unit": "configuration"},
+              "skew_measure": "CV of query + context tokens per sequence", "devices": {}}
+    sp = {"steps": 1500, "width": 64} if quick else None
+    for dev in devices:
+        path = compute / dev
+        if not path.exists():
+            result["devices"][dev] = {"skipped": f"{path} not found"}
+            continue
+        frames = load_profiles(path)
+        train_predictors(frames, "auto", out_dir / dev, seed=seed, ops=list(ATTN_OPS), surrogate_params=sp,
+                         source_path=path)
+        rows = eval_predictors(out_dir / dev, frames, split="all", ops=list(ATTN_OPS), return_rows=True)["_rows"]
+        test = holdout_mask(rows["config_key"], seed, 0.2)
+        rows["roofline_s"] = np.nan
+        for op, d in rows[~test].groupby("op"):  # per op, on its training rows only
+            a, b = _fit_roofline(d["roofline_feature_s"].to_numpy(), d["time_s"].to_numpy())
+            on = rows["op"] == op
+            rows.loc[on, "roofline_s"] = a + b * rows.loc[on, "roofline_feature_s"]
+        per = {}
+        for group in SKEW_GROUPS:
+            g = rows[test & _group_rows(rows, group)]
+            if not len(g):
+                per[group] = {"rows": 0}
+                continue
+            edges = np.quantile(g["len_cv"], [1 / 3, 2 / 3])
+            cut = np.digitize(g["len_cv"], edges)
+            out = {}
+            for k, name in enumerate(("low", "middle", "high")):
+                d = g[cut == k]
+                entry = {"rows": int(len(d)), "len_cv": [round(float(d["len_cv"].min()), 3),
+                                                         round(float(d["len_cv"].max()), 3)]}
+                for pred in ("forest", "surrogate", "proxy", "roofline"):
+                    entry[pred] = _acc(d[pred + "_s"], d["time_s"], 0.10)
+                out[name] = entry
+            per[group] = out
+        result["devices"][dev] = per
+    return result
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="print JSON (the only output format)")
@@ -217,6 +279,8 @@ def main(argv=None) -> int:
                     help="only the data's noise figures (replicates, cross-measurement): no training")
     ap.add_argument("--width", type=int, default=None, help="surrogate width (default: train's)")
     ap.add_argument("--depth", type=int, default=None, help="surrogate depth (default: train's)")
+    ap.add_argument("--skew", action="store_true",
+                    help="the skew experiment: attention error per tercile of batch length CV")
     args = ap.parse_args(argv)
     arch = {k: v for k, v in (("width", args.width), ("depth", args.depth)) if v} or None
     root = Path(args.data or os.environ.get("FRONTIER_SHARED_DATA") or REPO.parent / "shared" / "data")
@@ -226,6 +290,9 @@ def main(argv=None) -> int:
     t0 = time.time()
     if args.noise_only:
         res = noise(root, tuple(args.device or ("a800", "h800")))
+    elif args.skew:
+        with tempfile.TemporaryDirectory() as tmp:
+            res = skew(root, Path(args.out or tmp), tuple(args.device or ("a800",)), quick=args.quick)
     elif args.out:
         res = run(root, Path(args.out), tuple(args.device or ("a800", "h800")), quick=args.quick,
                   surrogate=arch)

@@ -269,3 +269,16 @@ def test_real_a800_gemm_small(tmp_path):
     acc = card["models"]["attn_post_proj"]["accuracy"]
     assert acc["rows"] > 20 and acc["forest"]["within_20"] > 0.8
     assert card["data"]["license"]
+
+
+def test_length_cv_of_attention_batches():
+    """The skew measure of the predictor experiment: 0 for a uniform batch; counts weight
+    the groups of identical sequences."""
+    import pandas as pd
+
+    from frontier_jax.predict.train import length_cv
+
+    df = pd.DataFrame({"q_lens": [(100, 100), (1, 1), (10,)], "c_lens": [(0, 0), (99, 299), (0,)],
+                       "counts": [(3, 5), (1, 1), (4,)], "is_decode": [(False, False), (True, True), (False,)]})
+    cv = length_cv(df)
+    np.testing.assert_allclose(cv, [0.0, 0.5, 0.0])  # lengths 100 and 300: mean 200, std 100

@@ -488,8 +488,25 @@ def _evaluate_op(family, op, df, X, forest, weights, proxy, with_rows: bool = Fa
                              "rel_std": (df["std_s"] / df["time_s"]).to_numpy(float)})
         for k, v in preds.items():
             rows[k + "_s"] = v
+        names = F.FEATURE_NAMES[family]
+        if "roofline_s" in names:  # the roofline's time of the row (before any efficiency)
+            rows["roofline_feature_s"] = X[:, names.index("roofline_s")]
+        if family == "attention":
+            rows["len_cv"] = length_cv(df)
         return res, rows
     return res
+
+
+def length_cv(df: pd.DataFrame) -> np.ndarray:
+    """[N] coefficient of variation of each attention batch's sequence lengths (query +
+    context tokens per sequence, each group of identical sequences weighted by its count):
+    0 for a uniform batch, larger the more skewed."""
+    q, c, w, _ = F.pad_groups(df)
+    n = np.maximum(w.sum(axis=1), 1e-12)
+    length = q + c
+    mean = (w * length).sum(axis=1) / n
+    var = (w * (length - mean[:, None]) ** 2).sum(axis=1) / n
+    return np.sqrt(var) / np.maximum(mean, 1e-12)
 
 
 def _load_forests(d: Path, op: str):
