@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from pd_vs_colocated import best  # benchmarks/, the script's folder
+from pd_vs_colocated import best, table_text  # benchmarks/, the script's folder
 
 from frontier_jax.plot import plot_frontier
 from frontier_jax.sweep import load_sweep, run_sweep
@@ -55,11 +55,7 @@ def main() -> None:
     if a.json:
         print(json.dumps(result, indent=1, default=float))
         return
-    show = table.copy()
-    show["ttft_p90"] = show["ttft_p90"].map(lambda x: f"{x:.3f} s")
-    for c in ("tpot_p50", "tpot_p90"):
-        show[c] = show[c].map(lambda x: f"{1e3 * x:.1f} ms")
-    print(show.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    print(table_text(table))
     print(f"configurations: {result['configs']}; seconds per family: {walls}; plot: {result['plot']}")
 
 

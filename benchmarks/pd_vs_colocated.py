@@ -31,6 +31,15 @@ def best(df: pd.DataFrame) -> pd.Series:
     return ok.sort_values(["goodput_rps_per_gpu", "tpot_p90"], ascending=[False, True]).iloc[0]
 
 
+def table_text(df: pd.DataFrame) -> str:
+    """A best-layouts table as text: TTFT in s, TPOT in ms, the rest to 3 significant digits."""
+    show = df.copy()
+    show["ttft_p90"] = show["ttft_p90"].map(lambda x: f"{x:.3f} s")
+    for c in ("tpot_p50", "tpot_p90"):
+        show[c] = show[c].map(lambda x: f"{1e3 * x:.1f} ms")
+    return show.to_string(index=False, float_format=lambda x: f"{x:.3g}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "results" / "pd_vs_colocated"))
@@ -52,10 +61,7 @@ def main() -> None:
         print(json.dumps({"wall_s": time.perf_counter() - t0, "rows": out.to_dict(orient="records")},
                          indent=1, default=float))
         return
-    out["ttft_p90"] = out["ttft_p90"].map(lambda x: f"{x:.3f} s")
-    for c in ("tpot_p50", "tpot_p90"):
-        out[c] = out[c].map(lambda x: f"{1e3 * x:.1f} ms")
-    print(out.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    print(table_text(out))
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

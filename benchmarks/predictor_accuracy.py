@@ -136,15 +136,22 @@ def _cross_measurement(frames, group, thr):
             "within_10": round(float(np.mean(dev <= 0.10)), 4)}
 
 
+def _present(compute: Path, devices, found: dict):
+    """Yields (device, its profile folder) for the devices that have one; the others are
+    recorded in ``found`` as skipped."""
+    for dev in devices:
+        path = compute / dev
+        if path.exists():
+            yield dev, path
+        else:
+            found[dev] = {"skipped": f"{path} not found"}
+
+
 def noise(root: Path, devices=("a800", "h800")) -> dict:
     """The noise figures alone, per device and target group (no training)."""
     compute = root / "frontier" / "data" / "profiling" / "compute"
     out = {"data": str(compute), "devices": {}}
-    for dev in devices:
-        path = compute / dev
-        if not path.exists():
-            out["devices"][dev] = {"skipped": f"{path} not found"}
-            continue
+    for dev, path in _present(compute, devices, out["devices"]):
         frames = load_profiles(path)
         out["devices"][dev] = {g: {"threshold": thr, "replicates": _replicate_ceiling(frames, g, thr),
                                    "cross_measurement": _cross_measurement(frames, g, thr)}
@@ -162,11 +169,7 @@ def run(root: Path, out_dir: Path, devices=("a800", "h800"), seed: int = 0, quic
     sp = {"steps": 1500, "width": 64} if quick else None
     if surrogate:
         sp = {**(sp or {}), **surrogate}
-    for dev in devices:
-        path = compute / dev
-        if not path.exists():
-            result["devices"][dev] = {"skipped": f"{path} not found"}
-            continue
+    for dev, path in _present(compute, devices, result["devices"]):
         t0 = time.time()
         frames = load_profiles(path)
         card = train_predictors(frames, "auto", out_dir / dev, seed=seed, ops=ops, surrogate_params=sp,
@@ -232,11 +235,7 @@ def skew(root: Path, out_dir: Path, devices=("a800",), seed: int = 0, quick: boo
     result = {"data": str(compute), "split": {"seed": seed, "test_fraction": 0.2, "unit": "configuration"},
               "skew_measure": "CV of query + context tokens per sequence", "devices": {}}
     sp = {"steps": 1500, "width": 64} if quick else None
-    for dev in devices:
-        path = compute / dev
-        if not path.exists():
-            result["devices"][dev] = {"skipped": f"{path} not found"}
-            continue
+    for dev, path in _present(compute, devices, result["devices"]):
         frames = load_profiles(path)
         train_predictors(frames, "auto", out_dir / dev, seed=seed, ops=list(ATTN_OPS), surrogate_params=sp,
                          source_path=path)

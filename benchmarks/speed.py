@@ -186,11 +186,7 @@ def bench_af(scenario, n: int) -> dict:
 
 
 def _af_line(m: dict) -> str:
-    v, f, r = m["af"], m["colocated_same_slots"], m["as_run"]["af"]
-    return (f"{m['scenario']} (AF), {v['requests']} requests: {r['req_per_cpu_s']:.0f} req/CPU-s as run "
-            f"({r['max_batch']} slots); {v['us_per_config_step']:.2f} us/step vs "
-            f"{f['us_per_config_step']:.2f} co-located with the same {v['max_batch']} slots "
-            f"({m['event_cost_vs_colocated']:.2f}x)")
+    return _twin_line(m, "af", "AF", "colocated", "co-located")
 
 
 def bench_twins(scenario, twin, n: int) -> tuple:
@@ -307,11 +303,17 @@ def main() -> None:
 
 
 def _moe_line(m: dict) -> str:
-    v, f, r = m["sampled"], m["balanced_same_slots"], m["as_run"]["sampled"]
-    return (f"{m['scenario']} (sampled routing), {v['requests']} requests: {r['req_per_cpu_s']:.0f} req/CPU-s "
-            f"as run ({r['max_batch']} slots); "
-            f"{v['us_per_config_step']:.2f} us/step vs {f['us_per_config_step']:.2f} balanced with the "
-            f"same {v['max_batch']} slots ({m['event_cost_vs_balanced']:.2f}x)")
+    return _twin_line(m, "sampled", "sampled routing", "balanced", "balanced")
+
+
+def _twin_line(m: dict, key: str, label: str, twin: str, twin_label: str) -> str:
+    """One line of :func:`bench_twins`' figures: the scenario as run, and its event cost
+    against its twin's with the same batch slots."""
+    v, f, r = m[key], m[f"{twin}_same_slots"], m["as_run"][key]
+    return (f"{m['scenario']} ({label}), {v['requests']} requests: {r['req_per_cpu_s']:.0f} req/CPU-s "
+            f"as run ({r['max_batch']} slots); {v['us_per_config_step']:.2f} us/step vs "
+            f"{f['us_per_config_step']:.2f} {twin_label} with the same {v['max_batch']} slots "
+            f"({m[f'event_cost_vs_{twin}']:.2f}x)")
 
 
 if __name__ == "__main__":

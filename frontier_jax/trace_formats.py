@@ -122,7 +122,7 @@ def _read_cached(source: str, _size: int, _mtime: int, fmt: str, keep: TraceFilt
         with open(source, newline="", encoding="utf-8-sig") as f:
             lines = _bounded_lines(f, source)
             if fmt == "auto":
-                first = _first_text(f, source)
+                first = _first_text(f)
                 fmt = "mooncake" if first.startswith("{") else "auto"  # CSV: by its header
             if fmt == "mooncake":
                 cols = _read_jsonl(lines, source, keep)
@@ -142,7 +142,7 @@ def _read_cached(source: str, _size: int, _mtime: int, fmt: str, keep: TraceFilt
     return cols
 
 
-def _first_text(f: TextIO, source: str) -> str:
+def _first_text(f: TextIO) -> str:
     """The file's first non-blank characters (the file is rewound)."""
     head = f.read(4096)
     f.seek(0)

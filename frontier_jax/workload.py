@@ -208,11 +208,13 @@ def _lengths(spec: LengthSpec, n: int, rng: np.random.Generator, trace: TraceCol
 
 def _warn_clipped(name: str, part: LengthSpec, drawn: np.ndarray, spec: WorkloadSpec) -> None:
     """Warns when `max` (or `min`) clips at least half of the drawn lengths."""
-    for bound, value in (("max", part.max), ("min", part.min if part.min > 1 else None)):
-        if value is not None and drawn.size:
-            share = float(np.mean(drawn == value))
-            if share >= 0.5:
-                warn(spec.trace or "<workload>", f"workload.{name}.{bound}", f"{value} clips "
-                     f"{share:.0%} of the {name} lengths to it: the distribution is mostly "
-                     f"above it" if bound == "max" else f"{value} lifts {share:.0%} of the "
-                     f"{name} lengths to it")
+    where = spec.trace or "<workload>"
+    for bound, value, what in (("max", part.max, "clips {share:.0%} of the {name} lengths to "
+                                "it: the distribution is mostly above it"),
+                               ("min", part.min if part.min > 1 else None,
+                                "lifts {share:.0%} of the {name} lengths to it")):
+        if value is None or not drawn.size:
+            continue
+        share = float(np.mean(drawn == value))
+        if share >= 0.5:
+            warn(where, f"workload.{name}.{bound}", f"{value} " + what.format(share=share, name=name))
