@@ -135,7 +135,8 @@ def _moe_rows(rng, device, n=1500):
         alpha = float(rng.choice([0.3, 3.0, 1e3]))  # skewed .. near-uniform spreads
         counts = rng.multinomial(routed, rng.dirichlet(np.full(local, alpha)))
         rows.append(dict(family="moe", op="moe_grouped_gemm", device=device,
-                         num_tokens=max(routed // MOE_MODEL["topk"], 1), **moe_stats_from_counts(counts),
+                         # the EP group's tokens: each rank runs the layer on all of them
+                         num_tokens=max(routed * ep // MOE_MODEL["topk"], 1), **moe_stats_from_counts(counts),
                          hidden=MOE_MODEL["hidden"], expert_hidden=MOE_MODEL["expert_hidden"],
                          topk=MOE_MODEL["topk"], gated=1, tp=tp, ep=ep,
                          num_experts=MOE_MODEL["num_experts"], dtype_bytes=2,

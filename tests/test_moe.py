@@ -233,6 +233,12 @@ def test_grouped_gemm_check_against_measured_kernels():
     assert sorted(r["tp"] for r in a800) == [1, 2, 4, 8]
     for r in a800:
         assert r["roofline_fit"]["median_rel_err"] < r["roofline"]["median_rel_err"]
+    # the data's own ceiling: near-repeats exist at every TP, and the small TP 8 kernels
+    # repeat far worse than the TP 1 ones
+    ceil = {r["tp"]: r for r in a800}
+    assert all(r["near_repeat_rows"] > 100 for r in a800)
+    assert ceil[1]["near_repeats_within"] > 0.95 > 0.7 > ceil[8]["near_repeats_within"]
+    assert {s["timing"] for s in d["summary"] if s["device"] == "h800"} == {"cuda_event", "kernel_only"}
 
 
 def test_popularity_drift_agrees_and_costs():

@@ -166,3 +166,27 @@ def test_proxy_features_vidur_style():
     assert d[0] == 3 and d[1] == 128  # mean KV 100 rounded up to 64
     X = F.frame_features("attention", df)
     assert X.shape == (1, len(F.ATTENTION_FEATURES)) and X[0, A["d_num_seqs"]] == 3
+
+
+def test_grouped_gemm_launch_features_follow_vllm_default_config():
+    """vLLM's default fused_moe config: 16-row blocks (32-column) while the tokens entering the
+    layer do not outnumber the local experts, else 64 x 64; each expert padded to the block;
+    the expert width per TP shard; the timing context (1 = warm, the simulator's default)."""
+    counts = np.array([10, 0, 5, 5])
+    mask = np.ones(4, bool)
+    kw = dict(hidden=2048, expert_hidden=768, topk=8, gated=1, peak_flops=312e12, mem_bw=2.0e12, num_sms=108)
+    small = F.grouped_gemm_features(counts, mask, np, num_tokens=3, **kw)
+    assert small[M["small_m_config"]] == 1 and small[M["block_m"]] == 16
+    assert small[M["block_tiles"]] == 3  # ceil(10/16) + ceil(5/16) + ceil(5/16)
+    assert small[M["ctas_up"]] == 3 * (2 * 768 // 32) and small[M["ctas_down"]] == 3 * (2048 // 32)
+    assert small[M["waves_up"]] == 2 and small[M["waves_down"]] == 2  # 144 and 192 CTAs on 108 SMs
+    assert small[M["grid_m"]] == 6  # ceil((3 x 8 + 4 x 15) / 16)
+    assert small[M["warm_context"]] == 1
+    large = F.grouped_gemm_features(counts, mask, np, num_tokens=5, tp=2, warm=0, **kw)
+    assert large[M["small_m_config"]] == 0 and large[M["block_m"]] == 64 and large[M["block_tiles"]] == 3
+    assert large[M["expert_hidden_shard"]] == 384 and large[M["ctas_up"]] == 3 * (2 * 384 // 64)
+    assert large[M["warm_context"]] == 0
+    # padded rows: 3 tiles of 64 for 20 rows, FLOPs at the shard width
+    assert large[M["block_pad_ratio"]] == pytest.approx(3 * 64 / 20)
+    assert large[M["block_roofline_s"]] == pytest.approx(
+        max(2 * 3 * 64 * 2048 * 384 * 3 / 312e12, (2 * 3 * 2048 * 384 * 3 + 2 * 20 * (2 * 2048 + 3 * 768)) / 2.0e12))

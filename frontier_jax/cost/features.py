@@ -22,6 +22,12 @@ GEMM_TILE_M = 128
 GEMM_TILE_N = 128
 MOE_TILE_M = 64  # vLLM fused_moe BLOCK_SIZE_M for large batches
 MOE_TILE_N = 128
+# vLLM fused_moe's default launch config (get_default_config, used where no tuned JSON
+# exists for the device and shape, as for A800 / H800 at these shapes): BLOCK_SIZE_M 16 and
+# BLOCK_SIZE_N 32 while the tokens entering the layer do not outnumber the local experts,
+# else 64 and 64. Each expert's rows are padded to BLOCK_SIZE_M (moe_align_block_size).
+MOE_SMALL_BLOCK = (16, 32)
+MOE_LARGE_BLOCK = (64, 64)
 DECODE_KV_ROUND = 64  # Vidur's decode-proxy rounding of the mean KV length
 
 ATTENTION_FEATURES: tuple[str, ...] = (
@@ -55,6 +61,13 @@ MOE_FEATURES: tuple[str, ...] = (
     "hidden", "expert_hidden", "topk", "gated", "tp", "ep",
     "flops", "weight_bytes", "act_bytes", "roofline_s", "roofline_max_s",
     "dtype_bytes", "peak_tflops", "mem_bw_tbs", "num_sms",
+    # the kernel as launched (vLLM's default fused_moe config; see MOE_SMALL_BLOCK)
+    "small_m_config", "block_m", "block_tiles", "block_pad_ratio", "expert_hidden_shard",
+    "ctas_up", "ctas_down", "waves_up", "waves_down", "grid_m", "block_roofline_s",
+    "block_roofline_max_s",
+    # 1 = timed warm, after an FFN-like prefix (Frontier's "prefill_hot" context), as the
+    # kernel runs inside a served step; 0 = timed standalone
+    "warm_context",
 )
 
 COLLECTIVE_FEATURES: tuple[str, ...] = (
@@ -388,7 +401,7 @@ def moe_features_from_stats(num_tokens, routed_tokens, local_experts, active_exp
                             max_tokens, min_tokens, load_cv, load_gini, load_entropy_bits,
                             xp=np, *, hidden, expert_hidden, topk, gated=1, tp=1, ep=1,
                             dtype_bytes=2, peak_flops, mem_bw, num_sms, tile_m=MOE_TILE_M,
-                            tile_n=MOE_TILE_N):
+                            tile_n=MOE_TILE_N, warm=1.0):
     """MoE-layer features from per-GPU load statistics (the columns of Frontier's moe.csv).
 
     Args:
@@ -400,6 +413,8 @@ def moe_features_from_stats(num_tokens, routed_tokens, local_experts, active_exp
         load_entropy_bits: Shannon entropy (bits) of count / total.
         hidden, expert_hidden: model and expert FFN widths; topk; gated (1 = SwiGLU);
         tp, ep: tensor and expert parallel sizes (context features).
+        warm: 1 when the kernel runs warm inside a step (the simulator's case), 0 when a
+            profile timed it standalone.
 
     Returns:
         ``[..., len(MOE_FEATURES)]`` in the order of ``MOE_FEATURES``.
@@ -439,9 +454,27 @@ def moe_features_from_stats(num_tokens, routed_tokens, local_experts, active_exp
     abytes = 2.0 * R * (2.0 * h + (2.0 + g) * eh)
     roof = xp.maximum(flops / pf, (wbytes + abytes) / bw)
     roof_max = xp.maximum(2.0 * mx * h * eh * mats / pf, db * h * eh * mats / bw)
+    # the kernel as launched: block sizes by vLLM's default rule, each expert's rows padded
+    # to BLOCK_SIZE_M (at least the busiest expert's tiles), the expert width per TP shard;
+    # the launched grid covers every routed row of the layer plus the worst-case padding
+    small = (T <= L).astype(T.dtype)
+    bm = xp.where(small > 0, float(MOE_SMALL_BLOCK[0]), float(MOE_LARGE_BLOCK[0]))
+    bn = xp.where(small > 0, float(MOE_SMALL_BLOCK[1]), float(MOE_LARGE_BLOCK[1]))
+    btiles = xp.maximum(A * xp.ceil(mean_a / bm), xp.ceil(mx / bm))
+    bpad = xp.where(R > 0, btiles * bm / xp.maximum(R, 1.0), 0.0)
+    ehs = eh / xp.maximum(tpv, 1.0)
+    ctas_up = btiles * xp.ceil((1.0 + g) * ehs / bn)
+    ctas_down = btiles * xp.ceil(h / bn)
+    grid_m = xp.ceil((T * kk + L * epv * (bm - 1.0)) / bm)
+    bflops = 2.0 * btiles * bm * h * ehs * mats
+    bwbytes = db * A * h * ehs * mats
+    broof = xp.maximum(bflops / pf, (bwbytes + abytes) / bw)
+    broof_max = xp.maximum(2.0 * xp.ceil(mx / bm) * bm * h * ehs * mats / pf, db * h * ehs * mats / bw)
     cols = [T, R, L, A, util, mean, mean_a, mx, mn, cv, gini, ent, ent_n, mlr,
             tiles_max, tiles_est, pad, ctas, waves, h, eh, kk, g, tpv, epv,
-            flops, wbytes, abytes, roof, roof_max, db, pf * 1e-12, bw * 1e-12, sms]
+            flops, wbytes, abytes, roof, roof_max, db, pf * 1e-12, bw * 1e-12, sms,
+            small, bm, btiles, bpad, ehs, ctas_up, ctas_down, xp.ceil(ctas_up / sms),
+            xp.ceil(ctas_down / sms), grid_m, broof, broof_max, _f(warm, xp) + 0 * T]
     return xp.stack(cols, axis=-1)
 
 
@@ -468,7 +501,8 @@ def moe_load_stats(tokens_per_expert, mask, xp=np):
 
 def grouped_gemm_features(tokens_per_expert, mask, xp=np, *, num_tokens=None, hidden,
                           expert_hidden, topk, gated=1, tp=1, ep=1, dtype_bytes=2,
-                          peak_flops, mem_bw, num_sms, tile_m=MOE_TILE_M, tile_n=MOE_TILE_N):
+                          peak_flops, mem_bw, num_sms, tile_m=MOE_TILE_M, tile_n=MOE_TILE_N,
+                          warm=1.0):
     """Features of one GPU's GroupedGEMM from its per-expert token counts.
 
     Args:
@@ -485,7 +519,8 @@ def grouped_gemm_features(tokens_per_expert, mask, xp=np, *, num_tokens=None, hi
     return moe_features_from_stats(T, R, L, A, mx, mn, cv, gini, ent, xp, hidden=hidden,
                                    expert_hidden=expert_hidden, topk=topk, gated=gated, tp=tp,
                                    ep=ep, dtype_bytes=dtype_bytes, peak_flops=peak_flops,
-                                   mem_bw=mem_bw, num_sms=num_sms, tile_m=tile_m, tile_n=tile_n)
+                                   mem_bw=mem_bw, num_sms=num_sms, tile_m=tile_m, tile_n=tile_n,
+                                   warm=warm)
 
 
 # --------------------------------------------------------------------------------------

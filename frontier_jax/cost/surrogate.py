@@ -342,8 +342,19 @@ class SurrogateCost:
         grid = grid[max(int(np.searchsorted(grid, x[0], side="right")) - 1, 0):]
         return np.interp(x, grid, self._expert_mean(grid, p))
 
-    def _expert_mean(self, rows: np.ndarray, p: CostParams) -> np.ndarray:
-        """The network's mean price over the spreads at each count of ``rows`` (host)."""
+    def _expert_mean(self, rows: np.ndarray, p: CostParams, num_tokens: np.ndarray | None = None,
+                     warm: float = 1.0) -> np.ndarray:
+        """The network's mean price over the spreads at each count of ``rows`` (host).
+
+        ``num_tokens``: the tokens entering the layer on the rank (they set the kernel's
+        launch config); default ``rows x ep / top_k``, the EP group's tokens when the rank
+        holds its share of the routed rows (every EP rank runs the layer on all of them).
+        ``warm``: the timing context (1: inside a step, as the simulator runs it; 0: a
+        standalone profile, for comparisons with one)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if num_tokens is None:
+            num_tokens = rows * float(p.moe.ep) / max(float(p.top_k), 1.0)
+        num_tokens = np.broadcast_to(np.asarray(num_tokens, dtype=np.float64), rows.shape)
         from frontier_jax.cost.features import grouped_gemm_features
 
         slots = max(int(round(float(p.moe.slots))), 1)
@@ -351,15 +362,17 @@ class SurrogateCost:
         out = []
         for i in range(0, rows.size, MOE_CHUNK):
             r = rows[i:i + MOE_CHUNK].astype(np.int64)
+            tok = num_tokens[i:i + MOE_CHUNK, None]
             # each count's spreads from its own stream: a price never depends on which
             # other counts are evaluated with it
             counts = np.stack([np.random.default_rng((MOE_SEED, int(n))).multinomial(n, share, MOE_DRAWS)
                                for n in r])
             x = grouped_gemm_features(
-                counts, np.ones(counts.shape, bool), np, hidden=float(p.hidden),
+                counts, np.ones(counts.shape, bool), np, num_tokens=tok, hidden=float(p.hidden),
                 expert_hidden=float(p.moe_ffn), topk=float(p.top_k), gated=float(p.gated),
                 tp=float(p.tp), ep=float(p.moe.ep), dtype_bytes=float(p.dtype_bytes),
-                peak_flops=self._peak(p, np), mem_bw=self.dev["mem_bw"], num_sms=self.dev["num_sms"])
+                peak_flops=self._peak(p, np), mem_bw=self.dev["mem_bw"], num_sms=self.dev["num_sms"],
+                warm=warm)
             y = np.asarray(_mlp(self.w[MOE_OP], x, np), np.float64).mean(axis=-1)
             out.append(np.where(r > 0, y, 0.0))
         return np.concatenate(out)

@@ -109,7 +109,8 @@ def frame_features(family: str, df: pd.DataFrame) -> np.ndarray:
             g("max_tokens"), g("min_tokens"), g("load_cv"), g("load_gini"), g("load_entropy_bits"),
             np, hidden=g("hidden"), expert_hidden=g("expert_hidden"), topk=g("topk"),
             gated=g("gated"), tp=g("tp"), ep=g("ep"), dtype_bytes=g("dtype_bytes"),
-            peak_flops=pf, mem_bw=bw, num_sms=sms)
+            peak_flops=pf, mem_bw=bw, num_sms=sms,
+            warm=g("warm_context") if "warm_context" in df.columns else np.zeros(len(df)))
     if family == "collective":
         return collective_features(df["size_bytes"].to_numpy(float), df["num_workers"].to_numpy(float),
                                    df["devices_per_node"].to_numpy(float), np)

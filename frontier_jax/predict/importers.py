@@ -34,7 +34,9 @@ common columns
     the local experts' token counts), ``local_experts``, ``active_experts``,
     ``max_tokens``, ``min_tokens`` (per local expert), ``load_cv``, ``load_gini``,
     ``load_entropy_bits``, ``hidden``, ``expert_hidden``, ``topk``, ``gated``, ``tp``,
-    ``ep``, ``num_experts``, ``dtype_bytes``, ``batch_kind`` (``balanced`` | ``skewed``).
+    ``ep``, ``num_experts``, ``dtype_bytes``, ``warm_context`` (1: timed after a warm
+    prefix, Frontier's ``prefill_hot``; 0: standalone, the default), ``batch_kind``
+    (``balanced`` | ``skewed``).
 
 ``collective`` columns
     ``size_bytes``, ``num_workers``, ``devices_per_node``, ``batch_kind`` (``intra_node``
@@ -674,6 +676,7 @@ def _read_moe(df, file, rel, fmt, device, model, ops, head_dim):
             "hidden": hid, "expert_hidden": ehid, "topk": topk,
             "gated": int(_as_bool(row.get("use_gated", True))), "tp": tp, "ep": ep, "num_experts": E,
             "dtype_bytes": 1 if "fp8" in quant else 2,
+            "warm_context": int(str(row.get("gating_runtime_context", "")) == "prefill_hot"),
             "batch_kind": "balanced" if st["load_cv"] < 0.1 else "skewed",
         })
     base = pd.DataFrame.from_records(recs)
@@ -885,14 +888,15 @@ _NATIVE_NUMBERS = {
             "max_tokens": (0, True), "min_tokens": (0, True), "load_cv": (_STAT_MIN, True),
             "load_gini": (_STAT_MIN, True), "load_entropy_bits": (_STAT_MIN, True), "hidden": (1, True),
             "expert_hidden": (1, True), "topk": (1, True), "gated": (0, False, 1), "tp": (1, False),
-            "ep": (1, False), "num_experts": (1, False, _MAX_EXPERTS), "dtype_bytes": (1, False, 8)},
+            "ep": (1, False), "num_experts": (1, False, _MAX_EXPERTS), "dtype_bytes": (1, False, 8),
+            "warm_context": (0, False, 1)},
     "collective": {"size_bytes": (0, True), "num_workers": (1, True), "devices_per_node": (1, False)},
 }
 # defaults of optional native columns, added after the configuration key is formed
 _NATIVE_DEFAULTS = {
     "attention": {"tp": 1, "block_size": 16, "dtype_bytes": 2},
     "linear": {"tp": 1, "dtype_bytes": 2, "batch_kind": "dense"},
-    "moe": {"gated": 1, "tp": 1, "ep": 1, "dtype_bytes": 2},
+    "moe": {"gated": 1, "tp": 1, "ep": 1, "dtype_bytes": 2, "warm_context": 0},
     "collective": {},
 }
 _TIME_S = "a time in seconds > 0 (empty: not measured, the row is dropped)"
