@@ -18,7 +18,10 @@ and once kernel-only, how often the two runs of one configuration agree within t
 threshold once the op's launch overhead is taken out (``cross_measurement``, GEMMs and MoE:
 the kernel-only time against the CUDA-event time less the median difference of its op and
 shape; not attention, whose CUDA-event runs also time per-batch work, so the two runs
-differ by more than a constant); and the accuracy split by the measurement's own repetition spread
+differ by more than a constant); for MoE, the near-repeat ceiling per model, timing and TP
+(``near_repeats``: rows with the same inputs and a busiest expert within 3%, see
+``benchmarks/moe_gemm_check.py``) beside the model's share per model and TP
+(``by_model_tp``); and the accuracy split by the measurement's own repetition spread
 (``rel_std <= 2%`` vs ``> 2%``).
 
 Usage: ``python benchmarks/predictor_accuracy.py --json [--data ROOT] [--out DIR]``;
@@ -50,6 +53,10 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from moe_gemm_check import measured_rows, near_repeat_ceiling  # noqa: E402
 
 from frontier_jax.predict.importers import load_profiles  # noqa: E402
 from frontier_jax.predict.train import eval_predictors, holdout_mask, train_predictors  # noqa: E402
@@ -136,6 +143,17 @@ def _cross_measurement(frames, group, thr):
             "within_10": round(float(np.mean(dev <= 0.10)), 4)}
 
 
+def _near_repeats(frames, group) -> dict:
+    """MoE only: the near-repeat ceiling per (model, timing, TP) (moe_gemm_check's: rows with
+    the same inputs and a busiest expert within 3%), where the data has near-repeats."""
+    if group != "moe_grouped_gemm" or frames.get("moe") is None:
+        return {}
+    c = near_repeat_ceiling(measured_rows(frames["moe"]))
+    return {"near_repeats": {f"{m}/{t}/tp{tp}": {"rows": int(r["near_repeat_rows"]),
+                                                "within_thr": float(r["near_repeats_within"])}
+                             for (_, m, t, tp), r in c.iterrows()}}
+
+
 def _present(compute: Path, devices, found: dict):
     """Yields (device, its profile folder) for the devices that have one; the others are
     recorded in ``found`` as skipped."""
@@ -154,7 +172,8 @@ def noise(root: Path, devices=("a800", "h800")) -> dict:
     for dev, path in _present(compute, devices, out["devices"]):
         frames = load_profiles(path)
         out["devices"][dev] = {g: {"threshold": thr, "replicates": _replicate_ceiling(frames, g, thr),
-                                   "cross_measurement": _cross_measurement(frames, g, thr)}
+                                   "cross_measurement": _cross_measurement(frames, g, thr),
+                                   **_near_repeats(frames, g)}
                                for g, thr in TARGETS.items()}
     return out
 
@@ -207,9 +226,13 @@ def run(root: Path, out_dir: Path, devices=("a800", "h800"), seed: int = 0, quic
                     entry["slices"] = {bk: {"rows": int(len(dd)), **{k: round(_within(dd[k + "_s"], dd["time_s"], thr), 4)
                                                                    for k in ("forest", "surrogate", "proxy")}}
                                        for bk, dd in d.groupby("batch_kind")}
+                    entry["by_model_tp"] = {f"{m}/tp{int(tp)}": {"rows": int(len(dd)), **{k: _acc(dd[k + "_s"], dd["time_s"], thr)
+                                                                                        for k in ("forest", "surrogate", "proxy")}}
+                                            for (m, tp), dd in d.groupby(["model", "tp"])}
                 per_mt[mt] = entry
             groups[group] = {"by_measurement": per_mt, "replicates": _replicate_ceiling(frames, group, thr),
-                             "cross_measurement": _cross_measurement(frames, group, thr)}
+                             "cross_measurement": _cross_measurement(frames, group, thr),
+                             **_near_repeats(frames, group)}
         per_op = {op: {k: r.get(k) for k in ("rows", "forest", "surrogate", "proxy", "fidelity_median")}
                   for op, r in ev["ops"].items()}
         result["devices"][dev] = {"train_seconds": round(t_train, 1), "groups": groups, "ops": per_op,

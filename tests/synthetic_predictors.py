@@ -102,7 +102,7 @@ def make_iteration_set(out: Path, device: str = "h100", seed: int = 0) -> Path:
     save_profiles(pd.DataFrame(rows), prof / "engine.csv")
     train_predictors(prof, "native", out / "iteration_set", seed=seed, save_forests=False,
                      forest_params={"n_estimators": 20, "min_samples_leaf": 2},
-                     surrogate_params={"steps": 600, "batch_size": 256},  # attention: 32 / 2
+                     surrogate_params={"steps": 2000, "batch_size": 256},  # attention: 32 / 2
                      augment={"copies": 1, "max_points": 2000})
     return out / "iteration_set"
 

@@ -241,3 +241,17 @@ def test_real_aiconfigurator_gemm_and_nccl():
     assert len(big) > 10 and 400 < tflops.median() < 989  # seconds, H100 BF16 (README: ~830 TFLOP/s)
     nccl = load_file(root / "comm" / "nccl" / "2.29.2" / "nccl_perf.parquet")["collective"]
     assert nccl.op.str.startswith("all_reduce").any() and nccl.device.iloc[0] == "h100"
+
+
+@pytest.mark.skipif(not FRONTIER.exists(), reason="shared Frontier data not available")
+def test_real_frontier_rows_point_back_to_their_file_row():
+    # benchmarks/frontier_head_to_head.py joins Frontier's forests and ours on (file, row):
+    # every tidy row's source_row must be the raw row its time came from
+    model = FRONTIER / "a800" / "qwen3-a3b-30b-moe"
+    for name, family in (("linear_op.csv", "linear"), ("moe.csv", "moe")):
+        df = load_file(model / name, root=DATA)[family]
+        raw = pd.read_csv(model / name, low_memory=False)
+        assert df["source_row"].between(0, len(raw) - 1).all()
+        for base, g in df.groupby(df["op"].str.split("@").str[0]):
+            ms = pd.to_numeric(raw.loc[g["source_row"], f"time_stats.{base}.median"]).to_numpy()
+            np.testing.assert_allclose(g["time_s"].to_numpy(), ms * 1e-3, rtol=1e-12)

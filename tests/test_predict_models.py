@@ -282,3 +282,27 @@ def test_length_cv_of_attention_batches():
                        "counts": [(3, 5), (1, 1), (4,)], "is_decode": [(False, False), (True, True), (False,)]})
     cv = length_cv(df)
     np.testing.assert_allclose(cv, [0.0, 0.5, 0.0])  # lengths 100 and 300: mean 200, std 100
+
+
+def test_frontier_head_to_head_reimplementation():
+    """benchmarks/frontier_head_to_head.py: Frontier's MAPE scorer and its grid-searched forest
+    (2 folds under 10 rows, refit on every row, NaN rows dropped)."""
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import frontier_head_to_head as h2h
+
+    # percent; a zero truth costs 0 when predicted 0, else 100
+    assert h2h._frontier_mape([1.0, 2.0, 0.0, 0.0], [1.1, 2.0, 0.0, 3.0]) == pytest.approx((10 + 0 + 0 + 100) / 4)
+    grid = {"n_estimators": [10], "max_depth": [2, 8], "min_samples_split": [2]}
+    x = pd.DataFrame({"num_tokens": np.arange(1, 41, dtype=float)})
+    y = pd.Series(0.01 * x["num_tokens"] + 0.05)
+    y.iloc[3] = np.nan  # dropped, not fitted
+    est = h2h.frontier_forest(x, y, grid)
+    assert est.get_params()["max_depth"] == 8  # the deeper forest fits a line better
+    pred = est.predict(pd.DataFrame({"num_tokens": [10.0, 30.0]}))
+    np.testing.assert_allclose(pred, [0.15, 0.35], rtol=0.1)
+    small = h2h.frontier_forest(x.iloc[:6], y.iloc[:6].fillna(0.09), grid)  # 2-fold search
+    assert small.n_estimators == 10

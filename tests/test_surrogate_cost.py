@@ -272,6 +272,40 @@ def test_iteration_model_prices_whole_steps(iteration_set):
                                per, rtol=1e-6)
 
 
+def test_iteration_model_sees_work_totals_not_batch_shapes(tmp_path):
+    """An engine profile probes homogeneous batches (every decoding sequence at one context):
+    the whole-step model is trained on the batch's work totals only, so a served batch whose
+    contexts differ costs what a homogeneous batch of the same totals costs, and the law
+    trained on holds for it."""
+    from frontier_jax.predict import save_profiles, train_predictors
+    from frontier_jax.predict.train import ITERATION_FEATURES
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for b in (1, 2, 3, 4, 6, 8, 12, 16):
+        for c in rng.integers(4, 256, 6) * 16:  # one context per probe, as profile_engine.py runs
+            t = 2e-3 + 3e-4 * b + 2e-8 * b * int(c)
+            rows.append(dict(family="attention", op="iteration", q_lens=[1] * b, c_lens=[int(c)] * b,
+                             is_decode=[True] * b, counts=[1] * b, n_q_heads=32, n_kv_heads=8,
+                             head_dim=128, tp=1, block_size=16, dtype_bytes=2, device="h100",
+                             time_s=t * rng.lognormal(0, 0.005)))
+    (tmp_path / "prof").mkdir()
+    save_profiles(pd.DataFrame(rows), tmp_path / "prof" / "engine.csv")
+    card = train_predictors(tmp_path / "prof", "native", tmp_path / "set", seed=0, save_forests=False,
+                            forest_params={"n_estimators": 20, "min_samples_leaf": 1},
+                            surrogate_params={"steps": 600, "batch_size": 256},
+                            augment={"copies": 1, "max_points": 2000})
+    model = surrogate_cost(str(tmp_path / "set"), "h100")
+    p = llama8b_h100_cost()
+    # equal totals (sequences, tokens, context sum, KV pages), different shapes; contexts on
+    # the 32-token decode grid, so each batch is priced at its own features
+    het = float(model.iteration_time(_batch([1] * 4, [64, 960, 2048, 1024], [True] * 4), p, np))
+    hom = float(model.iteration_time(_batch([1] * 4, [1024] * 4, [True] * 4), p, np))
+    assert het == pytest.approx(hom, rel=1e-6)
+    assert het == pytest.approx(2e-3 + 3e-4 * 4 + 2e-8 * 4096, rel=0.1)
+    assert card["models"]["iteration"]["inputs"] == list(ITERATION_FEATURES)
+
+
 def test_iteration_model_keeps_simulators_in_lockstep(iteration_set):
     prep = prepare(_scenario(iteration_set, **{"workload.arrival.rate": 6.0}))
     c = compare(run_vectorized(prep).result, run_reference(prep).result)

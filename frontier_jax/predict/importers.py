@@ -409,6 +409,7 @@ def _explode_ops(base: pd.DataFrame, df: pd.DataFrame, ops: dict[str, dict[str, 
         if not ok.any():
             continue
         part = base.loc[ok].copy()
+        part["source_row"] = df.index.to_numpy()[ok]  # the row's place in its file (0 = first data row)
         part["op"] = [_op_key(op, mt) for mt in part["measurement_type"]]
         part["time_s"] = t[ok] * 1e-3
         part["std_s"] = s[ok] * 1e-3

@@ -129,6 +129,40 @@ def ratio_feature(family: str, op: str) -> str:
     return "roofline_s"
 
 
+# Inputs of the whole-step ITERATION_OP model: the batch's additive work totals (sequences,
+# tokens, context and query-x-context sums, KV pages, FLOPs, bytes, roofline times), not its
+# shape statistics (means, variances, extremes) nor GPU launch terms (tiles, CTAs, waves). An
+# engine profile probes homogeneous batches (every decoding sequence at one context), in which
+# a batch's mean, minimum and maximum context coincide: a network trained there sees them as
+# one input and cannot tell how a served batch, whose contexts differ, splits between them.
+# The totals identify what an iteration costs on such an engine (a CPU's attention reads every
+# sequence's KV once) and stay inside the profiled box. The other columns are zeroed before
+# training, so the surrogate's input clipping pins them (``z_lo == z_hi``): the simulator
+# needs no mask of its own.
+ITERATION_FEATURES: tuple[str, ...] = (
+    "p_num_seqs", "p_q_sum", "p_c_sum", "p_qc_sum", "p_q2_sum", "p_kv_sum", "p_kv_pages",
+    "p_flops", "p_bytes", "p_roofline_s",
+    "d_num_seqs", "d_c_sum", "d_kv_pages", "d_flops", "d_bytes", "d_roofline_s",
+    "num_seqs", "num_tokens", "kv_write_bytes", "roofline_s",
+)
+
+
+def op_inputs(family: str, op: str, names) -> np.ndarray | None:
+    """Which feature columns operator ``op``'s models see (a boolean mask over ``names``;
+    None: all of them). Only the whole-step ``ITERATION_OP`` is restricted."""
+    if family != "attention" or op.split("@")[0] != ITERATION_OP:
+        return None
+    missing = sorted(set(ITERATION_FEATURES) - set(names))
+    if missing:
+        raise ValueError(f"attention features lack the iteration inputs {missing}")
+    return np.isin(np.asarray(names), ITERATION_FEATURES)
+
+
+def _inputs(X: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """``X`` with the columns outside ``keep`` zeroed (unchanged when ``keep`` is None)."""
+    return X if keep is None else np.where(keep, X, 0.0)
+
+
 # --------------------------------------------------------------------------------------
 # augmentation (perturbed copies of training configurations, labelled by the forest)
 
@@ -345,15 +379,17 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
                 continue
             t0 = time.time()
             ri = names.index(ratio_feature(family, op))
+            keep = op_inputs(family, op, names)
+            Xo = _inputs(X, keep)
             sub_tr = df.loc[tr]
             y_tr = sub_tr["time_s"].to_numpy(float)
             fpo = dict(fp)
             leaf_scores: dict = {}
             if fpo.get("min_samples_leaf") == "auto":
                 fpo["min_samples_leaf"], leaf_scores = select_min_samples_leaf(
-                    X[tr], y_tr, sub_tr["config_key"], names=names, ratio_index=ri, seed=seed,
+                    Xo[tr], y_tr, sub_tr["config_key"], names=names, ratio_index=ri, seed=seed,
                     forest_params=fpo)
-            forest = fit_forest(op, family, X[tr], y_tr, feature_names=names, ratio_index=ri,
+            forest = fit_forest(op, family, Xo[tr], y_tr, feature_names=names, ratio_index=ri,
                                 seed=seed, **fpo)
             pk = F.proxy_kind(family, op)
             P_tr = F.proxy_features(family, op, sub_tr)
@@ -367,8 +403,8 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
             # distillation set: training rows + perturbed copies, labelled by the forest
             copies = int(max(1, min(ap["copies"], ap["max_points"] // max(int(tr.sum()), 1))))
             aug = augment_rows(family, sub_tr, copies, ap["sigma"], rng)
-            X_aug = F.frame_features(family, aug) if len(aug) else np.zeros((0, X.shape[1]))
-            X_d = np.concatenate([X[tr], X_aug])
+            X_aug = _inputs(F.frame_features(family, aug), keep) if len(aug) else np.zeros((0, X.shape[1]))
+            X_d = np.concatenate([Xo[tr], X_aug])
             y_d = forest.predict_log(X_d)
             # extrapolation anchors: the largest configurations scaled up, constant time/roofline
             n_up = 0
@@ -379,8 +415,8 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
                 base_rows = pd.concat([sub_tr.iloc[top]] * int(ap["scaleup_copies"]), ignore_index=True)
                 fac = np.exp(rng.uniform(np.log(1.25), np.log(ap["scaleup_max"]), len(base_rows)))
                 up = scaleup_rows(family, base_rows, fac, rng)
-                X_up = F.frame_features(family, up)
-                X_base = np.concatenate([X[tr][top]] * int(ap["scaleup_copies"]))
+                X_up = _inputs(F.frame_features(family, up), keep)
+                X_base = np.concatenate([Xo[tr][top]] * int(ap["scaleup_copies"]))
                 ok = (X_up[:, ri] > X_base[:, ri]) & (X_base[:, ri] > 0)
                 if ok.any():
                     y_up = (forest.predict_log(X_base[ok]) + np.log(X_up[ok, ri]) - np.log(X_base[ok, ri]))
@@ -396,13 +432,14 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
 
                 joblib.dump({"forest": forest, "proxy": proxy}, out / "forests" / (safe_name(op) + ".joblib"),
                             compress=3)
-            acc = _evaluate_op(family, op, df.loc[ts], X[ts], forest, sur.weights, proxy)
+            acc = _evaluate_op(family, op, df.loc[ts], Xo[ts], forest, sur.weights, proxy)
             card["models"][op] = {
                 "family": family,
                 "file": fname,
                 "features": family,
                 "target": sur.target,
                 "ratio_feature": names[ri],
+                "inputs": "all" if keep is None else [n for n, k in zip(names, keep, strict=True) if k],
                 "surrogate": sur.info,
                 "forest": {"min_samples_leaf": fpo["min_samples_leaf"],
                            "inner_split_scores": {str(k): v for k, v in leaf_scores.items()}},
@@ -484,6 +521,9 @@ def _evaluate_op(family, op, df, X, forest, weights, proxy, with_rows: bool = Fa
     if with_rows:
         rows = pd.DataFrame({"op": op, "family": family, "time_s": t,
                              "batch_kind": kinds, "device": df["device"].to_numpy(),
+                             "model": df["model"].to_numpy(),
+                             "source_row": df["source_row"].to_numpy() if "source_row" in df else np.full(len(df), -1),
+                             "tp": df["tp"].to_numpy() if "tp" in df else np.ones(len(df), int),
                              "source": df["source"].to_numpy(), "config_key": df["config_key"].to_numpy(),
                              "rel_std": (df["std_s"] / df["time_s"]).to_numpy(float)})
         for k, v in preds.items():
@@ -567,7 +607,8 @@ def eval_predictors(model_dir: str | os.PathLike, data, fmt: str = "auto", *, sp
                 continue
             m = (df["op"] == op).to_numpy()
             forest, proxy = _load_forests(d, op)
-            res = _evaluate_op(family, op, df.loc[m], X[m], forest, ps["weights"][op], proxy, with_rows=return_rows)
+            Xo = _inputs(X[m], op_inputs(family, op, F.FEATURE_NAMES[family]))
+            res = _evaluate_op(family, op, df.loc[m], Xo, forest, ps["weights"][op], proxy, with_rows=return_rows)
             if return_rows:
                 res, rows = res
                 all_rows.append(rows)
