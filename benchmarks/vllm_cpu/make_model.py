@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             and json.loads(stamp.read_text()) == {"config": cfg, "seed": args.seed}):
         print(f"make_model: {out} is up to date")
         return 0
+    if stamp.exists() and (prev := json.loads(stamp.read_text())).get("config", {}) != cfg:
+        was = prev.get("config", {}).get("architectures", ["?"])[0]
+        print(f"make_model: replacing {out} ({was} -> {cfg['architectures'][0]}; "
+              "pass another --out to keep both)")
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     hf_cfg = AutoConfig.for_model(cfg["model_type"], **{

@@ -8,6 +8,7 @@
 # Knobs (environment): SIZE (full|tiny), BUDGET, SEQS, MAXLEN, KV_GIB, KV_BLOCKS, BLOCK, GRID,
 # PROFILE_REPEATS, REPEATS, NREQ, LOAD_FACTORS ("0.3 0.7 1.3": x the capacity estimated from
 # the profile), RATES (explicit req/s list, overrides LOAD_FACTORS), LENGTHS (trace|synthetic),
+# ARCH (llama|qwen2: make_model.py --arch; qwen2 lives in work/model-qwen2),
 # OUT (default benchmarks/vllm_cpu/work/validation), SKIP_SETUP=1, SKIP_PROFILE=1.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,17 +21,19 @@ else
   : "${BUDGET:=2048}" "${SEQS:=64}" "${MAXLEN:=4096}" "${GRID:=small}" "${PROFILE_REPEATS:=3}"
   : "${REPEATS:=3}" "${NREQ:=200}"
 fi
-: "${KV_GIB:=1}" "${LOAD_FACTORS:=0.3 0.7 1.3}" "${LENGTHS:=trace}" "${RATES:=}"
+: "${KV_GIB:=1}" "${LOAD_FACTORS:=0.3 0.7 1.3}" "${LENGTHS:=trace}" "${RATES:=}" "${ARCH:=llama}"
+# one checkpoint folder per architecture: a Qwen2 run never rewrites the Llama model, nor back
+if [ "$ARCH" = llama ]; then MODEL_DIR="$HERE/work/model"; else MODEL_DIR="$HERE/work/model-$ARCH"; fi
 OUT="${OUT:-$HERE/work/validation}"
 VPY="$HERE/.venv/bin/python"
 mkdir -p "$OUT"
 LOG="$OUT/run_validation.log"
 exec > >(tee -a "$LOG") 2>&1
-echo "== run_validation $(date -Is) SIZE=$SIZE budget=$BUDGET seqs=$SEQS max_model_len=$MAXLEN"
+echo "== run_validation $(date -Is) SIZE=$SIZE arch=$ARCH budget=$BUDGET seqs=$SEQS max_model_len=$MAXLEN"
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 awk '{ if ($1 > 0.5) print "WARNING: load average " $1 " > 0.5: timings will be noisy (other jobs?)" }' /proc/loadavg
 
-ENGINE=(--max-num-batched-tokens "$BUDGET" --max-num-seqs "$SEQS" --max-model-len "$MAXLEN"
+ENGINE=(--model "$MODEL_DIR" --max-num-batched-tokens "$BUDGET" --max-num-seqs "$SEQS" --max-model-len "$MAXLEN"
         --kv-cache-gib "$KV_GIB")
 [ -n "${BLOCK:-}" ] && ENGINE+=(--block-size "$BLOCK")
 [ -n "${KV_BLOCKS:-}" ] && ENGINE+=(--kv-blocks "$KV_BLOCKS")
@@ -45,8 +48,8 @@ if [ ! -x "$ROOT/.venv/bin/python" ] || [ ! -f "$ROOT/.venv/.installed" ]; then
   make -C "$ROOT" .venv/.installed
 fi
 
-echo "== 2/5 model"
-"$VPY" "$HERE/make_model.py" --out "$HERE/work/model"
+echo "== 2/5 model ($ARCH)"
+"$VPY" "$HERE/make_model.py" --arch "$ARCH" --out "$MODEL_DIR"
 
 PROFILE="$OUT/profile/profile.csv"
 if [ "${SKIP_PROFILE:-0}" != 1 ] || [ ! -f "$PROFILE" ]; then
