@@ -217,6 +217,10 @@ def run(args: argparse.Namespace) -> Path:
     max_len, seqs, budget = info["max_model_len"], info["max_num_seqs"], info["max_num_batched_tokens"]
     kv_tokens = info["kv_tokens"]
     p = Prober(st, args.seed)
+    # the largest mixed batch the engine can form (max_num_seqs - 1 decodes beside one prefill
+    # chunk) is always probed: a served engine at saturation runs it, and a learned cost holds
+    # its edge value outside the profiled box
+    mixed_b = sorted(set(grid["mixed_b"]) | ({seqs - 1} if seqs > 1 else set()))
     t_start = time.monotonic()
     try:
         # Warm-up (not recorded as a probe): one of each kind at small sizes.
@@ -237,7 +241,7 @@ def run(args: argparse.Namespace) -> Path:
                         skipped.append(f"decode b{b}@c{c}")
                         continue
                     p.decode(b, c, f"decode b{b}@c{c} r{rep}")
-            for b in grid["mixed_b"]:
+            for b in mixed_b:
                 for cd in grid["mixed_cd"]:
                     for q in grid["mixed_q"]:
                         for cp in grid["mixed_cp"]:
