@@ -33,6 +33,9 @@ its simulator's query path (rounded KV sizes, a 1.1 factor for multi-request dec
 mixed-batch features), which this script does not re-implement.
 
     python benchmarks/frontier_head_to_head.py [--data ROOT] [--device a800 --device h800] [--grid small|full] [--json]
+
+prints the README's table (``--json``: everything, per model and TP too); ``table(json.load(f))``
+renders a saved JSON.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from moe_gemm_check import score  # noqa: E402
 
 from frontier_jax.predict.importers import load_profiles  # noqa: E402
 from frontier_jax.predict.train import eval_predictors, holdout_mask, train_predictors  # noqa: E402
@@ -142,12 +149,6 @@ def frontier_predictions(folder: Path, frames: dict, grid: dict, log) -> pd.Data
         columns=["source", "source_row", "base", "frontier_s"])
 
 
-def _score(pred, true, thr) -> dict:
-    r = np.abs(np.asarray(pred, float) / np.asarray(true, float) - 1.0)
-    return {f"within_{round(thr * 100)}": round(float(np.mean(r <= thr)), 4),
-            "median_rel_err": round(float(np.median(r)), 4), "p95_rel_err": round(float(np.quantile(r, 0.95)), 4)}
-
-
 def compare(root: Path, devices, grid_name: str, verbose: bool = False) -> dict:
     compute = root / "frontier" / "data" / "profiling" / "compute"
     grid = GRIDS[grid_name]
@@ -178,17 +179,41 @@ def compare(root: Path, devices, grid_name: str, verbose: bool = False) -> dict:
             priced = g["frontier_s"].notna()
             both = g[priced]
             entry = {"test_rows": int(len(g)), "frontier_unpriced": int((~priced).sum()), "threshold": thr,
-                     "frontier": _score(both["frontier_s"], both["time_s"], thr) if len(both) else None,
-                     "forest": _score(both["forest_s"], both["time_s"], thr) if len(both) else None,
-                     "surrogate": _score(both["surrogate_s"], both["time_s"], thr) if len(both) else None}
+                     "frontier": score(both["frontier_s"], both["time_s"], thr) if len(both) else None,
+                     "forest": score(both["forest_s"], both["time_s"], thr) if len(both) else None,
+                     "surrogate": score(both["surrogate_s"], both["time_s"], thr) if len(both) else None}
             entry["by_model_tp"] = {
-                f"{m}/tp{int(tp)}": {"rows": int(len(s)), **{k: _score(s[k + "_s"], s["time_s"], thr)[f"within_{round(thr * 100)}"]
+                f"{m}/tp{int(tp)}": {"rows": int(len(s)), **{k: score(s[k + "_s"], s["time_s"], thr)[f"within_{round(thr * 100)}"]
                                                              for k in ("frontier", "forest", "surrogate")}}
                 for (m, tp), s in both.groupby(["model", "tp"])}
             groups[f"{group}/{timing}"] = entry
         result["devices"][dev] = {"groups": groups, "frontier_seconds": round(t_frontier, 1),
                                   "total_seconds": round(time.time() - t0, 1)}
     return result
+
+
+GROUP_NAMES = {"gemm/cuda_event": "GEMMs, CUDA events", "gemm/kernel_only": "GEMMs, kernel-only",
+               "moe_grouped_gemm/cuda_event": "MoE GroupedGEMM, CUDA events",
+               "moe_grouped_gemm/kernel_only": "MoE GroupedGEMM, kernel-only"}
+
+
+def table(res: dict) -> str:
+    """The README's Markdown table: share within the threshold per side, and the median / p95
+    relative error of Frontier's forest against our surrogate."""
+    lines = ["| device | group (threshold) | test rows | Frontier's forest | our forest | our surrogate "
+             "| Frontier / surrogate median, p95 error |", "|---|---|---|---|---|---|---|"]
+    for dev, d in res["devices"].items():
+        for g, e in d.get("groups", {}).items():
+            thr = round(e["threshold"] * 100)
+            fr, fo, su = e["frontier"], e["forest"], e["surrogate"]
+            if fr is None:
+                continue
+            rows = f"{e['test_rows']:,}" + (f" ({e['frontier_unpriced']} unpriced)" if e["frontier_unpriced"] else "")
+            shares = " | ".join(f"{x[f'within_{thr}']:.1%}" for x in (fr, fo, su))
+            errs = (f"{fr['median_rel_err']:.1%}/{fr['p95_rel_err']:.0%} vs "
+                    f"{su['median_rel_err']:.1%}/{su['p95_rel_err']:.0%}")
+            lines.append(f"| {dev.upper()} | {GROUP_NAMES.get(g, g)} ({thr}%) | {rows} | {shares} | {errs} |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -209,13 +234,7 @@ def main(argv=None) -> int:
     if a.json:
         print(json.dumps(res, indent=1))
         return 0
-    print(f"{'device':7} {'group':28} {'rows':>5} {'unpriced':>8}  {'Frontier':>16} {'forest':>16} {'surrogate':>16}")
-    for dev, d in res["devices"].items():
-        for g, e in d.get("groups", {}).items():
-            w = f"within_{round(e['threshold'] * 100)}"
-            cells = [f"{e[k][w]:.1%} / {e[k]['median_rel_err']:.1%}" if e[k] else "-"
-                     for k in ("frontier", "forest", "surrogate")]
-            print(f"{dev:7} {g:28} {e['test_rows']:>5} {e['frontier_unpriced']:>8}  " + " ".join(f"{c:>16}" for c in cells))
+    print(table(res))
     return 0
 
 

@@ -119,9 +119,10 @@ def fit_efficiencies(comp: np.ndarray, mem: np.ndarray, true: np.ndarray) -> tup
     return arg
 
 
-def _score(pred, true) -> dict:
-    r = np.abs(np.asarray(pred) / np.asarray(true) - 1.0)
-    return {f"within_{int(THR * 100)}": round(float(np.mean(r <= THR)), 4),
+def score(pred, true, thr: float = THR) -> dict:
+    """Share within ``thr`` (key ``within_<percent>``), median and p95 relative error."""
+    r = np.abs(np.asarray(pred, float) / np.asarray(true, float) - 1.0)
+    return {f"within_{round(thr * 100)}": round(float(np.mean(r <= thr)), 4),
             "median_rel_err": round(float(np.median(r)), 4), "p95_rel_err": round(float(np.quantile(r, 0.95)), 4)}
 
 
@@ -192,7 +193,7 @@ def _scores(g: pd.DataFrame, tiers) -> dict:
     for t in tiers:
         ok = g[t].notna() if t in g else pd.Series(False, index=g.index)
         if ok.any():
-            out[t] = _score(g.loc[ok, t], g.loc[ok, "time_s"])
+            out[t] = score(g.loc[ok, t], g.loc[ok, "time_s"])
     return out
 
 

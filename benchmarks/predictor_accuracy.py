@@ -149,9 +149,14 @@ def _near_repeats(frames, group) -> dict:
     if group != "moe_grouped_gemm" or frames.get("moe") is None:
         return {}
     c = near_repeat_ceiling(measured_rows(frames["moe"]))
-    return {"near_repeats": {f"{m}/{t}/tp{tp}": {"rows": int(r["near_repeat_rows"]),
-                                                "within_thr": float(r["near_repeats_within"])}
-                             for (_, m, t, tp), r in c.iterrows()}}
+    out = {f"{m}/{t}/tp{tp}": {"rows": int(r["near_repeat_rows"]), "within_thr": float(r["near_repeats_within"])}
+           for (_, m, t, tp), r in c.iterrows()}
+    # every near-repeat row of a timing pooled (the README's one-line ceiling)
+    for t, g in c.groupby(level="timing"):
+        n = g["near_repeat_rows"].to_numpy(float)
+        out[f"all/{t}"] = {"rows": int(n.sum()),
+                           "within_thr": round(float(n @ g["near_repeats_within"].to_numpy(float) / n.sum()), 4)}
+    return {"near_repeats": out}
 
 
 def _present(compute: Path, devices, found: dict):

@@ -607,7 +607,8 @@ def eval_predictors(model_dir: str | os.PathLike, data, fmt: str = "auto", *, sp
                 continue
             m = (df["op"] == op).to_numpy()
             forest, proxy = _load_forests(d, op)
-            Xo = _inputs(X[m], op_inputs(family, op, F.FEATURE_NAMES[family]))
+            used = card["models"].get(op, {}).get("inputs", "all")  # as trained (older sets: all)
+            Xo = _inputs(X[m], None if used == "all" else np.isin(np.asarray(F.FEATURE_NAMES[family]), used))
             res = _evaluate_op(family, op, df.loc[m], Xo, forest, ps["weights"][op], proxy, with_rows=return_rows)
             if return_rows:
                 res, rows = res
