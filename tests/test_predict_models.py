@@ -306,3 +306,69 @@ def test_frontier_head_to_head_reimplementation():
     np.testing.assert_allclose(pred, [0.15, 0.35], rtol=0.1)
     small = h2h.frontier_forest(x.iloc[:6], y.iloc[:6].fillna(0.09), grid)  # 2-fold search
     assert small.n_estimators == 10
+
+
+def _engine_profile(rng: np.random.Generator) -> pd.DataFrame:
+    """Native rows of a CPU engine's whole steps ("iteration") on a sparse probe grid, as
+    benchmarks/vllm_cpu/profile_engine.py measures them: prefill chunks of 32, 128 and 512
+    tokens and decode batches of 1, 4 and 16 sequences, 1% noise. Truth: 3 ms + 0.17 ms per
+    token + 0.2 us per context token read."""
+    rows = []
+
+    def add(q, c, d):
+        t = 3e-3 + 1.7e-4 * sum(q) + 2e-7 * sum(c)
+        rows.append((tuple(q), tuple(c), tuple(d), t * np.exp(rng.normal(0, 0.01))))
+
+    for q in (32, 128, 512):
+        for c in (0, 1024, 3072):
+            for _ in range(3):
+                add([q], [c], [False])
+    for _ in range(3):
+        for c in range(0, 3072, 512):  # the 512-token chunks before a long probe's last chunk
+            add([512], [c], [False])
+        for b in (1, 4, 16):
+            for c in (128, 1024, 3072):
+                for j in range(16):
+                    add([1] * b, [c + j] * b, [True] * b)
+        for b in (4, 15):  # mixed: b decodes beside a prefill chunk
+            for q in (128, 512 - b):
+                add([1] * b + [q], [512] * b + [0], [True] * b + [False])
+    q, c, d, t = zip(*rows, strict=True)
+    return pd.DataFrame({"family": "attention", "op": "iteration", "q_lens": q, "c_lens": c,
+                         "is_decode": d, "counts": [(1,) * len(x) for x in q], "n_q_heads": 8.0,
+                         "n_kv_heads": 8.0, "head_dim": 64, "tp": 1, "block_size": 16,
+                         "dtype_bytes": 2, "device": "cpu", "model": "tiny", "time_s": t,
+                         "source": "synthetic engine profile"})
+
+
+def test_iteration_surrogate_interpolates_between_sparse_probes(tmp_path):
+    """The whole-step model learns from the measured steps, not from a forest: between the
+    profile's prefill probes (128 and 512 tokens) a forest is a step function, and a network
+    distilled from it priced a 200-token chunk like a 512-token one (vLLM CPU validation)."""
+    import joblib
+
+    from frontier_jax.predict import save_profiles
+    from frontier_jax.predict.importers import load_profiles
+    from frontier_jax.predict.train import _inputs, op_inputs
+
+    (tmp_path / "prof").mkdir()
+    save_profiles(_engine_profile(np.random.default_rng(0)), tmp_path / "prof" / "engine.csv")
+    card = train_predictors(tmp_path / "prof", "native", tmp_path / "set", seed=0,
+                            test_fraction=0.01,
+                            surrogate_params={"steps": 4000, "width": 64, "depth": 2})
+    info = card["models"]["iteration"]
+    assert info["surrogate"]["teacher"] == "measured" and info["rows"]["augmented"] == 0
+    qs = np.array([64, 200, 256, 320])
+    probe = _engine_profile(np.random.default_rng(1)).iloc[:len(qs)].assign(
+        q_lens=[(int(q),) for q in qs], c_lens=[(0,)] * len(qs), is_decode=[(False,)] * len(qs))
+    (tmp_path / "eval").mkdir()
+    save_profiles(probe, tmp_path / "eval" / "engine.csv")
+    tidy = load_profiles(tmp_path / "eval" / "engine.csv", "native")["attention"]
+    X = _inputs(F.frame_features("attention", tidy), op_inputs("attention", "iteration",
+                                                                F.FEATURE_NAMES["attention"]))
+    truth = 3e-3 + 1.7e-4 * qs
+    sur = predict_np(load_predictor_set(tmp_path / "set")["weights"]["iteration"], X)
+    assert np.max(np.abs(sur / truth - 1)) < 0.1, sur / truth
+    # the forest (the teacher of every other operator) is off by far more between the probes
+    forest = joblib.load(tmp_path / "set" / "forests" / "iteration.joblib")["forest"]
+    assert np.max(np.abs(forest.predict(X) / truth - 1)) > 0.25

@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from frontier_jax.cost import totals_time  # noqa: E402
 from frontier_jax.cost.batch import BatchTotals  # noqa: E402
+from frontier_jax.cost.calibrate import Calibration, fit_roofline, relative_error  # noqa: E402
 from frontier_jax.cost.params import cost_params_from_scenario  # noqa: E402
 from frontier_jax.cost.tiers import cost_model  # noqa: E402
 from frontier_jax.params import first_slots  # noqa: E402
@@ -62,8 +63,6 @@ from frontier_jax.spec import scenario_from_dict  # noqa: E402
 from frontier_jax.workload import Workload  # noqa: E402
 
 FALLBACK_CPU = {"peak_flops": 1.0e12, "hbm_bw": 1.0e10, "hbm_bytes": 24_000_000_000}
-FIT_FIELDS = ("gemm_efficiency", "attention_efficiency", "memory_efficiency", "cpu_overhead_s",
-              "cpu_overhead_per_seq_s")
 PCTS = (50, 90)
 
 
@@ -247,37 +246,14 @@ def train_engine_predictor(profile_csv: Path, model_config: Path, out: Path,
     return out
 
 
-def iteration_error(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
-    ok = np.isfinite(pred) & np.isfinite(meas) & (meas > 0)
-    rel = (pred[ok] - meas[ok]) / meas[ok]
-    if not rel.size:
-        return {"n": 0}
-    return {"n": int(rel.size), "median_abs_rel_err": float(np.median(np.abs(rel))),
-            "mean_rel_err": float(np.mean(rel)), "p90_abs_rel_err": float(np.percentile(np.abs(rel), 90)),
-            "busy_ratio_pred_over_meas": float(pred[ok].sum() / meas[ok].sum())}
-
-
 def fit_cost(profile: pd.DataFrame, scenario: Any,
-             drop_transient: int = DROP_TRANSIENT) -> tuple[dict[str, float], dict[str, float]]:
-    """Fit the roofline's efficiencies and host overheads to profiled iteration times
-    (least squares on log time). Returns the [cost] values and the fit's error."""
-    from scipy.optimize import least_squares
-
+             drop_transient: int = DROP_TRANSIENT) -> Calibration:
+    """Fit the roofline's rates and host overheads to the profiled iteration times
+    (:func:`frontier_jax.cost.calibrate.fit_roofline`: the rates are not capped by the
+    microbenchmark's peak; a rate above it raises the calibrated hardware's peak)."""
     prof = profile_rows(profile, drop_transient)
-    tot = measured_totals(prof)
-    meas = prof["time_s"].to_numpy(np.float64)
-    base = cost_params_from_scenario(scenario)
-
-    def pred(x: np.ndarray) -> np.ndarray:
-        p = base._replace(gemm_eff=x[0], attn_eff=x[1], mem_eff=x[2], cpu_s=x[3],
-                          cpu_per_seq_s=x[4])
-        return np.asarray(totals_time(tot, p, np), np.float64)
-
-    x0 = np.array([0.7, 0.5, 0.8, 1e-3, 5e-6])
-    res = least_squares(lambda x: np.log(pred(x)) - np.log(meas), x0,
-                        bounds=([1e-3, 1e-3, 1e-3, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 0.1]))
-    fitted = dict(zip(FIT_FIELDS, (float(v) for v in res.x), strict=True))
-    return fitted, iteration_error(pred(res.x), meas)
+    return fit_roofline(measured_totals(prof), prof["time_s"].to_numpy(np.float64),
+                        cost_params_from_scenario(scenario))
 
 
 # -- metrics (one definition for measured and simulated) -----------------------------------------
@@ -337,7 +313,7 @@ def simulate_run(run: Path, hw: dict[str, Any], cost: dict[str, Any]) -> dict[st
     meas = measured_stats(req.assign(arrival_s=req["arrival_s"] - t_shift,
                                      first_token_s=req["first_token_s"] - t_shift,
                                      last_token_s=req["last_token_s"] - t_shift), it)
-    per_iter = (iteration_error(iteration_cost(sc)(it), it["time_s"].to_numpy(float))
+    per_iter = (relative_error(iteration_cost(sc)(it), it["time_s"].to_numpy(float))
                 if len(it) else {"n": 0})
     return {"run": meta["run"], "rate": meta["rate"], "repeat": meta.get("repeat", 0),
             "loadavg_before": meta.get("loadavg_before"), "loadavg_after": meta.get("loadavg_after"),
@@ -433,38 +409,47 @@ def main(argv: list[str] | None = None) -> int:
     hw = hardware_override(hw_path if hw_path.exists() else None)
     if not hw_path.exists():
         print(f"compare: {hw_path} missing: using placeholder CPU rates {FALLBACK_CPU}")
-    variants: dict[str, dict[str, Any]] = {}
+    # name -> (hardware table, cost table): the fitted roofline has its own hardware, whose
+    # peaks a fitted rate above the microbenchmark's raised (frontier_jax.cost.calibrate)
+    variants: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     if args.cost == "roofline":
-        variants["roofline"] = {"kind": "roofline"}
+        variants["roofline"] = (hw, {"kind": "roofline"})
     else:
-        variants[args.cost] = {"kind": args.cost, "predictor": args.predictor}
+        variants[args.cost] = (hw, {"kind": args.cost, "predictor": args.predictor})
     fit_info = None
     if args.profile is not None and args.cost == "roofline":
         meta0 = json.loads((runs[0] / "meta.json").read_text())
         sc0 = scenario_for(meta0, hw, {"kind": "roofline"}, 1)
-        fitted, fit_err = fit_cost(pd.read_csv(args.profile), sc0, args.drop_transient)
-        variants["roofline-fit"] = {"kind": "roofline", **fitted}
-        fit_info = {"profile": str(args.profile), "fitted": fitted, "fit_error": fit_err}
+        cal = fit_cost(pd.read_csv(args.profile), sc0, args.drop_transient)
+        variants["roofline-fit"] = ({**hw, **cal.hardware}, {"kind": "roofline", **cal.cost})
+        fit_info = {"profile": str(args.profile), "fitted": cal.cost, "hardware": cal.hardware,
+                    "rates": cal.rates, "rate_over_microbenchmark": cal.vs_start,
+                    "fit_error": cal.error}
         print(f"compare: roofline fitted to {args.profile}: " + ", ".join(
-            f"{k}={v:.4g}" for k, v in fitted.items())
-              + f"; profile rows median |err| {fit_err['median_abs_rel_err']:.1%}")
+            f"{k}={v:.4g}" for k, v in cal.cost.items())
+              + f"; profile rows median |err| {cal.error['median_abs_rel_err']:.1%}")
+        print("compare: fitted rates / this CPU's microbenchmark: " + ", ".join(
+            f"{k} {v:.3g}x" for k, v in cal.vs_start.items())
+              + ("  (above 1: the engine outran the microbenchmark; its peak is raised)"
+                 if max(cal.vs_start.values()) > 1 else ""))
         model_cfg = Path(meta0["engine"]["settings"]["model"]) / "config.json"
         pred_dir = args.predictor_out or args.profile.parent / "predictor"
         train_engine_predictor(args.profile, model_cfg, pred_dir, args.drop_transient)
-        variants["surrogate"] = {"kind": "surrogate", "predictor": str(pred_dir.resolve())}
+        variants["surrogate"] = (hw, {"kind": "surrogate", "predictor": str(pred_dir.resolve())})
     # a predictor kind stops in iteration_cost() with the reason, before simulating anything
     meta0 = json.loads((runs[0] / "meta.json").read_text())
-    for cost in variants.values():
-        iteration_cost(scenario_for(meta0, hw, cost, 1))
+    for vhw, cost in variants.values():
+        iteration_cost(scenario_for(meta0, vhw, cost, 1))
     results = []
-    for name, cost in variants.items():
+    for name, (vhw, cost) in variants.items():
         for run in runs:
-            r = simulate_run(run, hw, cost)
+            r = simulate_run(run, vhw, cost)
             r["variant"] = name
             results.append(r)
     agg = aggregate(results)
     print_table(agg)
-    doc = {"hardware": hw, "cost_variants": variants, "fit": fit_info,
+    doc = {"hardware": hw, "cost_variants": {k: c for k, (_, c) in variants.items()},
+           "hardware_variants": {k: h for k, (h, _) in variants.items()}, "fit": fit_info,
            "runs": results, "by_rate": agg}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ networks in the step; its forward pass in :mod:`.mlp`), :mod:`.compose` (an iter
 its layer and LM head, shared by the tiers), :mod:`.context` (iteration context and
 stateless draws), :mod:`.routing` (MoE expert popularity, placement on EP ranks and sampled
 rank loads), :mod:`.dp` (attention data-parallel ranks stepping together with EP), :mod:`.params` (the cost params pytree), :mod:`.tiers` (which tier a scenario
-selects).
+selects), :mod:`.calibrate` (the roofline's rates fitted to measured steps).
 """
 
 from collections.abc import Callable
