@@ -31,6 +31,10 @@ trained on them with the project's pipeline (`frontier-jax predictors train`, fo
 surrogate) into --predictor-out, and every run is simulated a third time with
 `[cost] kind = "surrogate"` and that set ("surrogate"): the simulator evaluates the MLP inside
 its compiled step. `--cost surrogate --predictor DIR` uses an existing set instead.
+
+Served calibration: `--calibration DIR ...` (replay.py runs of the same engine on requests of
+their own, not the validation's) adds their steps, as the engine served them, to the profiled
+ones for both the fitted roofline and the trained set (`calibration_frame`).
 """
 
 from __future__ import annotations
@@ -192,6 +196,8 @@ def profile_rows(profile: pd.DataFrame, drop_transient: int = DROP_TRANSIENT) ->
     since: dict[str, int] = {}
     pos = {ix: i for i, ix in enumerate(prof.index)}
     for ix, probe, kind in zip(order.index, order["probe"], order["kind"], strict=True):
+        if probe.startswith(SERVED):  # a served run's steps are all as served
+            continue
         if kind != "decode":
             since[probe] = 0
             continue
@@ -200,6 +206,35 @@ def profile_rows(profile: pd.DataFrame, drop_transient: int = DROP_TRANSIENT) ->
             keep[pos[ix]] = False
         since[probe] = n + 1
     return prof[keep]
+
+
+SERVED = "served "  # probe name prefix of a calibration run's steps
+
+
+def served_rows(runs: list[Path], limit: int | None = None) -> pd.DataFrame:
+    """The engine's own steps from calibration replays (replay.py run folders) as profile
+    rows: probe "served <run>", the engine's block size; at most ``limit`` rows, every k-th
+    step of each run, so that served steps do not outweigh the probes by their number."""
+    parts = []
+    for run in runs:
+        meta = json.loads((run / "meta.json").read_text())
+        it = pd.read_parquet(run / "iterations.parquet")
+        parts.append(it.assign(probe=SERVED + run.name, probe_kind="served",
+                               block_size=int(meta["engine"]["block_size"])))
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if limit is not None and len(rows) > limit:
+        rows = rows.iloc[np.linspace(0, len(rows) - 1, limit).round().astype(int)]
+    return rows.reset_index(drop=True)
+
+
+def calibration_frame(profile: pd.DataFrame, calibration: list[Path]) -> pd.DataFrame:
+    """The profile's rows plus, given calibration runs (replays of their own requests, not
+    the validation's), up to as many of their served steps (:func:`served_rows`)."""
+    if not calibration:
+        return profile
+    served = served_rows(find_runs(calibration), limit=len(profile))
+    return pd.concat([profile, served[[c for c in served.columns if c in profile.columns]]],
+                     ignore_index=True)
 
 
 def profile_to_native(profile: pd.DataFrame, model_config: Path,
@@ -226,15 +261,16 @@ def profile_to_native(profile: pd.DataFrame, model_config: Path,
     })
 
 
-def train_engine_predictor(profile_csv: Path, model_config: Path, out: Path,
+def train_engine_predictor(profile: Path | pd.DataFrame, model_config: Path, out: Path,
                            drop_transient: int = DROP_TRANSIENT) -> Path:
-    """Train a predictor set on the engine profile (see :func:`profile_to_native`)."""
+    """Train a predictor set on the engine profile (a CSV path or its rows, with any served
+    calibration steps: :func:`calibration_frame`; see :func:`profile_to_native`)."""
     from frontier_jax.predict import save_profiles, train_predictors
 
     native = out.parent / (out.name + "_native")
     native.mkdir(parents=True, exist_ok=True)
-    save_profiles(profile_to_native(pd.read_csv(profile_csv), model_config, drop_transient),
-                  native / "engine.csv")
+    rows = pd.read_csv(profile) if isinstance(profile, Path | str) else profile
+    save_profiles(profile_to_native(rows, model_config, drop_transient), native / "engine.csv")
     t0 = time.perf_counter()
     card = train_predictors(native, "native", out, seed=0,
                             surrogate_params={"steps": 6000, "width": 64, "depth": 2})
@@ -400,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drop-transient", type=int, default=DROP_TRANSIENT,
                     help="profile decode steps dropped after each prefill/mixed step when "
                          f"calibrating (default {DROP_TRANSIENT}; 0 keeps all)")
+    ap.add_argument("--calibration", type=Path, nargs="*", default=[],
+                    help="calibration replay out-dir(s) or run folder(s) (replay.py with its own "
+                         "requests, not the validation's): their served steps join the profile "
+                         "for roofline-fit and the trained set")
     ap.add_argument("--json", type=Path, default=None, help="write the comparison here")
     args = ap.parse_args(argv)
 
@@ -420,9 +460,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is not None and args.cost == "roofline":
         meta0 = json.loads((runs[0] / "meta.json").read_text())
         sc0 = scenario_for(meta0, hw, {"kind": "roofline"}, 1)
-        cal = fit_cost(pd.read_csv(args.profile), sc0, args.drop_transient)
+        rows = calibration_frame(pd.read_csv(args.profile), args.calibration)
+        if args.calibration:
+            n_served = int((rows["probe"].str.startswith(SERVED)).sum())
+            print(f"compare: calibrating on {len(rows) - n_served} profiled and {n_served} served "
+                  f"steps ({', '.join(map(str, args.calibration))})")
+        cal = fit_cost(rows, sc0, args.drop_transient)
         variants["roofline-fit"] = ({**hw, **cal.hardware}, {"kind": "roofline", **cal.cost})
-        fit_info = {"profile": str(args.profile), "fitted": cal.cost, "hardware": cal.hardware,
+        fit_info = {"profile": str(args.profile), "calibration": [str(c) for c in args.calibration],
+                    "fitted": cal.cost, "hardware": cal.hardware,
                     "rates": cal.rates, "rate_over_microbenchmark": cal.vs_start,
                     "fit_error": cal.error}
         print(f"compare: roofline fitted to {args.profile}: " + ", ".join(
@@ -434,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                  if max(cal.vs_start.values()) > 1 else ""))
         model_cfg = Path(meta0["engine"]["settings"]["model"]) / "config.json"
         pred_dir = args.predictor_out or args.profile.parent / "predictor"
-        train_engine_predictor(args.profile, model_cfg, pred_dir, args.drop_transient)
+        train_engine_predictor(rows, model_cfg, pred_dir, args.drop_transient)
         variants["surrogate"] = (hw, {"kind": "surrogate", "predictor": str(pred_dir.resolve())})
     # a predictor kind stops in iteration_cost() with the reason, before simulating anything
     meta0 = json.loads((runs[0] / "meta.json").read_text())

@@ -9,6 +9,8 @@
 # PROFILE_REPEATS, REPEATS, NREQ, LOAD_FACTORS ("0.3 0.7 1.3": x the capacity estimated from
 # the profile), RATES (explicit req/s list, overrides LOAD_FACTORS), LENGTHS (trace|synthetic),
 # ARCH (llama|qwen2: make_model.py --arch; qwen2 lives in work/model-qwen2),
+# CALIBRATION (1: a served calibration replay of CAL_NREQ=100 requests of its own, seed 1, at
+# CAL_LOAD=0.6 x capacity, whose steps join the profile; 0: the profile alone),
 # OUT (default benchmarks/vllm_cpu/work/validation), SKIP_SETUP=1, SKIP_PROFILE=1.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,11 +18,12 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 SIZE="${SIZE:-full}"
 if [ "$SIZE" = tiny ]; then
   : "${BUDGET:=512}" "${SEQS:=8}" "${MAXLEN:=1024}" "${GRID:=tiny}" "${PROFILE_REPEATS:=1}"
-  : "${REPEATS:=1}" "${NREQ:=10}" "${RATES:=2 8}"
+  : "${REPEATS:=1}" "${NREQ:=10}" "${RATES:=2 8}" "${CAL_NREQ:=10}"
 else
   : "${BUDGET:=2048}" "${SEQS:=64}" "${MAXLEN:=4096}" "${GRID:=small}" "${PROFILE_REPEATS:=3}"
   : "${REPEATS:=3}" "${NREQ:=200}"
 fi
+: "${CALIBRATION:=1}" "${CAL_LOAD:=0.6}" "${CAL_NREQ:=100}"
 : "${KV_GIB:=1}" "${LOAD_FACTORS:=0.3 0.7 1.3}" "${LENGTHS:=trace}" "${RATES:=}" "${ARCH:=llama}"
 # one checkpoint folder per architecture: a Qwen2 run never rewrites the Llama model, nor back
 if [ "$ARCH" = llama ]; then MODEL_DIR="$HERE/work/model"; else MODEL_DIR="$HERE/work/model-$ARCH"; fi
@@ -58,9 +61,21 @@ if [ "${SKIP_PROFILE:-0}" != 1 ] || [ ! -f "$PROFILE" ]; then
     --out "$PROFILE"
 fi
 
+LEN_ARGS=()
+if [ "$LENGTHS" = trace ]; then LEN_ARGS+=(--trace-lengths); fi
+CAL_ARGS=()
+if [ "$CALIBRATION" = 1 ]; then
+  # the engine's steps as served: a replay of its own requests (seed 1; the validation's are
+  # seed 0) at one load, whose steps join the profile for calibration (compare.py --calibration)
+  echo "== 3b/5 calibration replay ($CAL_NREQ requests at $CAL_LOAD x capacity, seed 1)"
+  rm -rf "$OUT/calibration"
+  "$VPY" "$HERE/replay.py" "${ENGINE[@]}" "${LEN_ARGS[@]}" --num-requests "$CAL_NREQ" --repeats 1 \
+    --seed 1 --rates-from-profile "$PROFILE" --load-factors "$CAL_LOAD" --out-dir "$OUT/calibration"
+  CAL_ARGS=(--calibration "$OUT/calibration")
+fi
+
 echo "== 4/5 replay ($NREQ requests, $REPEATS repeats per rate, lengths: $LENGTHS)"
-REPLAY=(--num-requests "$NREQ" --repeats "$REPEATS" --out-dir "$OUT/replay")
-if [ "$LENGTHS" = trace ]; then REPLAY+=(--trace-lengths); fi
+REPLAY=(--num-requests "$NREQ" --repeats "$REPEATS" --out-dir "$OUT/replay" "${LEN_ARGS[@]}")
 if [ -n "$RATES" ]; then
   # shellcheck disable=SC2206
   REPLAY+=(--rates $RATES)
@@ -72,7 +87,7 @@ rm -rf "$OUT/replay"
 "$VPY" "$HERE/replay.py" "${ENGINE[@]}" "${REPLAY[@]}"
 
 echo "== 5/5 compare"
-"$ROOT/.venv/bin/python" "$HERE/compare.py" "$OUT/replay" --profile "$PROFILE" \
+"$ROOT/.venv/bin/python" "$HERE/compare.py" "$OUT/replay" --profile "$PROFILE" "${CAL_ARGS[@]}" \
   --json "$OUT/compare.json" | tee "$OUT/compare.txt"
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== done in $(( $(date +%s) - t )) s: $OUT/compare.json, $OUT/compare.txt"
