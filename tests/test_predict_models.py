@@ -347,15 +347,14 @@ def test_iteration_surrogate_interpolates_between_sparse_probes(tmp_path):
     distilled from it priced a 200-token chunk like a 512-token one (vLLM CPU validation)."""
     import joblib
 
-    from frontier_jax.predict import save_profiles
-    from frontier_jax.predict.importers import load_profiles
     from frontier_jax.predict.train import _inputs, op_inputs
 
     (tmp_path / "prof").mkdir()
     save_profiles(_engine_profile(np.random.default_rng(0)), tmp_path / "prof" / "engine.csv")
     card = train_predictors(tmp_path / "prof", "native", tmp_path / "set", seed=0,
                             test_fraction=0.01,
-                            surrogate_params={"steps": 4000, "width": 64, "depth": 2})
+                            forest_params={"n_estimators": 20, "min_samples_leaf": 1},
+                            surrogate_params={"steps": 2000, "width": 64, "depth": 2})
     info = card["models"]["iteration"]
     assert info["surrogate"]["teacher"] == "measured" and info["rows"]["augmented"] == 0
     qs = np.array([64, 200, 256, 320])

@@ -23,10 +23,12 @@ def _step(probe: str, step: int, kind: str, b: int = 1) -> dict:
 
 
 def _profile() -> pd.DataFrame:
-    rows = [_step("warmup decode", 0, "decode")]
+    rows = [_step("warmup decode", 0, "decode"), _step("", 0, "decode")]
     rows += [_step("decode 4@100", 0, "prefill", 4)]
     rows += [_step("decode 4@100", i, "decode", 4) for i in range(1, 11)]
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df.loc[1, "probe"] = np.nan  # a step outside any probe: "" in the CSV, NaN once read
+    return df
 
 
 def _served_run(tmp_path, name: str, n: int):
@@ -43,21 +45,22 @@ def _served_run(tmp_path, name: str, n: int):
 def test_profile_rows_drop_warmup_and_the_transient_after_a_prefill():
     rows = C.profile_rows(_profile(), drop_transient=4)
     assert not rows["probe"].str.startswith("warmup").any()
-    # the prefill step and the decode steps from the 5th on
-    assert rows["step"].tolist() == [0, 5, 6, 7, 8, 9, 10]
+    # the step outside any probe (kept), the prefill step and the decode steps from the 5th on
+    assert rows["probe"].isna().sum() == 1
+    assert rows["step"].tolist() == [0, 0, 5, 6, 7, 8, 9, 10]
 
 
 def test_served_steps_join_the_profile_all_kept_and_capped(tmp_path):
     _served_run(tmp_path, "rate1_r0", 30)
     prof = _profile()
     rows = C.calibration_frame(prof, [tmp_path / "cal"])
-    served = rows[rows["probe"].str.startswith(C.SERVED)]
+    served = rows[rows["probe"].fillna("").str.startswith(C.SERVED)]
     assert len(served) == len(prof)  # capped at the profile's row count, spread over the run
     assert served["step"].iloc[0] == 0 and served["step"].iloc[-1] == 29
     assert (served["block_size"] == 16).all()  # the run's engine, from its meta.json
     kept = C.profile_rows(rows, drop_transient=4)
     # every served step survives, decode steps right after its prefill included
-    assert (kept["probe"].str.startswith(C.SERVED)).sum() == len(served)
+    assert (kept["probe"].fillna("").str.startswith(C.SERVED)).sum() == len(served)
     assert C.calibration_frame(prof, []) is prof
 
 
@@ -75,5 +78,5 @@ def test_native_rows_from_served_steps(tmp_path):
                                "num_key_value_heads": 2}))
     rows = C.calibration_frame(_profile(), [tmp_path / "cal"])
     nat = C.profile_to_native(rows, cfg, drop_transient=4)
-    assert len(nat) == 7 + 5 and set(nat["op"]) == {"iteration"}
+    assert len(nat) == 8 + 5 and set(nat["op"]) == {"iteration"}
     assert np.all(nat["time_s"] > 0)

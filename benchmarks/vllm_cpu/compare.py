@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/vllm_cpu/compare.py work/replay [RUN_DIR ...] \
         [--profile work/profile/profile.csv] [--hardware work/profile/cpu_hardware.json] \
-        [--cost roofline | --cost surrogate --predictor DIR] [--json OUT]
+        [--calibration work/calibration] [--cost roofline | --cost surrogate --predictor DIR] \
+        [--json OUT]
 
 Runs in the project's own environment (/work/main/.venv: jax + frontier_jax), not the vLLM one.
 
@@ -14,8 +15,9 @@ KV capacity in blocks vLLM reported, less its reserved null block (`sim_params(.
 request list (actual arrival times of add_request, prompt and output tokens). The cost model is
 the roofline with a `[hardware]` override describing this CPU (measured one-core bf16 GEMM rate
 as peak_flops, measured copy bandwidth as hbm_bw, RAM as hbm_bytes: profile_engine.py writes
-them), with `[cost]` as shipped ("roofline") and, given --profile, also with its efficiencies and
-host overheads fitted to the profiled iteration times ("roofline-fit").
+them), with `[cost]` as shipped ("roofline") and, given --profile, also with its GEMM, attention
+and memory rates and host overheads fitted to the profiled iteration times ("roofline-fit";
+`frontier_jax.cost.calibrate`: a rate above the microbenchmark's raises that variant's peak).
 
 Per rate (repeats pooled: measured mean +- std over the repeats is the noise floor) it prints
 simulated vs measured: throughput (req/s, output tok/s), TTFT mean/p50/p90, TPOT mean/p50/p90,
@@ -195,7 +197,7 @@ def profile_rows(profile: pd.DataFrame, drop_transient: int = DROP_TRANSIENT) ->
     order = prof.sort_values(["probe", "step"], kind="stable") if "step" in prof else prof
     since: dict[str, int] = {}
     pos = {ix: i for i, ix in enumerate(prof.index)}
-    for ix, probe, kind in zip(order.index, order["probe"], order["kind"], strict=True):
+    for ix, probe, kind in zip(order.index, order["probe"].fillna(""), order["kind"], strict=True):
         if probe.startswith(SERVED):  # a served run's steps are all as served
             continue
         if kind != "decode":
@@ -213,8 +215,9 @@ SERVED = "served "  # probe name prefix of a calibration run's steps
 
 def served_rows(runs: list[Path], limit: int | None = None) -> pd.DataFrame:
     """The engine's own steps from calibration replays (replay.py run folders) as profile
-    rows: probe "served <run>", the engine's block size; at most ``limit`` rows, every k-th
-    step of each run, so that served steps do not outweigh the probes by their number."""
+    rows: probe "served <run>", the engine's block size; at most ``limit`` rows, picked evenly
+    over the runs' steps joined in order, so that served steps do not outweigh the probes by
+    their number."""
     parts = []
     for run in runs:
         meta = json.loads((run / "meta.json").read_text())
@@ -275,8 +278,8 @@ def train_engine_predictor(profile: Path | pd.DataFrame, model_config: Path, out
     card = train_predictors(native, "native", out, seed=0,
                             surrogate_params={"steps": 6000, "width": 64, "depth": 2})
     acc = card["models"]["iteration"]["accuracy"]
-    print(f"compare: trained {out} on {len(pd.read_csv(native / 'engine.csv'))} profiled "
-          f"iterations in {time.perf_counter() - t0:.0f} s; held-out rows: "
+    print(f"compare: trained {out} on {len(pd.read_csv(native / 'engine.csv'))} engine "
+          f"steps (profiled and any served) in {time.perf_counter() - t0:.0f} s; held-out rows: "
           + ", ".join(f"{k} median |err| {v['median_rel_err']:.1%}"
                       for k, v in acc.items() if isinstance(v, dict) and "median_rel_err" in v))
     return out
@@ -462,9 +465,9 @@ def main(argv: list[str] | None = None) -> int:
         sc0 = scenario_for(meta0, hw, {"kind": "roofline"}, 1)
         rows = calibration_frame(pd.read_csv(args.profile), args.calibration)
         if args.calibration:
-            n_served = int((rows["probe"].str.startswith(SERVED)).sum())
-            print(f"compare: calibrating on {len(rows) - n_served} profiled and {n_served} served "
-                  f"steps ({', '.join(map(str, args.calibration))})")
+            used = profile_rows(rows, args.drop_transient)["probe"].fillna("").str.startswith(SERVED)
+            print(f"compare: calibrating on {int((~used).sum())} profiled and {int(used.sum())} "
+                  f"served steps ({', '.join(map(str, args.calibration))})")
         cal = fit_cost(rows, sc0, args.drop_transient)
         variants["roofline-fit"] = ({**hw, **cal.hardware}, {"kind": "roofline", **cal.cost})
         fit_info = {"profile": str(args.profile), "calibration": [str(c) for c in args.calibration],
@@ -473,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fit_error": cal.error}
         print(f"compare: roofline fitted to {args.profile}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in cal.cost.items())
-              + f"; profile rows median |err| {cal.error['median_abs_rel_err']:.1%}")
+              + f"; calibration rows median |err| {cal.error['median_abs_rel_err']:.1%}")
         print("compare: fitted rates / this CPU's microbenchmark: " + ", ".join(
             f"{k} {v:.3g}x" for k, v in cal.vs_start.items())
               + ("  (above 1: the engine outran the microbenchmark; its peak is raised)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end validation of frontier-jax against vLLM's V1 engine on this machine's CPU:
-# setup -> random-init model -> profile -> replay at 3 rates x 3 repeats -> compare.
+# setup -> random-init model -> profile -> calibration replay -> replay at 3 rates x 3 repeats
+# -> compare.
 #
 #   bash benchmarks/vllm_cpu/run_validation.sh            # the real run (quiet machine; est. 20-40 min)
 #   SIZE=tiny bash benchmarks/vllm_cpu/run_validation.sh  # smoke test of the harness (~100 s)
@@ -69,8 +70,9 @@ if [ "$CALIBRATION" = 1 ]; then
   # seed 0) at one load, whose steps join the profile for calibration (compare.py --calibration)
   echo "== 3b/5 calibration replay ($CAL_NREQ requests at $CAL_LOAD x capacity, seed 1)"
   rm -rf "$OUT/calibration"
+  # shellcheck disable=SC2086  # CAL_LOAD may list several loads, one run each
   "$VPY" "$HERE/replay.py" "${ENGINE[@]}" "${LEN_ARGS[@]}" --num-requests "$CAL_NREQ" --repeats 1 \
-    --seed 1 --rates-from-profile "$PROFILE" --load-factors "$CAL_LOAD" --out-dir "$OUT/calibration"
+    --seed 1 --rates-from-profile "$PROFILE" --load-factors $CAL_LOAD --out-dir "$OUT/calibration"
   CAL_ARGS=(--calibration "$OUT/calibration")
 fi
 

@@ -40,7 +40,9 @@ class Calibration(NamedTuple):
     values they are fractions of (peak_flops, hbm_bw: the starting figures, raised to a fitted
     rate above them); rates: the fitted rates (FLOP/s, FLOP/s, bytes/s); vs_start: each rate
     over its starting figure (peak_flops or hbm_bw; > 1 where the engine outran it);
-    error: :func:`relative_error` of the calibrated roofline on the fitted rows.
+    error: :func:`relative_error` of the calibrated roofline on the fitted rows, and
+    ``rates_at_bound``: rates the fit left at the edge of their range (``RATE_RANGE`` either side
+    of the start: the rows do not determine them, e.g. attention with no long contexts).
     """
 
     cost: dict[str, float]
@@ -92,11 +94,12 @@ def fit_roofline(totals: BatchTotals, measured_s: np.ndarray, base: CostParams) 
         p = with_rates(base, np.exp(x[:3]), x[3], x[4])
         return np.asarray(totals_time(totals, p, np), np.float64)
 
-    x0 = np.concatenate([log0, [1e-3, 5e-6]])
+    x0 = np.concatenate([log0, np.clip([float(base.cpu_s), float(base.cpu_per_seq_s)], 0.0, [1.0, 0.1])])
     lo = np.concatenate([log0 - np.log(RATE_RANGE), [0.0, 0.0]])
     hi = np.concatenate([log0 + np.log(RATE_RANGE), [1.0, 0.1]])
     res = least_squares(lambda x: np.log(pred(x)) - np.log(meas), x0, bounds=(lo, hi))
     rates = np.exp(res.x[:3])
+    at_bound = np.isclose(res.x[:3], lo[:3]) | np.isclose(res.x[:3], hi[:3])
     new_peak = max(peak, float(rates[0]), float(rates[1]))
     new_bw = max(bw, float(rates[2]))
     cost = {"gemm_efficiency": float(rates[0] / new_peak),
@@ -108,4 +111,5 @@ def fit_roofline(totals: BatchTotals, measured_s: np.ndarray, base: CostParams) 
         rates=dict(zip(RATES, (float(r) for r in rates), strict=True)),
         vs_start={"gemm_flops": float(rates[0] / peak), "attention_flops": float(rates[1] / peak),
                   "memory_bytes_per_s": float(rates[2] / bw)},
-        error=relative_error(pred(res.x), meas))
+        error={**relative_error(pred(res.x), meas),
+               "rates_at_bound": [r for r, b in zip(RATES, at_bound, strict=True) if b]})

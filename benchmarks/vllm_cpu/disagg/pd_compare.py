@@ -12,7 +12,7 @@ prompts were sent to the prefill server, prompt and output tokens); the KV link 
 connector's own timings in the servers' logs (``TIMED save`` on the prefill side, ``TIMED load``
 on the decode side: latency = the sum of the two fits' intercepts, bandwidth = KV bytes per
 token over the sum of their slopes). The cost model is the roofline on this CPU's measured
-rates with its efficiencies fitted to the profile of one engine with the same settings
+rates with its rates and host overheads fitted to the profile of one engine with the same settings
 (``compare.py``'s "roofline-fit"), and the MLP surrogate trained on that profile.
 
 Printed per rate and cost: measured vs simulated throughput, TTFT, TPOT, E2E (vLLM's
@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"hardware": hw, "fit": {"fitted": cal.cost, "hardware": cal.hardware,
+                                              "rates": cal.rates,
                                               "rate_over_microbenchmark": cal.vs_start,
                                               "error": cal.error},
                                       "runs": results}, indent=2, default=float) + "\n")
