@@ -80,3 +80,97 @@ def test_native_rows_from_served_steps(tmp_path):
     nat = C.profile_to_native(rows, cfg, drop_transient=4)
     assert len(nat) == 8 + 5 and set(nat["op"]) == {"iteration"}
     assert np.all(nat["time_s"] > 0)
+
+
+# -- the engine's own ceiling: repeats against each other, and its speed from run to run ----------
+
+
+def test_repeat_spread_is_the_worst_repeat_against_the_others():
+    assert C.repeat_spread([1.0]) is None
+    assert C.repeat_spread([2.0, 2.0, 2.0]) == 0.0
+    # 1.3 against the mean of 1.0 and 1.0: 30%; 1.0 against (1.0 + 1.3) / 2: 13%
+    assert C.repeat_spread([1.0, 1.0, 1.3]) == pytest.approx(0.3)
+
+
+def _result(variant, rate, repeat, thr, ttft, tpot):
+    keys = [k for _, k, _, _ in C.ROWS]
+    m = dict.fromkeys(keys, 1.0) | {"throughput_rps": thr, "ttft_mean_s": ttft, "tpot_mean_s": tpot}
+    s = dict.fromkeys(keys, 1.0) | {"throughput_rps": 1.0, "ttft_mean_s": 1.0, "tpot_mean_s": 1.0}
+    return {"variant": variant, "rate": rate, "repeat": repeat, "measured": m, "simulated": s,
+            "per_iteration_cost_error": {"n": 0}, "loadavg_before": None}
+
+
+def test_targets_are_counted_for_the_simulation_and_for_the_repeats():
+    # TTFT repeats 0.8 / 1.0 / 1.2 (1.2 is 33% above the others' mean, beyond 10%); the
+    # simulation's 1.0 is on their mean. TPOT repeats agree; the simulation is 30% short.
+    res = [_result("v", 1.0, i, 1.0, ttft, 1.0 / 0.7) for i, ttft in enumerate((0.8, 1.0, 1.2))]
+    agg = C.aggregate(res)
+    row = agg["v"]["1"]
+    assert row["ttft_mean_s"]["target"] == 0.10
+    assert row["ttft_mean_s"]["repeat_spread"] == pytest.approx(1.2 / 0.9 - 1)
+    assert row["tpot_mean_s"]["repeat_spread"] == 0.0
+    assert "target" not in row["ttft_p50_s"]  # not one of item 5's metrics
+    s = C.target_summary(agg)["v"]
+    assert s["cells"] == len(C.TARGETS)
+    # met: throughput, TTFT (mean on the measured mean) and both p90s; missed: TPOT mean
+    assert s["met"] == len(C.TARGETS) - 1
+    # the repeats: within in all but TTFT mean
+    assert s["repeats_within"] == len(C.TARGETS) - 1 and s["repeat_cells"] == len(C.TARGETS)
+    one = C.target_summary(C.aggregate(res[:1]))["v"]  # one run: nothing to compare it with
+    assert one["repeat_cells"] == 0 and one["repeats_within"] == 0
+
+
+def _decode_steps(times_by_shape: dict) -> pd.DataFrame:
+    rows = []
+    for (n, ctx), ts in times_by_shape.items():
+        for t in ts:
+            rows.append({"q": json.dumps([1] * n), "context": json.dumps([ctx] * n),
+                         "is_decode": json.dumps([1] * n), "time_s": t})
+    # a prefill step never counts
+    rows.append({"q": json.dumps([64]), "context": json.dumps([0]), "is_decode": json.dumps([0]),
+                 "time_s": 9.0})
+    return pd.DataFrame(rows)
+
+
+def test_decode_drift_compares_runs_on_batches_of_one_shape():
+    fast = _decode_steps({(1, 500): [0.010] * 6, (4, 1000): [0.020] * 6})
+    slow = _decode_steps({(1, 500): [0.011] * 6, (4, 1000): [0.022] * 6, (8, 1000): [0.05] * 6})
+    mid = _decode_steps({(1, 500): [0.0105] * 6, (4, 1000): [0.021] * 6})
+    d = C.decode_drift({"fast": fast, "slow": slow, "mid": mid})
+    assert d["mid"] == pytest.approx(1.0)
+    assert d["slow"] == pytest.approx(1.1 / 1.05)
+    assert d["fast"] == pytest.approx(1.0 / 1.05)
+    # the 8-sequence shape is in one run only: it does not count (else "slow" would be 1.0 there)
+    only = C.decode_drift({"a": _decode_steps({(8, 1000): [0.05] * 6}), "b": fast})
+    assert only == {}
+
+
+def test_calibration_pieces_are_their_own_requests_split_over_the_rounds(tmp_path):
+    """replay.py --calibration-requests: the calibration workload (its own seed) in one piece
+    per round of repeats, every request once, at the load factor x its own capacity."""
+    import argparse
+
+    import replay as R
+
+    prof = tmp_path / "profile.csv"
+    pd.DataFrame({"probe": ["prefill 512", "decode 8@100"], "kind": ["prefill", "decode"],
+                  "total_tokens": [512, 8], "num_seqs": [1, 8], "time_s": [0.5, 0.02]}).to_csv(prof)
+    args = argparse.Namespace(seed=0, num_requests=200, calibration_seed=1, calibration_requests=10,
+                              calibration_load_factor=0.5, repeats=3, max_model_len=1024,
+                              max_num_seqs=8, rates_from_profile=prof, trace_lengths=False,
+                              prompt="lognormal:256:0.8", output="lognormal:64:0.8")
+    pieces = R.calibration_pieces(args)
+    assert [len(p["prompts"]) for p in pieces] == [4, 3, 3]
+    assert [p["meta"]["repeat"] for p in pieces] == [0, 1, 2]
+    assert all(p["meta"]["calibration"] and p["meta"]["seed"] == 1 for p in pieces)
+    # the pieces are the calibration workload in order: its own lengths, not the validation's
+    p_cal, o_cal, _ = R.make_lengths(argparse.Namespace(**{**vars(args), "seed": 1, "num_requests": 10}), 1024)
+    p_val, _, _ = R.make_lengths(args, 1024)
+    assert np.concatenate([p["outputs"] for p in pieces]).tolist() == o_cal.tolist()
+    assert [len(x) for p in pieces for x in p["prompts"]] == p_cal.tolist()
+    assert p_cal.tolist() != p_val[:10].tolist()
+    cap = R.estimate_capacity(prof, float(p_cal.mean()), float(o_cal.mean()), 8)
+    rate = pieces[0]["meta"]["rate"]
+    assert rate == pytest.approx(0.5 * cap, rel=1e-3)
+    assert pieces[0]["name"] == f"rate{rate:g}_r0"
+    assert all(np.all(np.diff(p["arrivals"]) > 0) for p in pieces)

@@ -12,7 +12,8 @@ from the Splitwise conversation trace (--trace-lengths; rows drawn with replacem
 max_model_len, then each request clipped to fit).
 
 One engine serves every run (rates x repeats, in the order rate-major, repeat-minor, with a
-pause between runs). For each run the harness calls add_request at each arrival time (never
+pause between runs; with --calibration-requests, repeat-major, each round of repeats opened by
+a piece of the calibration workload, written to --calibration-dir). For each run the harness calls add_request at each arrival time (never
 early; the front end sleeps on the engine's output queue until an output or the next arrival)
 and step() otherwise, and writes to OUT_DIR/<run>/:
 - requests.parquet (+ .csv): per request its nominal and actual arrival, prompt/output tokens,
@@ -250,6 +251,35 @@ def replay_once(st: E.Started, iterlog: Path, prompts: list[list[int]], outputs:
     return summary
 
 
+def calibration_pieces(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The calibration workload (``--calibration-requests`` requests drawn with
+    ``--calibration-seed``, lengths as the validation's) split into one piece per repeat, each
+    with Poisson arrivals at ``--calibration-load-factor`` x the capacity estimated for these
+    requests: what ``compare.py --calibration`` learns the engine's served steps from, in the
+    engine that serves the validation, spread over its session."""
+    cargs = argparse.Namespace(**{**vars(args), "seed": args.calibration_seed,
+                                  "num_requests": args.calibration_requests})
+    p_len, o_len, wdesc = make_lengths(cargs, args.max_model_len)
+    cap = estimate_capacity(args.rates_from_profile, float(p_len.mean()), float(o_len.mean()),
+                            args.max_num_seqs)
+    rate = round(args.calibration_load_factor * cap, 3)
+    rng = np.random.default_rng([args.calibration_seed, 2])
+    prompts = [E.prompt_ids(rng, int(x)) for x in p_len]
+    gaps = poisson_gaps(len(prompts), args.calibration_seed)
+    pieces = []
+    for k, idx in enumerate(np.array_split(np.arange(len(prompts)), max(args.repeats, 1))):
+        name = f"rate{rate:g}_r{k}"
+        pieces.append({"name": name, "prompts": [prompts[i] for i in idx], "outputs": o_len[idx],
+                       "arrivals": np.cumsum(gaps[idx]) / rate,
+                       "meta": {"run": name, "rate": rate, "repeat": k, "seed": args.calibration_seed,
+                                "calibration": True, "num_requests": int(len(idx)),
+                                "workload": {**wdesc, "estimated_capacity_req_s": cap,
+                                             "load_factor": args.calibration_load_factor}}})
+    print(f"replay: calibration {len(prompts)} requests (seed {args.calibration_seed}) at {rate} "
+          f"req/s in {len(pieces)} piece(s), one before each round of repeats")
+    return pieces
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     E.add_cli_args(ap)
@@ -270,15 +300,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", type=Path, default=E.WORK / "replay")
     ap.add_argument("--pause-s", type=float, default=3.0, help="idle time between runs")
+    ap.add_argument("--calibration-requests", type=int, default=0, metavar="N",
+                    help="also serve N requests of a workload of their own (--calibration-seed) "
+                         "at --calibration-load-factor x capacity, in one piece before each round "
+                         "of repeats, in the same engine, into --calibration-dir (runs then go "
+                         "repeat-major: every rate of repeat 0, then of repeat 1, ...)")
+    ap.add_argument("--calibration-load-factor", type=float, default=0.6)
+    ap.add_argument("--calibration-seed", type=int, default=1)
+    ap.add_argument("--calibration-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.rates is None and args.rates_from_profile is None:
         ap.error("give --rates or --rates-from-profile")
+    if args.calibration_requests > 0 and (args.rates_from_profile is None or args.calibration_dir is None):
+        ap.error("--calibration-requests needs --rates-from-profile (its rate is a share of the "
+                 "capacity) and --calibration-dir")
+    if args.calibration_requests and args.calibration_seed == args.seed:
+        ap.error("--calibration-seed must differ from --seed: calibration requests are not the "
+                 "validation's")
 
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     iterlog = out_dir / "iterlog.jsonl"
     p_len, o_len, wdesc = make_lengths(args, args.max_model_len)
-    if args.rates_from_profile is not None:
+    if args.rates is None:  # explicit --rates win; the profile may still set the calibration's
         cap = estimate_capacity(args.rates_from_profile, float(p_len.mean()),
                                 float(o_len.mean()), args.max_num_seqs)
         rates = [round(f * cap, 3) for f in args.load_factors]
@@ -289,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng([args.seed, 2])
     prompts = [E.prompt_ids(rng, int(x)) for x in p_len]
     gaps = poisson_gaps(len(prompts), args.seed)
+    cal = calibration_pieces(args) if args.calibration_requests > 0 else []
 
     st = E.start_engine(E.settings_from_args(args, iterlog=str(iterlog)))
     info = st.info
@@ -299,20 +344,28 @@ def main(argv: list[str] | None = None) -> int:
         # Warm-up so that the first run does not pay first-call costs.
         E.add_request(st.engine, "warmup", prompts[0], 4)
         E.drain(st.engine)
-        for rate in rates:
-            for rep in range(args.repeats):
+        order = ([(rate, rep) for rep in range(args.repeats) for rate in rates] if cal else
+                 [(rate, rep) for rate in rates for rep in range(args.repeats)])
+        for rate, rep in order:
+            if cal and rate == rates[0]:  # a calibration piece opens each round of repeats
                 time.sleep(args.pause_s)
-                name = f"rate{rate:g}_r{rep}"
-                arrivals = np.cumsum(gaps) / rate
-                meta = {"run": name, "rate": rate, "repeat": rep, "seed": args.seed,
-                        "num_requests": len(prompts), "workload": wdesc, "engine": info}
-                s = replay_once(st, iterlog, prompts, o_len, arrivals, out_dir / name, meta)
-                results.append({"run": name, "rate": rate, **s})
-                print(f"replay {name}: {s['finished']}/{s['requests']} finished in "
-                      f"{s['wall_s']:.1f} s, {s['iterations']} iterations, "
-                      f"{s['output_tok_s']:.1f} out tok/s, TTFT mean {s['ttft_mean_s']:.3f} s, "
-                      f"TPOT mean {s['tpot_mean_s'] * 1e3:.1f} ms, "
-                      f"preemptions {s['preemptions']}", flush=True)
+                piece = cal[rep]
+                s = replay_once(st, iterlog, piece["prompts"], piece["outputs"], piece["arrivals"],
+                                args.calibration_dir / piece["name"], {**piece["meta"], "engine": info})
+                print(f"replay calibration {piece['name']}: {s['finished']}/{s['requests']} "
+                      f"finished in {s['wall_s']:.1f} s, {s['iterations']} iterations", flush=True)
+            time.sleep(args.pause_s)
+            name = f"rate{rate:g}_r{rep}"
+            arrivals = np.cumsum(gaps) / rate
+            meta = {"run": name, "rate": rate, "repeat": rep, "seed": args.seed,
+                    "num_requests": len(prompts), "workload": wdesc, "engine": info}
+            s = replay_once(st, iterlog, prompts, o_len, arrivals, out_dir / name, meta)
+            results.append({"run": name, "rate": rate, **s})
+            print(f"replay {name}: {s['finished']}/{s['requests']} finished in "
+                  f"{s['wall_s']:.1f} s, {s['iterations']} iterations, "
+                  f"{s['output_tok_s']:.1f} out tok/s, TTFT mean {s['ttft_mean_s']:.3f} s, "
+                  f"TPOT mean {s['tpot_mean_s'] * 1e3:.1f} ms, "
+                  f"preemptions {s['preemptions']}", flush=True)
     finally:
         E.shutdown(st)
     (out_dir / "runs.json").write_text(json.dumps(results, indent=2, default=float) + "\n")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end validation of frontier-jax against vLLM's V1 engine on this machine's CPU:
-# setup -> random-init model -> profile -> calibration replay -> replay at 3 rates x 3 repeats
-# -> compare.
+# setup -> random-init model -> profile -> replay at 3 rates x 3 repeats (each round of repeats
+# opened by a piece of the calibration workload) -> compare.
 #
 #   bash benchmarks/vllm_cpu/run_validation.sh            # the real run (quiet machine; est. 20-40 min)
 #   SIZE=tiny bash benchmarks/vllm_cpu/run_validation.sh  # smoke test of the harness (~100 s)
@@ -10,8 +10,10 @@
 # PROFILE_REPEATS, REPEATS, NREQ, LOAD_FACTORS ("0.3 0.7 1.3": x the capacity estimated from
 # the profile), RATES (explicit req/s list, overrides LOAD_FACTORS), LENGTHS (trace|synthetic),
 # ARCH (llama|qwen2: make_model.py --arch; qwen2 lives in work/model-qwen2),
-# CALIBRATION (1: a served calibration replay of CAL_NREQ=100 requests of its own, seed 1, at
-# CAL_LOAD=0.6 x capacity, whose steps join the profile; 0: the profile alone),
+# CALIBRATION (1: CAL_NREQ=100 requests of their own, seed 1, at CAL_LOAD=0.6 x capacity,
+# served by the validation's engine in one piece before each round of repeats, whose steps join
+# the profile; separate: the same requests in one replay of their own engine before the
+# validation (runs 3-5); 0: the profile alone),
 # OUT (default benchmarks/vllm_cpu/work/validation), SKIP_SETUP=1, SKIP_PROFILE=1.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -65,7 +67,16 @@ fi
 LEN_ARGS=()
 if [ "$LENGTHS" = trace ]; then LEN_ARGS+=(--trace-lengths); fi
 CAL_ARGS=()
+REPLAY_CAL=()
 if [ "$CALIBRATION" = 1 ]; then
+  # in the validation's engine, a piece before each round of repeats (replay.py
+  # --calibration-requests): the calibration sees the engine the validation runs on, over the
+  # same session (a separate engine ran 4.5-5.7% off the validation's on decode steps)
+  rm -rf "$OUT/calibration"
+  REPLAY_CAL=(--calibration-requests "$CAL_NREQ" --calibration-load-factor "$CAL_LOAD"
+              --calibration-seed 1 --calibration-dir "$OUT/calibration" --rates-from-profile "$PROFILE")
+  CAL_ARGS=(--calibration "$OUT/calibration")
+elif [ "$CALIBRATION" = separate ]; then
   # the engine's steps as served: a replay of its own requests (seed 1; the validation's are
   # seed 0) at one load, whose steps join the profile for calibration (compare.py --calibration)
   echo "== 3b/5 calibration replay ($CAL_NREQ requests at $CAL_LOAD x capacity, seed 1)"
@@ -77,7 +88,8 @@ if [ "$CALIBRATION" = 1 ]; then
 fi
 
 echo "== 4/5 replay ($NREQ requests, $REPEATS repeats per rate, lengths: $LENGTHS)"
-REPLAY=(--num-requests "$NREQ" --repeats "$REPEATS" --out-dir "$OUT/replay" "${LEN_ARGS[@]}")
+REPLAY=(--num-requests "$NREQ" --repeats "$REPEATS" --out-dir "$OUT/replay" "${LEN_ARGS[@]}"
+        "${REPLAY_CAL[@]}")
 if [ -n "$RATES" ]; then
   # shellcheck disable=SC2206
   REPLAY+=(--rates $RATES)
