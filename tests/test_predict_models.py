@@ -83,9 +83,12 @@ def test_train_writes_card_weights_and_forests(trained):
     assert set(saved["models"]) == {"mlp_up_proj", "attn_prefill"}
     for op, info in saved["models"].items():
         assert (out / info["file"]).exists() and (out / "forests" / f"{op}.joblib").exists()
+        # forest-taught operators: every distillation row weighs the same
+        assert info["surrogate"]["teacher"] == "forest" and info["surrogate"]["row_weights"] == "uniform"
         acc = info["accuracy"]
         for k in ("forest", "surrogate", "proxy"):
-            assert set(acc[k]) == {"median_rel_err", "within_5", "within_10", "within_20"}
+            assert set(acc[k]) == {"median_rel_err", "within_5", "within_10", "within_20",
+                                   "time_weighted_err"}
         assert info["rows"]["train"] + info["rows"]["test"] == len(frames[info["family"]])
     assert saved["split"]["seed"] == 0 and saved["features"]["attention"] == list(F.ATTENTION_FEATURES)
     assert saved["devices"]["a800"]["num_sms"] == 108
@@ -357,6 +360,7 @@ def test_iteration_surrogate_interpolates_between_sparse_probes(tmp_path):
                             surrogate_params={"steps": 2000, "width": 64, "depth": 2})
     info = card["models"]["iteration"]
     assert info["surrogate"]["teacher"] == "measured" and info["rows"]["augmented"] == 0
+    assert info["surrogate"]["row_weights"] == "measured time"
     qs = np.array([64, 200, 256, 320])
     probe = _engine_profile(np.random.default_rng(1)).iloc[:len(qs)].assign(
         q_lens=[(int(q),) for q in qs], c_lens=[(0,)] * len(qs), is_decode=[(False,)] * len(qs))
@@ -371,3 +375,27 @@ def test_iteration_surrogate_interpolates_between_sparse_probes(tmp_path):
     # the forest (the teacher of every other operator) is off by far more between the probes
     forest = joblib.load(tmp_path / "set" / "forests" / "iteration.joblib")["forest"]
     assert np.max(np.abs(forest.predict(X) / truth - 1)) > 0.25
+
+
+def test_measured_steps_weigh_by_their_time(tmp_path, monkeypatch):
+    """A whole-step network fitted to measured steps weighs each by its time (what the
+    simulation sums); forest-taught operators keep uniform weights (checked on the card in
+    test_train_writes_card_weights_and_forests)."""
+    import frontier_jax.predict.train as T
+
+    assert np.allclose(T.measured_weights([1.0, 3.0]), [0.5, 1.5])
+    seen = {}
+    fit = T.fit_surrogate
+
+    def spy(op, family, X, y, **kw):
+        seen[op] = (np.exp(y), kw.get("sample_weight"))
+        return fit(op, family, X, y, **kw)
+
+    monkeypatch.setattr(T, "fit_surrogate", spy)
+    (tmp_path / "prof").mkdir()
+    save_profiles(_engine_profile(np.random.default_rng(0)), tmp_path / "prof" / "engine.csv")
+    T.train_predictors(tmp_path / "prof", "native", tmp_path / "set", seed=0,
+                       forest_params={"n_estimators": 5, "min_samples_leaf": 1},
+                       surrogate_params={"steps": 50, "width": 8, "depth": 1})
+    t, w = seen["iteration"]
+    assert w is not None and np.allclose(w, t / t.mean())

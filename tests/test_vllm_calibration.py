@@ -143,6 +143,15 @@ def test_decode_drift_compares_runs_on_batches_of_one_shape():
     # the 8-sequence shape is in one run only: it does not count (else "slow" would be 1.0 there)
     only = C.decode_drift({"a": _decode_steps({(8, 1000): [0.05] * 6}), "b": fast})
     assert only == {}
+    # a run with fewer than min_steps steps of a shape gets no ratio from it
+    few = _decode_steps({(1, 500): [0.020] * 2})
+    assert "few" not in C.decode_drift({"fast": fast, "mid": mid, "few": few})
+    # each run is one vote in a shape's reference, however many steps it served
+    many = _decode_steps({(1, 500): [0.010] * 60})
+    d = C.decode_drift({"many": many, "slow": _decode_steps({(1, 500): [0.011] * 6}),
+                        "mid": _decode_steps({(1, 500): [0.0105] * 6})})
+    assert d["mid"] == pytest.approx(1.0)
+    assert C.decode_drift({}) == {} and C.decode_drift({"e": fast.iloc[:0]}) == {}
 
 
 def test_calibration_pieces_are_their_own_requests_split_over_the_rounds(tmp_path):
@@ -173,4 +182,21 @@ def test_calibration_pieces_are_their_own_requests_split_over_the_rounds(tmp_pat
     rate = pieces[0]["meta"]["rate"]
     assert rate == pytest.approx(0.5 * cap, rel=1e-3)
     assert pieces[0]["name"] == f"rate{rate:g}_r0"
-    assert all(np.all(np.diff(p["arrivals"]) > 0) for p in pieces)
+    gaps = R.poisson_gaps(10, 1)  # the calibration seed's own arrival stream, piece by piece
+    idx = np.array_split(np.arange(10), 3)
+    for p, i in zip(pieces, idx, strict=True):
+        assert np.allclose(p["arrivals"], np.cumsum(gaps[i]) / rate)
+
+
+@pytest.mark.parametrize("extra, msg", [
+    (["--calibration-requests", "2", "--repeats", "3"], "at least one per round"),
+    (["--calibration-requests", "-1"], "at least one per round"),
+    (["--calibration-requests", "10"], "needs --rates-from-profile"),
+    (["--calibration-requests", "10", "--calibration-dir", "x", "--seed", "1"], "must differ"),
+])
+def test_replay_refuses_bad_calibration_settings_before_starting_an_engine(extra, msg, capsys):
+    import replay as R
+
+    with pytest.raises(SystemExit):
+        R.main(["--rates", "1"] + (["--rates-from-profile", "p.csv"] if "--seed" in extra else []) + extra)
+    assert msg in capsys.readouterr().err

@@ -251,21 +251,25 @@ def replay_once(st: E.Started, iterlog: Path, prompts: list[list[int]], outputs:
     return summary
 
 
+def workload(args: argparse.Namespace, seed: int, n: int) -> tuple[list[list[int]], np.ndarray, np.ndarray, dict]:
+    """The ``n`` requests of ``seed``: prompt token ids, output lengths, unit-rate Poisson
+    gaps (arrivals at rate r: cumsum(gaps) / r) and the lengths' description."""
+    p_len, o_len, desc = make_lengths(argparse.Namespace(**{**vars(args), "seed": seed,
+                                                            "num_requests": n}), args.max_model_len)
+    rng = np.random.default_rng([seed, 2])
+    return [E.prompt_ids(rng, int(x)) for x in p_len], o_len, poisson_gaps(len(p_len), seed), desc
+
+
 def calibration_pieces(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The calibration workload (``--calibration-requests`` requests drawn with
     ``--calibration-seed``, lengths as the validation's) split into one piece per repeat, each
     with Poisson arrivals at ``--calibration-load-factor`` x the capacity estimated for these
     requests: what ``compare.py --calibration`` learns the engine's served steps from, in the
     engine that serves the validation, spread over its session."""
-    cargs = argparse.Namespace(**{**vars(args), "seed": args.calibration_seed,
-                                  "num_requests": args.calibration_requests})
-    p_len, o_len, wdesc = make_lengths(cargs, args.max_model_len)
-    cap = estimate_capacity(args.rates_from_profile, float(p_len.mean()), float(o_len.mean()),
-                            args.max_num_seqs)
+    prompts, o_len, gaps, wdesc = workload(args, args.calibration_seed, args.calibration_requests)
+    cap = estimate_capacity(args.rates_from_profile, float(np.mean([len(x) for x in prompts])),
+                            float(o_len.mean()), args.max_num_seqs)
     rate = round(args.calibration_load_factor * cap, 3)
-    rng = np.random.default_rng([args.calibration_seed, 2])
-    prompts = [E.prompt_ids(rng, int(x)) for x in p_len]
-    gaps = poisson_gaps(len(prompts), args.calibration_seed)
     pieces = []
     for k, idx in enumerate(np.array_split(np.arange(len(prompts)), max(args.repeats, 1))):
         name = f"rate{rate:g}_r{k}"
@@ -284,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     E.add_cli_args(ap)
     ap.set_defaults(max_num_batched_tokens=2048, max_num_seqs=64, max_model_len=4096)
-    ap.add_argument("--rates", type=float, nargs="+", default=None, help="requests/s")
+    ap.add_argument("--rates", type=float, nargs="+", default=None,
+                    help="requests/s (win over --rates-from-profile, whose --load-factors are then "
+                         "unused; the profile still sets the calibration's rate)")
     ap.add_argument("--rates-from-profile", type=Path, default=None, metavar="CSV",
                     help="derive the rates from a profile CSV's capacity estimate")
     ap.add_argument("--load-factors", type=float, nargs="+", default=[0.3, 0.7, 1.3],
@@ -311,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.rates is None and args.rates_from_profile is None:
         ap.error("give --rates or --rates-from-profile")
+    if args.calibration_requests < 0 or 0 < args.calibration_requests < args.repeats:
+        ap.error(f"--calibration-requests {args.calibration_requests}: 0, or at least one per "
+                 f"round of repeats ({args.repeats})")
     if args.calibration_requests > 0 and (args.rates_from_profile is None or args.calibration_dir is None):
         ap.error("--calibration-requests needs --rates-from-profile (its rate is a share of the "
                  "capacity) and --calibration-dir")
@@ -321,18 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     iterlog = out_dir / "iterlog.jsonl"
-    p_len, o_len, wdesc = make_lengths(args, args.max_model_len)
+    prompts, o_len, gaps, wdesc = workload(args, args.seed, args.num_requests)
     if args.rates is None:  # explicit --rates win; the profile may still set the calibration's
-        cap = estimate_capacity(args.rates_from_profile, float(p_len.mean()),
+        cap = estimate_capacity(args.rates_from_profile, float(np.mean([len(x) for x in prompts])),
                                 float(o_len.mean()), args.max_num_seqs)
         rates = [round(f * cap, 3) for f in args.load_factors]
         print(f"replay: estimated capacity {cap:.3f} req/s -> rates {rates}")
         wdesc["estimated_capacity_req_s"] = cap
     else:
         rates = list(args.rates)
-    rng = np.random.default_rng([args.seed, 2])
-    prompts = [E.prompt_ids(rng, int(x)) for x in p_len]
-    gaps = poisson_gaps(len(prompts), args.seed)
     cal = calibration_pieces(args) if args.calibration_requests > 0 else []
 
     st = E.start_engine(E.settings_from_args(args, iterlog=str(iterlog)))
@@ -344,28 +350,35 @@ def main(argv: list[str] | None = None) -> int:
         # Warm-up so that the first run does not pay first-call costs.
         E.add_request(st.engine, "warmup", prompts[0], 4)
         E.drain(st.engine)
-        order = ([(rate, rep) for rep in range(args.repeats) for rate in rates] if cal else
-                 [(rate, rep) for rate in rates for rep in range(args.repeats)])
-        for rate, rep in order:
-            if cal and rate == rates[0]:  # a calibration piece opens each round of repeats
-                time.sleep(args.pause_s)
-                piece = cal[rep]
-                s = replay_once(st, iterlog, piece["prompts"], piece["outputs"], piece["arrivals"],
-                                args.calibration_dir / piece["name"], {**piece["meta"], "engine": info})
-                print(f"replay calibration {piece['name']}: {s['finished']}/{s['requests']} "
-                      f"finished in {s['wall_s']:.1f} s, {s['iterations']} iterations", flush=True)
+
+        def serve(name: str, prompts_, outputs, arrivals, run_dir: Path, meta: dict) -> dict:
             time.sleep(args.pause_s)
+            return replay_once(st, iterlog, prompts_, outputs, arrivals, run_dir, {**meta, "engine": info})
+
+        def validation_run(rate: float, rep: int) -> None:
             name = f"rate{rate:g}_r{rep}"
-            arrivals = np.cumsum(gaps) / rate
             meta = {"run": name, "rate": rate, "repeat": rep, "seed": args.seed,
-                    "num_requests": len(prompts), "workload": wdesc, "engine": info}
-            s = replay_once(st, iterlog, prompts, o_len, arrivals, out_dir / name, meta)
+                    "num_requests": len(prompts), "workload": wdesc}
+            s = serve(name, prompts, o_len, np.cumsum(gaps) / rate, out_dir / name, meta)
             results.append({"run": name, "rate": rate, **s})
             print(f"replay {name}: {s['finished']}/{s['requests']} finished in "
                   f"{s['wall_s']:.1f} s, {s['iterations']} iterations, "
                   f"{s['output_tok_s']:.1f} out tok/s, TTFT mean {s['ttft_mean_s']:.3f} s, "
                   f"TPOT mean {s['tpot_mean_s'] * 1e3:.1f} ms, "
                   f"preemptions {s['preemptions']}", flush=True)
+
+        if cal:  # repeat-major: each round of repeats opens with a calibration piece
+            for rep, piece in enumerate(cal):
+                s = serve(piece["name"], piece["prompts"], piece["outputs"], piece["arrivals"],
+                          args.calibration_dir / piece["name"], piece["meta"])
+                print(f"replay calibration {piece['name']}: {s['finished']}/{s['requests']} "
+                      f"finished in {s['wall_s']:.1f} s, {s['iterations']} iterations", flush=True)
+                for rate in rates:
+                    validation_run(rate, rep)
+        else:
+            for rate in rates:
+                for rep in range(args.repeats):
+                    validation_run(rate, rep)
     finally:
         E.shutdown(st)
     (out_dir / "runs.json").write_text(json.dumps(results, indent=2, default=float) + "\n")

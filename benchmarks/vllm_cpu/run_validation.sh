@@ -27,6 +27,11 @@ else
   : "${REPEATS:=3}" "${NREQ:=200}"
 fi
 : "${CALIBRATION:=1}" "${CAL_LOAD:=0.6}" "${CAL_NREQ:=100}"
+case "$CALIBRATION" in
+  1) case "$CAL_LOAD" in *" "*) echo "CAL_LOAD=\"$CAL_LOAD\": one load with CALIBRATION=1 (a list needs CALIBRATION=separate)" >&2; exit 2;; esac ;;
+  separate|0) ;;
+  *) echo "CALIBRATION=$CALIBRATION: 1 (in the validation's engine), separate or 0" >&2; exit 2;;
+esac
 : "${KV_GIB:=1}" "${LOAD_FACTORS:=0.3 0.7 1.3}" "${LENGTHS:=trace}" "${RATES:=}" "${ARCH:=llama}"
 # one checkpoint folder per architecture: a Qwen2 run never rewrites the Llama model, nor back
 if [ "$ARCH" = llama ]; then MODEL_DIR="$HERE/work/model"; else MODEL_DIR="$HERE/work/model-$ARCH"; fi

@@ -88,13 +88,17 @@ def _key32(keys, seed: int) -> np.ndarray:
 
 
 def accuracy(pred_s: np.ndarray, true_s: np.ndarray) -> dict:
-    """Median relative error and share of rows within 5/10/20% (fractions in [0, 1])."""
+    """Median relative error, share of rows within 5/10/20% (fractions in [0, 1]) and the
+    time-weighted error ``sum |pred - true| / sum true`` (``time_weighted_err``: each row by
+    its share of the measured time, as a simulation sums them)."""
     pred_s = np.asarray(pred_s, float)
     true_s = np.asarray(true_s, float)
     if len(true_s) == 0:
-        return {"median_rel_err": None, "within_5": None, "within_10": None, "within_20": None}
+        return {"median_rel_err": None, "within_5": None, "within_10": None, "within_20": None,
+                "time_weighted_err": None}
     r = np.abs(pred_s / true_s - 1.0)
-    out = {"median_rel_err": float(np.median(r))}
+    out = {"median_rel_err": float(np.median(r)),
+           "time_weighted_err": float(np.abs(pred_s - true_s).sum() / true_s.sum())}
     for t in THRESHOLDS:
         out[f"within_{int(round(t * 100))}"] = float(np.mean(r <= t))
     return out
@@ -174,6 +178,20 @@ def surrogate_teacher(family: str, op: str) -> str:
     between the probes (-4% and +3% on those steps). The public operator profiles are
     dense, noisy grids where the forest's averaging helps: they keep the forest teacher."""
     return "measured" if family == "attention" and op.split("@")[0] == ITERATION_OP else "forest"
+
+
+def measured_weights(time_s: np.ndarray) -> np.ndarray:
+    """Per-row weights of a surrogate fitted to measured steps (teacher "measured"): each
+    step's share of the measured time (``t / mean(t)``).
+
+    What a simulation reports (throughput, the queue, TTFT) follows the summed step time, and
+    the squared log error weighted by time approximates the relative error of that sum. Left
+    unweighted, the many short decode steps of an engine profile outvote its few long mixed
+    ones. On vLLM's CPU validation (runs 3-6 of 2026-12-07), the trained set's own held-out
+    rows' time-weighted error (``accuracy``'s ``time_weighted_err``) fell from 4.3 / 3.2 /
+    3.8 / 4.9% to 3.4 / 3.0 / 2.4 / 3.9% with the median error unchanged within 0.1 point."""
+    t = np.asarray(time_s, float)
+    return t / t.mean()
 
 
 def _inputs(X: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
@@ -419,9 +437,9 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
             proxy = fit_proxy_forest(op, family, P_tr, y_tr, feature_names=F.PROXY_FEATURES[pk],
                                      seed=seed, **pfo)
             teacher = surrogate_teacher(family, op)
-            aug, n_up = sub_tr.iloc[:0], 0
+            aug, n_up, w_d = sub_tr.iloc[:0], 0, None
             if teacher == "measured":  # the training rows as measured (see surrogate_teacher)
-                X_d, y_d = Xo[tr], np.log(y_tr)
+                X_d, y_d, w_d = Xo[tr], np.log(y_tr), measured_weights(y_tr)
             else:
                 # distillation set: training rows + perturbed copies, labelled by the forest
                 copies = int(max(1, min(ap["copies"], ap["max_points"] // max(int(tr.sum()), 1))))
@@ -446,7 +464,7 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
                         y_d = np.concatenate([y_d, y_up])
                         n_up = int(ok.sum())
             sur = fit_surrogate(op, family, X_d, y_d, feature_names=names, ratio_index=ri, seed=seed,
-                                **{k: v for k, v in sp.items()})
+                                sample_weight=w_d, **{k: v for k, v in sp.items()})
             fname = safe_name(op) + ".npz"
             save_surrogate(sur, out / fname)
             if save_forests:
@@ -462,7 +480,8 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
                 "target": sur.target,
                 "ratio_feature": names[ri],
                 "inputs": "all" if keep is None else [n for n, k in zip(names, keep, strict=True) if k],
-                "surrogate": {**sur.info, "teacher": teacher},
+                "surrogate": {**sur.info, "teacher": teacher,
+                              "row_weights": "uniform" if w_d is None else "measured time"},
                 "forest": {"min_samples_leaf": fpo["min_samples_leaf"],
                            "inner_split_scores": {str(k): v for k, v in leaf_scores.items()}},
                 "proxy_features": pk,
