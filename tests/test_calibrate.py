@@ -50,6 +50,8 @@ def test_fit_outruns_a_microbenchmark_8x_too_slow():
     for k in ("gemm_efficiency", "attention_efficiency", "memory_efficiency"):
         assert 0.0 < cal.cost[k] <= 1.0
     assert cal.error["median_abs_rel_err"] < 0.03 and cal.error["rates_at_bound"] == []
+    assert cal.summary() == {"fitted": cal.cost, "hardware": cal.hardware, "rates": cal.rates,
+                             "rate_over_microbenchmark": cal.vs_start}
 
     # the calibrated scenario values price the rows as the fit did
     p = start._replace(peak_flops=cal.hardware["peak_flops"], hbm_bw=cal.hardware["hbm_bw"],

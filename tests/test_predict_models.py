@@ -384,6 +384,8 @@ def test_measured_steps_weigh_by_their_time(tmp_path, monkeypatch):
     import frontier_jax.predict.train as T
 
     assert np.allclose(T.measured_weights([1.0, 3.0]), [0.5, 1.5])
+    # the error those weights aim at: |pred - true| summed over the summed measured time
+    assert T.accuracy(np.array([1.1, 2.0]), np.array([1.0, 2.0]))["time_weighted_err"] == pytest.approx(0.1 / 3)
     seen = {}
     fit = T.fit_surrogate
 

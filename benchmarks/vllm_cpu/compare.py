@@ -562,9 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         cal = fit_cost(rows, sc0, args.drop_transient)
         variants["roofline-fit"] = ({**hw, **cal.hardware}, {"kind": "roofline", **cal.cost})
         fit_info = {"profile": str(args.profile), "calibration": [str(c) for c in args.calibration],
-                    "fitted": cal.cost, "hardware": cal.hardware,
-                    "rates": cal.rates, "rate_over_microbenchmark": cal.vs_start,
-                    "fit_error": cal.error}
+                    **cal.summary(), "fit_error": cal.error}
         print(f"compare: roofline fitted to {args.profile}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in cal.cost.items())
               + f"; calibration rows median |err| {cal.error['median_abs_rel_err']:.1%}")

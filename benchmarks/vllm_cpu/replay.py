@@ -13,8 +13,8 @@ max_model_len, then each request clipped to fit).
 
 One engine serves every run (rates x repeats, in the order rate-major, repeat-minor, with a
 pause between runs; with --calibration-requests, repeat-major, each round of repeats opened by
-a piece of the calibration workload, written to --calibration-dir). For each run the harness calls add_request at each arrival time (never
-early; the front end sleeps on the engine's output queue until an output or the next arrival)
+a piece of the calibration workload, written to --calibration-dir). For each run the harness
+calls add_request at each arrival time (never early; the front end sleeps on the engine's output queue until an output or the next arrival)
 and step() otherwise, and writes to OUT_DIR/<run>/:
 - requests.parquet (+ .csv): per request its nominal and actual arrival, prompt/output tokens,
   tokens generated, and vLLM's own timestamps (queued, first scheduled, first token, last token:

@@ -76,7 +76,7 @@ REPLAY_CAL=()
 if [ "$CALIBRATION" = 1 ]; then
   # in the validation's engine, a piece before each round of repeats (replay.py
   # --calibration-requests): the calibration sees the engine the validation runs on, over the
-  # same session (a separate engine ran 4.5-5.7% off the validation's on decode steps)
+  # same session (a separate engine ran 4-6% off the validation's on decode steps)
   rm -rf "$OUT/calibration"
   REPLAY_CAL=(--calibration-requests "$CAL_NREQ" --calibration-load-factor "$CAL_LOAD"
               --calibration-seed 1 --calibration-dir "$OUT/calibration" --rates-from-profile "$PROFILE")

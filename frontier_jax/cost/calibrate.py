@@ -51,6 +51,12 @@ class Calibration(NamedTuple):
     vs_start: dict[str, float]
     error: dict[str, float]
 
+    def summary(self) -> dict[str, dict[str, float]]:
+        """What a report records of the fit (the fit's error apart): the ``[cost]`` values as
+        ``fitted``, the calibrated ``hardware``, the ``rates`` and ``rate_over_microbenchmark``."""
+        return {"fitted": self.cost, "hardware": self.hardware, "rates": self.rates,
+                "rate_over_microbenchmark": self.vs_start}
+
 
 def relative_error(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
     """Per-row relative error of ``pred`` against ``meas`` (rows with a positive finite

@@ -12,8 +12,9 @@ the learnt efficiency at its edge value outside the data, so the time extrapolat
 roofline (and a feature that was constant in training, e.g. the device peak, only acts
 through the roofline).
 
-Training distils the forest (its predictions on the training rows and on perturbed
-copies of them) plus, with a small weight, the measured times. The weights are a dict of
+Training distils the forest (its predictions on the training rows and on perturbed and
+scaled-up copies of them), or, for a whole engine step, fits the measured times, each step
+weighted by its time (``frontier_jax.predict.train.surrogate_teacher``, ``measured_weights``). The weights are a dict of
 numpy arrays saved as ``<op>.npz``; :func:`surrogate_apply` is a pure function of
 ``(weights, x)`` usable inside ``jax.jit`` and ``jax.vmap``.
 """

@@ -235,10 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({"hardware": hw, "fit": {"fitted": cal.cost, "hardware": cal.hardware,
-                                              "rates": cal.rates,
-                                              "rate_over_microbenchmark": cal.vs_start,
-                                              "error": cal.error},
+        a.json.write_text(json.dumps({"hardware": hw, "fit": {**cal.summary(), "error": cal.error},
                                       "runs": results}, indent=2, default=float) + "\n")
         print(f"\npd_compare: JSON -> {a.json}")
     return 0
