@@ -135,6 +135,12 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str, str]] = {
                    "y_mean: 1 of 1 values are NaN or infinite"),
     "text_array": (_edit_npz(lambda w: w.__setitem__("z_lo", np.array(["a"] * F))), f"{OP}.npz",
                    "z_lo: dtype"),
+    "ratio_negative": (_edit_npz(lambda w: w["ratio_select"].__setitem__(0, -1.0)), f"{OP}.npz",
+                       "ratio_select: got"),
+    "ratio_bias_negative": (_edit_npz(lambda w: w.__setitem__("ratio_bias", np.float32(-1e-3))),
+                            f"{OP}.npz", "ratio_bias: got -0.001"),
+    "ratio_bias_vector": (_edit_npz(lambda w: w.__setitem__("ratio_bias", np.zeros(2, np.float32))),
+                          f"{OP}.npz", "ratio_bias: got [0.0, 0.0]"),
     "train_keys_header": (lambda d: apply_corruption(d, [("flip_byte", "keys", 10**6)]), "train_keys.npy",
                           "not a readable .npy"),  # tokenize.TokenError in numpy's header parser (fuzz)
     "train_keys_garbage": (lambda d: (d / "train_keys.npy").write_bytes(b"garbage"), "train_keys.npy",

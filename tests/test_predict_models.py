@@ -26,6 +26,7 @@ from frontier_jax.predict.surrogate import (
     surrogate_apply,
 )
 from frontier_jax.predict.train import (
+    ITERATION_FEATURES,
     eval_predictors,
     holdout_mask,
     load_predictor_set,
@@ -194,6 +195,30 @@ def test_surrogate_inside_jit_and_vmap(trained):
                                predict_np(load_predictor_set(out)["weights"]["attn_prefill"], X), rtol=1e-3)
 
 
+def test_fit_surrogate_with_a_linear_ratio():
+    """``ratio_coef``: the network divides by ``ratio_bias + X @ ratio_coef``; host numpy and
+    jax (jit) agree, and the stored weights refuse a negative coefficient."""
+    from frontier_jax.cost import mlp
+
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0, 100, (300, 3))
+    t = 1e-3 + 2e-5 * X[:, 0] + 5e-5 * X[:, 2]
+    coef = np.array([2e-5, 0.0, 5e-5])
+    s = fit_surrogate("g", "attention", X, np.log(t), feature_names=("a", "b", "c"), ratio_coef=coef,
+                      ratio_bias=1e-3, width=8, depth=1, steps=300)
+    assert s.info["linear_ratio"]["coefficients"] == {"a": pytest.approx(2e-5), "c": pytest.approx(5e-5)}
+    assert float(s.weights["ratio_bias"]) == pytest.approx(1e-3)
+    p = predict_np(s.weights, X)
+    assert np.max(np.abs(p / t - 1)) < 0.02  # the ratio is the law: the network learns ~1
+    got = jax.jit(lambda x: surrogate_apply(s.weights, x))(jnp.asarray(X, jnp.float32))
+    np.testing.assert_allclose(np.asarray(got), p, rtol=1e-4)
+    with pytest.raises(ValueError, match="non-negative"):
+        mlp.prepare_weights({**s.weights, "ratio_select": np.float32([-1.0, 0.0, 1.0])})
+    with pytest.raises(ValueError, match="ratio_coef"):
+        fit_surrogate("g", "attention", X, np.log(t), feature_names=("a", "b", "c"),
+                      ratio_coef=-coef, steps=10)
+
+
 def test_fit_surrogate_learns_a_power_law():
     rng = np.random.default_rng(1)
     m = rng.uniform(1, 5000, 400)
@@ -344,6 +369,16 @@ def _engine_profile(rng: np.random.Generator) -> pd.DataFrame:
                          "source": "synthetic engine profile"})
 
 
+def _tidy_engine(rows: pd.DataFrame) -> pd.DataFrame:
+    """Native engine rows as the loader tidies them (the features' input frame)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        save_profiles(rows, Path(d) / "engine.csv")
+        return load_profiles(Path(d) / "engine.csv", "native")["attention"]
+
+
 def test_iteration_surrogate_interpolates_between_sparse_probes(tmp_path):
     """The whole-step model learns from the measured steps, not from a forest: between the
     profile's prefill probes (128 and 512 tokens) a forest is a step function, and a network
@@ -375,6 +410,37 @@ def test_iteration_surrogate_interpolates_between_sparse_probes(tmp_path):
     # the forest (the teacher of every other operator) is off by far more between the probes
     forest = joblib.load(tmp_path / "set" / "forests" / "iteration.joblib")["forest"]
     assert np.max(np.abs(forest.predict(X) / truth - 1)) > 0.25
+    # past the probes (64 decodes, 16 at most profiled) the network's correction is held at
+    # its edge and the physics it divides by prices the rest: a time per token held constant
+    # from the 16-sequence probe would be +17% here
+    big = probe.iloc[:1].assign(q_lens=[(1,) * 64], c_lens=[(3072,) * 64], is_decode=[(True,) * 64],
+                                counts=[(1,) * 64])
+    save_profiles(big, tmp_path / "eval" / "engine.csv")
+    tidy = load_profiles(tmp_path / "eval" / "engine.csv", "native")["attention"]
+    Xb = _inputs(F.frame_features("attention", tidy), op_inputs("attention", "iteration",
+                                                                 F.FEATURE_NAMES["attention"]))
+    t_big = 3e-3 + 1.7e-4 * 64 + 2e-7 * 64 * 3072
+    got = predict_np(load_predictor_set(tmp_path / "set")["weights"]["iteration"], Xb)[0]
+    assert got == pytest.approx(t_big, rel=0.05)
+    lin = info["surrogate"]["linear_ratio"]
+    assert lin["bias_s"] > 0 and set(lin["coefficients"]) <= set(ITERATION_FEATURES)
+
+
+def test_physics_ratio_recovers_a_linear_step_law():
+    """The whole-step network's ratio: a non-negative linear fit of the step's time on its
+    work totals (see physics_ratio); on a profile that follows such a law it is the law."""
+    from frontier_jax.predict.train import physics_ratio
+
+    tidy = F.frame_features("attention", _tidy_engine(_engine_profile(np.random.default_rng(0))))
+    prof = _engine_profile(np.random.default_rng(0))
+    truth = np.array([3e-3 + 1.7e-4 * sum(q) + 2e-7 * sum(c) for q, c in zip(prof.q_lens, prof.c_lens, strict=True)])
+    names = F.FEATURE_NAMES["attention"]
+    coef, bias = physics_ratio(tidy, prof.time_s.to_numpy(), names)
+    assert (coef >= 0).all() and bias >= 0
+    outside = [i for i, n in enumerate(names) if n not in ITERATION_FEATURES]
+    assert not coef[outside].any()
+    assert np.max(np.abs((bias + tidy @ coef) / truth - 1)) < 0.03
+    assert bias == pytest.approx(3e-3, rel=0.2)
 
 
 def test_measured_steps_weigh_by_their_time(tmp_path, monkeypatch):

@@ -259,7 +259,14 @@ def test_iteration_model_prices_whole_steps(iteration_set):
     row = pd.DataFrame([dict(q_lens=tuple(q), c_lens=tuple(c), is_decode=tuple(d),
                              counts=(1,) * len(q), n_q_heads=32.0, n_kv_heads=8.0, head_dim=128,
                              block_size=16, dtype_bytes=2, device="h100")])
-    w = load_predictor_set(iteration_set)["weights"]["iteration"]
+    ps = load_predictor_set(iteration_set)
+    w = ps["weights"]["iteration"]
+    # the network divides by a linear physics of the step that grows with the decode
+    # contexts, so the decode anchors shift its ratio too (the path checked below)
+    from frontier_jax.cost.features import SHIFTED_COLUMNS
+
+    lin = ps["card"]["models"]["iteration"]["surrogate"]["linear_ratio"]
+    assert set(lin["coefficients"]) & set(SHIFTED_COLUMNS) and float(w["ratio_bias"]) > 0
     want = _on_grid(lambda cs: predict_np(w, frame_features("attention", row.assign(
         c_lens=[tuple(int(x) for x in cs)])))[0], c, d)
     assert got == pytest.approx(want, rel=1e-6)

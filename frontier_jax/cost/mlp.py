@@ -5,7 +5,13 @@ features ``x`` of an operator to its time in seconds::
 
     z = clip((log1p(max(x, 0)) - x_mean) / x_std, z_lo, z_hi)
     h = SiLU(... SiLU(z W0 + b0) ...) Wn + bn                (the network, in ``dtype``)
-    log t = h * y_std + y_mean + log(max(x[ratio], TINY_S))  (float64; ratio term if any)
+    log t = h * y_std + y_mean + log(max(ratio, TINY_S))     (float64; ratio term if any)
+    ratio = ratio_bias + sum(ratio_select * x)
+
+``ratio_select`` is one-hot on a roofline feature for an operator (time / roofline), or the
+non-negative coefficients of a linear model of the time, with ``ratio_bias`` its constant
+(seconds; 0 when absent), for a whole engine step (see
+:func:`frontier_jax.predict.train.physics_ratio`).
 
 Every caller goes through these functions: the surrogate cost tier inside the compiled step
 (float32 network, the weights' own precision: float64 transcendentals would dominate the
@@ -32,16 +38,20 @@ STACKED = "of,ofw->ow"  # O stacked networks, one row each
 
 
 def prepare_weights(w: dict, dtype: Any = np.float32, xp: Any = np) -> dict:
-    """``w`` (``x_mean x_std z_lo z_hi W0 b0 ... Wn bn y_mean y_std ratio_select``) as
-    ``xp`` arrays of ``dtype``, plus ``has_ratio`` (the network predicts time / its ratio
-    column). With numpy, raises ValueError unless ``ratio_select`` is one-hot or zero
-    (``jax.numpy`` accepts traced weights and checks nothing)."""
+    """``w`` (``x_mean x_std z_lo z_hi W0 b0 ... Wn bn y_mean y_std ratio_select``, optional
+    ``ratio_bias``) as ``xp`` arrays of ``dtype``, plus ``ratio_bias`` (0 when absent) and
+    ``has_ratio`` (the network predicts time / its ratio). With numpy, raises ValueError
+    unless ``ratio_select`` and ``ratio_bias`` are finite and non-negative (``jax.numpy``
+    accepts traced weights and checks nothing)."""
     out = {k: xp.asarray(v, dtype) for k, v in w.items() if k != "has_ratio"}
+    sel = xp.asarray(w["ratio_select"])
+    bias = xp.asarray(w.get("ratio_bias", xp.zeros(sel.shape[:-1])))
     if xp is np:
-        sel = np.asarray(w["ratio_select"], np.float64)
-        if np.count_nonzero(sel) > 1 or np.any((sel != 0) & (sel != 1)):
-            raise ValueError("ratio_select must be one-hot or zero")
-    out["has_ratio"] = xp.sum(xp.asarray(w["ratio_select"]), axis=-1) > 0
+        vals = np.concatenate([np.ravel(sel), np.ravel(bias)]).astype(np.float64)
+        if not np.all(np.isfinite(vals) & (vals >= 0)):
+            raise ValueError("ratio_select and ratio_bias must be finite and non-negative")
+    out["ratio_bias"] = xp.asarray(bias, dtype)
+    out["has_ratio"] = (xp.sum(sel, axis=-1) > 0) | (bias > 0)
     return out
 
 
@@ -73,9 +83,12 @@ def first_layer(w: dict, logs, xp, spec: str = ONE):
 
 
 def ratio_column(w: dict, x, xp):
-    """The raw value of the network's ratio column in ``x`` ([...], float64; 0 if none)."""
+    """The network's ratio at raw features ``x``: ``ratio_bias + sum(ratio_select * x)``
+    ([...], float64; 0 if none). Columns outside the ratio add exact zeros, so a one-hot
+    ratio is its column's value."""
     x = xp.asarray(x, dtype=xp.float64)
-    return xp.sum(xp.where(w["ratio_select"] > 0, x, 0.0), axis=-1)
+    sel = xp.asarray(w["ratio_select"]).astype(xp.float64)
+    return w["ratio_bias"].astype(xp.float64) + xp.sum(xp.where(sel > 0, x * sel, 0.0), axis=-1)
 
 
 def finish(w: dict, h, ratio, xp, spec: str = ONE):

@@ -444,13 +444,20 @@ class SurrogateCost:
         return mlp.finish(w, h, self._ratio_rows(op, x0, xs, xp)[1:], xp)
 
     def _ratio_rows(self, op: str, x0, xs, xp):
-        """The ratio column of network ``op`` at the batch and at each anchor ([1 + A])."""
-        sel = np.asarray(self.w[op]["ratio_select"])
-        AF = ATTENTION_FEATURES
-        name = AF[int(np.argmax(sel))] if sel.any() else AF[0]
-        at = (xs[:, SHIFTED_COLUMNS.index(name)] if name in SHIFTED_COLUMNS
-              else xp.broadcast_to(x0.cols[name], xs.shape[:1]))
-        return xp.concatenate([x0.cols[name][None], at])
+        """The ratio of network ``op`` (:func:`mlp.ratio_column`: its ratio column, or its
+        linear ratio) at the batch and at each anchor ([1 + A]); the anchors differ from the
+        batch in :data:`SHIFTED_COLUMNS` only."""
+        w = self.w[op]
+        sel = np.asarray(w["ratio_select"], np.float64)
+        bias = float(np.asarray(w["ratio_bias"], np.float64))
+        base = xp.asarray(bias, dtype=xp.float64)
+        at = xp.full(xs.shape[:1], bias, dtype=xp.float64)
+        for i in np.nonzero(sel > 0)[0]:  # host constants: the terms a ratio has
+            name, c = ATTENTION_FEATURES[i], float(sel[i])
+            base = base + c * x0.cols[name]
+            at = at + c * (xs[:, SHIFTED_COLUMNS.index(name)] if name in SHIFTED_COLUMNS
+                           else x0.cols[name])
+        return xp.concatenate([base[None], at])
 
     def _attention_stack(self, n_anchor: int):
         """Prefill and decode networks stacked as rows [prefill, decode x n_anchor] (None

@@ -17,7 +17,9 @@ raises :class:`~frontier_jax.predict.errors.DataError` (a ``ValueError``) with o
 - an ``.npz`` with a missing key (``x_mean x_std z_lo z_hi W0 b0 ... y_mean y_std
   ratio_select``), arrays of the wrong shape (``W0`` must have one row per feature of the
   operator's family; each layer must feed the next; the head has one output), non-numeric
-  arrays, non-finite weights, or a ``ratio_select`` that is neither one-hot nor zero;
+  arrays, non-finite weights, a negative ``ratio_select`` entry (one-hot on a roofline
+  feature, or the non-negative coefficients of a linear ratio) or an optional
+  ``ratio_bias`` that is not a non-negative scalar;
 - a ``train_keys.npy`` that is not a 1-D integer array.
 
 :func:`load_predictor_set` calls it first, so both the CLI and the simulator (the surrogate
@@ -150,9 +152,15 @@ def check_weights(weights: dict, n_features: int, file: str, family: str) -> Non
             raise DataError(file, k, f"{int(bad.sum())} of {v.size} values are NaN or infinite",
                             "finite weights " + _TRAIN)
     sel = np.asarray(weights["ratio_select"], np.float64)
-    if np.count_nonzero(sel) > 1 or np.any((sel != 0) & (sel != 1)):
+    if np.any(sel < 0):
         raise DataError(file, "ratio_select", f"got {_show(sel.tolist())}",
-                        "one-hot (a single 1, the ratio feature) or all zero")
+                        "non-negative: one-hot (a single 1, the ratio feature), the coefficients "
+                        "of a linear ratio, or all zero")
+    if "ratio_bias" in weights:
+        bias = np.asarray(weights["ratio_bias"], np.float64)
+        if bias.size != 1 or not float(bias.reshape(-1)[0]) >= 0:
+            raise DataError(file, "ratio_bias", f"got {_show(bias.tolist())}",
+                            "a scalar >= 0 (seconds: the constant of a linear ratio)")
     if not (weights["x_std"] > 0).all():
         raise DataError(file, "x_std", f"got {_show(float(weights['x_std'].min()))}", "scales > 0")
     y_std = float(np.asarray(weights["y_std"]).reshape(-1)[0])

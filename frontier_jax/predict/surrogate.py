@@ -5,12 +5,14 @@ A surrogate maps the raw feature vector of an operator (see
 :mod:`frontier_jax.predict.features`) to its time in seconds:
 
 ``z = clip((log1p(max(x, 0)) - x_mean) / x_std, z_lo, z_hi)`` (the box of the training
-inputs); ``z`` goes through ``depth`` dense layers with SiLU and a linear head; ``log t = head * y_std + y_mean + sum(ratio_select * log(max(x, 1e-9)))``.
-With ``target="log_ratio"`` ``ratio_select`` is one-hot on the roofline feature, so the
-network predicts the log of time / roofline; clipping the inputs to the training box holds
-the learnt efficiency at its edge value outside the data, so the time extrapolates like the
-roofline (and a feature that was constant in training, e.g. the device peak, only acts
-through the roofline).
+inputs); ``z`` goes through ``depth`` dense layers with SiLU and a linear head; ``log t = head
+* y_std + y_mean + log(max(ratio_bias + sum(ratio_select * x), 1e-9))``.
+With ``target="log_ratio"`` ``ratio_select`` is one-hot on the roofline feature (or, given
+``ratio_coef``, the coefficients of a linear model of the time, e.g. a whole engine step's
+:func:`frontier_jax.predict.train.physics_ratio`), so the network predicts the log of time /
+roofline; clipping the inputs to the training box holds the learnt efficiency at its edge
+value outside the data, so the time extrapolates like the roofline (and a feature that was
+constant in training, e.g. the device peak, only acts through the roofline).
 
 Training distils the forest (its predictions on the training rows and on perturbed and
 scaled-up copies of them), or, for a whole engine step, fits the measured times, each step
@@ -94,10 +96,16 @@ def fit_surrogate(op: str, family: str, X: np.ndarray, log_t: np.ndarray, *,
                   feature_names: tuple[str, ...], sample_weight: np.ndarray | None = None,
                   target: str = "log_ratio", ratio_index: int = -1, width: int = 128,
                   depth: int = 3, steps: int = 4000, batch_size: int = 512, lr: float = 3e-3,
-                  weight_decay: float = 1e-6, seed: int = 0) -> SurrogateModel:
+                  weight_decay: float = 1e-6, seed: int = 0, ratio_coef: np.ndarray | None = None,
+                  ratio_bias: float = 0.0) -> SurrogateModel:
     """Train an MLP surrogate on raw features ``X`` ``[N, F]`` and targets ``log_t``
     (natural log of seconds), with optional per-row weights (``steps`` of AdamW on random
     minibatches, warm-up + cosine learning rate).
+
+    The ``log_ratio`` target divides by column ``ratio_index`` of ``X``, or, given
+    ``ratio_coef`` ``[F]`` (non-negative), by the linear ratio ``ratio_bias + X @ ratio_coef``
+    (seconds; stored as ``ratio_select`` and ``ratio_bias`` in float32, the precision the
+    target is computed in).
 
     Returns:
         a :class:`SurrogateModel` whose ``weights`` are float32 numpy arrays.
@@ -106,17 +114,26 @@ def fit_surrogate(op: str, family: str, X: np.ndarray, log_t: np.ndarray, *,
     log_t = np.asarray(log_t, dtype=np.float64)
     F = X.shape[1]
     sel = np.zeros(F)
+    bias = np.float32(0.0)
     if target == "log_ratio":
-        if ratio_index < 0:
-            raise ValueError("target='log_ratio' needs ratio_index")
-        sel[ratio_index] = 1.0
+        if ratio_coef is not None:
+            sel = np.asarray(ratio_coef, np.float32).astype(np.float64)
+            bias = np.float32(ratio_bias)
+            if sel.shape != (F,) or not (np.all(np.isfinite(sel)) and np.all(sel >= 0)
+                                         and np.isfinite(bias) and bias >= 0):
+                raise ValueError(f"ratio_coef must be {F} finite values >= 0 and ratio_bias >= 0")
+        elif ratio_index < 0:
+            raise ValueError("target='log_ratio' needs ratio_index or ratio_coef")
+        else:
+            sel[ratio_index] = 1.0
     elif target != "log_time":
         raise ValueError(f"unknown surrogate target {target!r}")
     Z = np.log1p(np.maximum(X, 0.0))
     x_mean = Z.mean(0)
     x_std = Z.std(0)
     x_std = np.where(x_std > 1e-6, x_std, 1.0)
-    y = log_t - np.log(np.maximum(X, TINY_S)) @ sel
+    ratio = float(bias) + np.where(sel > 0, X * sel, 0.0).sum(-1)
+    y = log_t - np.where(sel.any() or bias > 0, np.log(np.maximum(ratio, TINY_S)), 0.0)
     y_mean, y_std = float(y.mean()), float(max(y.std(), 1e-6))
     Zs = ((Z - x_mean) / x_std).astype(np.float32)
     ys = ((y - y_mean) / y_std).astype(np.float32)
@@ -159,9 +176,15 @@ def fit_surrogate(op: str, family: str, X: np.ndarray, log_t: np.ndarray, *,
     weights["y_mean"] = np.asarray(y_mean, dtype=np.float32)
     weights["y_std"] = np.asarray(y_std, dtype=np.float32)
     weights["ratio_select"] = sel.astype(np.float32)
+    linear = target == "log_ratio" and ratio_coef is not None
+    if linear:
+        weights["ratio_bias"] = np.asarray(bias, dtype=np.float32)
     info = {"width": width, "depth": depth, "steps": steps, "batch_size": bs, "lr": lr,
             "train_points": int(n), "activation": "silu", "target": target,
-            "ratio_feature": feature_names[ratio_index] if ratio_index >= 0 else None}
+            "ratio_feature": feature_names[ratio_index] if ratio_index >= 0 and not linear else None}
+    if linear:
+        info["linear_ratio"] = {"bias_s": float(bias), "coefficients": {
+            feature_names[i]: float(sel[i]) for i in np.nonzero(sel)[0]}}
     return SurrogateModel(op, family, target, tuple(feature_names), weights, info)
 
 
