@@ -141,6 +141,8 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str, str]] = {
                             f"{OP}.npz", "ratio_bias: got -0.001"),
     "ratio_bias_vector": (_edit_npz(lambda w: w.__setitem__("ratio_bias", np.zeros(2, np.float32))),
                           f"{OP}.npz", "ratio_bias: got [0.0, 0.0]"),
+    "ratio_bias_shape": (_edit_npz(lambda w: w.__setitem__("ratio_bias", np.zeros(1, np.float32))),
+                         f"{OP}.npz", "ratio_bias: got [0.0]"),
     "train_keys_header": (lambda d: apply_corruption(d, [("flip_byte", "keys", 10**6)]), "train_keys.npy",
                           "not a readable .npy"),  # tokenize.TokenError in numpy's header parser (fuzz)
     "train_keys_garbage": (lambda d: (d / "train_keys.npy").write_bytes(b"garbage"), "train_keys.npy",

@@ -214,6 +214,15 @@ def test_fit_surrogate_with_a_linear_ratio():
     np.testing.assert_allclose(np.asarray(got), p, rtol=1e-4)
     with pytest.raises(ValueError, match="non-negative"):
         mlp.prepare_weights({**s.weights, "ratio_select": np.float32([-1.0, 0.0, 1.0])})
+    for bad in (-1e-3, np.nan):
+        with pytest.raises(ValueError, match="non-negative"):
+            mlp.prepare_weights({**s.weights, "ratio_bias": np.float32(bad)})
+    # a one-hot ratio is its column's value, bit for bit (every operator but the whole step)
+    onehot = {**s.weights, "ratio_select": np.float32([0.0, 1.0, 0.0])}
+    onehot.pop("ratio_bias")
+    for xp in (np, jnp):
+        got = mlp.ratio_column(mlp.prepare_weights(onehot, xp.float32, xp), xp.asarray(X), xp)
+        np.testing.assert_array_equal(np.asarray(got), X[:, 1])
     with pytest.raises(ValueError, match="ratio_coef"):
         fit_surrogate("g", "attention", X, np.log(t), feature_names=("a", "b", "c"),
                       ratio_coef=-coef, steps=10)
@@ -441,6 +450,35 @@ def test_physics_ratio_recovers_a_linear_step_law():
     assert not coef[outside].any()
     assert np.max(np.abs((bias + tidy @ coef) / truth - 1)) < 0.03
     assert bias == pytest.approx(3e-3, rel=0.2)
+
+
+def test_physics_ratio_falls_back_to_the_column(tmp_path, monkeypatch):
+    """No usable physics (the solver gives up, or a fit that prices steps at ~0): the
+    network keeps its one-column ratio (time per token) and the card says so."""
+    import scipy.optimize
+
+    import frontier_jax.predict.train as T
+
+    prof = _engine_profile(np.random.default_rng(0))
+    X = F.frame_features("attention", _tidy_engine(prof))
+    names, t = F.FEATURE_NAMES["attention"], prof.time_s.to_numpy()
+
+    def gives_up(*a, **k):
+        raise RuntimeError("Maximum number of iterations reached.")
+
+    monkeypatch.setattr(scipy.optimize, "nnls", lambda A, b, **k: (np.zeros(A.shape[1]), 0.0))
+    assert T.physics_ratio(X, t, names) is None  # physics 0 < PHYSICS_FLOOR x time
+    monkeypatch.setattr(scipy.optimize, "nnls", gives_up)
+    assert T.physics_ratio(X, t, names) is None
+    (tmp_path / "prof").mkdir()
+    save_profiles(prof, tmp_path / "prof" / "engine.csv")
+    card = T.train_predictors(tmp_path / "prof", "native", tmp_path / "set", seed=0, save_forests=False,
+                              forest_params={"n_estimators": 5, "min_samples_leaf": 1},
+                              surrogate_params={"steps": 50, "width": 8, "depth": 1})
+    info = card["models"]["iteration"]
+    assert info["surrogate_ratio"] == "num_tokens" and "linear_ratio" not in info["surrogate"]
+    w = load_predictor_set(tmp_path / "set")["weights"]["iteration"]
+    assert "ratio_bias" not in w and w["ratio_select"][names.index("num_tokens")] == 1.0
 
 
 def test_measured_steps_weigh_by_their_time(tmp_path, monkeypatch):

@@ -158,7 +158,7 @@ def check_weights(weights: dict, n_features: int, file: str, family: str) -> Non
                         "of a linear ratio, or all zero")
     if "ratio_bias" in weights:
         bias = np.asarray(weights["ratio_bias"], np.float64)
-        if bias.size != 1 or not float(bias.reshape(-1)[0]) >= 0:
+        if bias.ndim != 0 or not float(bias) >= 0:
             raise DataError(file, "ratio_bias", f"got {_show(bias.tolist())}",
                             "a scalar >= 0 (seconds: the constant of a linear ratio)")
     if not (weights["x_std"] > 0).all():

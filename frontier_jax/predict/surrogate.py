@@ -104,8 +104,8 @@ def fit_surrogate(op: str, family: str, X: np.ndarray, log_t: np.ndarray, *,
 
     The ``log_ratio`` target divides by column ``ratio_index`` of ``X``, or, given
     ``ratio_coef`` ``[F]`` (non-negative), by the linear ratio ``ratio_bias + X @ ratio_coef``
-    (seconds; stored as ``ratio_select`` and ``ratio_bias`` in float32, the precision the
-    target is computed in).
+    (seconds; stored as ``ratio_select`` and ``ratio_bias`` in float32, and the target is
+    computed in float64 from those rounded values, as every evaluation computes it).
 
     Returns:
         a :class:`SurrogateModel` whose ``weights`` are float32 numpy arrays.

@@ -197,12 +197,18 @@ def measured_weights(time_s: np.ndarray) -> np.ndarray:
     return t / t.mean()
 
 
+PHYSICS_FLOOR = 1e-3  # smallest physics / measured time accepted on a training row
+
+
 def physics_ratio(X: np.ndarray, time_s: np.ndarray, names,
-                  columns: tuple[str, ...] = ITERATION_FEATURES) -> tuple[np.ndarray, float]:
+                  columns: tuple[str, ...] = ITERATION_FEATURES) -> tuple[np.ndarray, float] | None:
     """The linear physics a whole-step network (``ITERATION_OP``) corrects: non-negative
     coefficients ``[F]`` (zero outside ``columns``) and a constant (seconds) of
     ``time ~ bias + X @ coef``, fitted by non-negative least squares on the relative error
-    weighted by time (``sum (pred - t)^2 / t``, as :func:`measured_weights`).
+    weighted by time (``sum (pred - t)^2 / t``, as :func:`measured_weights`). None when no
+    usable fit exists: the solver gives up, or some training row's physics is under
+    :data:`PHYSICS_FLOOR` of its time (a kind of step the fit prices at ~0, whose log ratio
+    would swamp the network's target); the caller then keeps the one-column ratio.
 
     Each column is additive work of one step (tokens, sequences, KV pages, query x context
     sums, FLOPs, bytes), so the fit is a roofline whose rates and per-step and per-sequence
@@ -222,10 +228,16 @@ def physics_ratio(X: np.ndarray, time_s: np.ndarray, names,
     scale = np.sqrt((A ** 2).mean(0))
     scale = np.where(scale > 0, scale, 1.0)
     w = 1.0 / np.sqrt(np.maximum(t, TINY_S))
-    sol, _ = nnls(A / scale * w[:, None], t * w)
+    try:  # the totals are collinear (num_seqs = p_num_seqs + d_num_seqs, ...): allow long runs
+        sol, _ = nnls(A / scale * w[:, None], t * w, maxiter=50 * A.shape[1])
+    except (RuntimeError, ValueError):
+        return None
     sol = sol / scale
     coef = np.zeros(X.shape[1])
     coef[idx] = sol[1:]
+    phys = sol[0] + X @ coef
+    if not (np.all(np.isfinite(sol)) and np.all(phys >= PHYSICS_FLOOR * t)):
+        return None
     return coef, float(sol[0])
 
 
@@ -476,9 +488,9 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
             lin: dict = {}
             if teacher == "measured":  # the training rows as measured (see surrogate_teacher)
                 X_d, y_d, w_d = Xo[tr], np.log(y_tr), measured_weights(y_tr)
-                coef, bias = physics_ratio(Xo[tr], y_tr, names)
-                if coef.any() or bias > 0:
-                    lin = {"ratio_coef": coef, "ratio_bias": bias}
+                phys = physics_ratio(Xo[tr], y_tr, names)
+                if phys is not None:
+                    lin = {"ratio_coef": phys[0], "ratio_bias": phys[1]}
             else:
                 # distillation set: training rows + perturbed copies, labelled by the forest
                 copies = int(max(1, min(ap["copies"], ap["max_points"] // max(int(tr.sum()), 1))))
@@ -517,7 +529,8 @@ def train_predictors(data, fmt: str = "auto", out_dir: str | os.PathLike = "pred
                 "file": fname,
                 "features": family,
                 "target": sur.target,
-                "ratio_feature": names[ri],
+                "ratio_feature": names[ri],  # the forest's; a linear surrogate ratio: below
+                "surrogate_ratio": "linear (surrogate.linear_ratio)" if lin else names[ri],
                 "inputs": "all" if keep is None else [n for n, k in zip(names, keep, strict=True) if k],
                 "surrogate": {**sur.info, "teacher": teacher,
                               "row_weights": "uniform" if w_d is None else "measured time"},
