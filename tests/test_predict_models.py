@@ -440,8 +440,8 @@ def test_physics_ratio_recovers_a_linear_step_law():
     work totals (see physics_ratio); on a profile that follows such a law it is the law."""
     from frontier_jax.predict.train import physics_ratio
 
-    tidy = F.frame_features("attention", _tidy_engine(_engine_profile(np.random.default_rng(0))))
     prof = _engine_profile(np.random.default_rng(0))
+    tidy = F.frame_features("attention", _tidy_engine(prof))
     truth = np.array([3e-3 + 1.7e-4 * sum(q) + 2e-7 * sum(c) for q, c in zip(prof.q_lens, prof.c_lens, strict=True)])
     names = F.FEATURE_NAMES["attention"]
     coef, bias = physics_ratio(tidy, prof.time_s.to_numpy(), names)

@@ -42,6 +42,7 @@ ones for both the fitted roofline and the trained set (`calibration_frame`).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -213,6 +214,13 @@ def profile_rows(profile: pd.DataFrame, drop_transient: int = DROP_TRANSIENT) ->
 SERVED = "served "  # probe name prefix of a calibration run's steps
 
 
+@functools.cache
+def iterations(run: Path) -> pd.DataFrame:
+    """A run's ``iterations.parquet``, read once per process (each cost variant, the served
+    calibration rows and the drift line use it; nothing changes it in place)."""
+    return pd.read_parquet(run / "iterations.parquet")
+
+
 def served_rows(runs: list[Path], limit: int | None = None) -> pd.DataFrame:
     """The engine's own steps from calibration replays (replay.py run folders) as profile
     rows: probe "served <run>", the engine's block size; at most ``limit`` rows, picked evenly
@@ -221,7 +229,7 @@ def served_rows(runs: list[Path], limit: int | None = None) -> pd.DataFrame:
     parts = []
     for run in runs:
         meta = json.loads((run / "meta.json").read_text())
-        it = pd.read_parquet(run / "iterations.parquet")
+        it = iterations(run)
         parts.append(it.assign(probe=SERVED + run.name, probe_kind="served",
                                block_size=int(meta["engine"]["block_size"])))
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -330,7 +338,7 @@ def measured_stats(req: pd.DataFrame, it: pd.DataFrame) -> dict[str, float]:
 def simulate_run(run: Path, hw: dict[str, Any], cost: dict[str, Any]) -> dict[str, Any]:
     meta = json.loads((run / "meta.json").read_text())
     req = pd.read_parquet(run / "requests.parquet").sort_values("arrival_s", kind="stable")
-    it = pd.read_parquet(run / "iterations.parquet")
+    it = iterations(run)
     arrival = req["arrival_s"].to_numpy(float)
     arrival = np.maximum.accumulate(np.maximum(arrival - arrival.min(), 0.0))
     t_shift = float(req["arrival_s"].min())
@@ -453,7 +461,7 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
                                            and abs(row[key]["rel_err"]) <= TARGETS[key])
                     row[key]["repeat_spread"] = repeat_spread(m)
                     # how uncertain the measured mean itself is (std / mean / sqrt(repeats))
-                    row[key]["mean_rel_sem"] = (float(np.std(m, ddof=1) / mm / np.sqrt(len(m)))
+                    row[key]["mean_rel_sem"] = (row[key]["measured_std"] / mm / math.sqrt(len(m))
                                                 if len(m) > 1 and mm else None)
             pe = [x["per_iteration_cost_error"] for x in rs if x["per_iteration_cost_error"].get("n")]
             row["per_iteration_cost_error"] = {
@@ -465,7 +473,7 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     return agg
 
 
-def print_table(agg: dict[str, Any]) -> None:
+def print_table(agg: dict[str, Any], summary: dict[str, dict[str, int]]) -> None:
     for variant, by_rate in agg.items():
         for rate, row in by_rate.items():
             print(f"\n== cost {variant}, rate {rate} req/s ({row['repeats']} repeat(s); "
@@ -492,7 +500,7 @@ def print_table(agg: dict[str, Any]) -> None:
                       f"{pe['busy_ratio_pred_over_meas']:.3f}")
     print("\n(target: item 5's bound on |error|, '!' where missed; repeats: the largest "
           "deviation of one measured repeat from the mean of the others)")
-    for variant, s in target_summary(agg).items():
+    for variant, s in summary.items():
         reps = (f"the engine's repeats stay within them in {s['repeats_within']} of "
                 f"{s['repeat_cells']}" if s["repeat_cells"] else "one run per rate: no repeats to compare")
         print(f"targets, {variant}: the simulation meets {s['met']} of {s['cells']}; {reps}")
@@ -588,14 +596,15 @@ def main(argv: list[str] | None = None) -> int:
             r["variant"] = name
             results.append(r)
     agg = aggregate(results)
-    print_table(agg)
+    summary = target_summary(agg)
+    print_table(agg, summary)
     # the engine's own speed from run to run, on decode batches of one shape: a drift the
     # calibration (one run) carries into every simulated rate
     paths = runs + (find_runs(args.calibration) if args.calibration else [])
     names = [f"{p.parent.name}/{p.name}" for p in paths]
     if len(set(names)) < len(names):  # e.g. two replay folders of one name: the whole path
         names = [str(p) for p in paths]
-    its = {k: pd.read_parquet(p / "iterations.parquet") for k, p in zip(names, paths, strict=True)}
+    its = {k: iterations(p) for k, p in zip(names, paths, strict=True)}
     drift = decode_drift(its)
     if drift:
         print("engine drift, pure-decode steps of one shape against all runs' median: "
@@ -603,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"hardware": hw, "cost_variants": {k: c for k, (_, c) in variants.items()},
            "hardware_variants": {k: h for k, (h, _) in variants.items()}, "fit": fit_info,
            "runs": results, "by_rate": agg, "targets": TARGETS,
-           "target_summary": target_summary(agg), "decode_drift": drift}
+           "target_summary": summary, "decode_drift": drift}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2, default=float) + "\n")

@@ -267,8 +267,8 @@ def calibration_pieces(args: argparse.Namespace) -> list[dict[str, Any]]:
     requests: what ``compare.py --calibration`` learns the engine's served steps from, in the
     engine that serves the validation, spread over its session."""
     prompts, o_len, gaps, wdesc = workload(args, args.calibration_seed, args.calibration_requests)
-    cap = estimate_capacity(args.rates_from_profile, float(np.mean([len(x) for x in prompts])),
-                            float(o_len.mean()), args.max_num_seqs)
+    cap = estimate_capacity(args.rates_from_profile, wdesc["mean_prompt"], wdesc["mean_output"],
+                            args.max_num_seqs)
     rate = round(args.calibration_load_factor * cap, 3)
     pieces = []
     for k, idx in enumerate(np.array_split(np.arange(len(prompts)), max(args.repeats, 1))):
@@ -308,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pause-s", type=float, default=3.0, help="idle time between runs")
     ap.add_argument("--calibration-requests", type=int, default=0, metavar="N",
                     help="also serve N requests of a workload of their own (--calibration-seed) "
-                         "at --calibration-load-factor x capacity, in one piece before each round "
-                         "of repeats, in the same engine, into --calibration-dir (runs then go "
+                         "at --calibration-load-factor x capacity, split into one piece per round "
+                         "of repeats (about N / --repeats each), each served before its round, in the same engine, into --calibration-dir (runs then go "
                          "repeat-major: every rate of repeat 0, then of repeat 1, ...)")
     ap.add_argument("--calibration-load-factor", type=float, default=0.6)
     ap.add_argument("--calibration-seed", type=int, default=1)
@@ -332,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     iterlog = out_dir / "iterlog.jsonl"
     prompts, o_len, gaps, wdesc = workload(args, args.seed, args.num_requests)
     if args.rates is None:  # explicit --rates win; the profile may still set the calibration's
-        cap = estimate_capacity(args.rates_from_profile, float(np.mean([len(x) for x in prompts])),
-                                float(o_len.mean()), args.max_num_seqs)
+        cap = estimate_capacity(args.rates_from_profile, wdesc["mean_prompt"], wdesc["mean_output"],
+                                args.max_num_seqs)
         rates = [round(f * cap, 3) for f in args.load_factors]
         print(f"replay: estimated capacity {cap:.3f} req/s -> rates {rates}")
         wdesc["estimated_capacity_req_s"] = cap
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         E.add_request(st.engine, "warmup", prompts[0], 4)
         E.drain(st.engine)
 
-        def serve(name: str, prompts_, outputs, arrivals, run_dir: Path, meta: dict) -> dict:
+        def serve(prompts_, outputs, arrivals, run_dir: Path, meta: dict) -> dict:
             time.sleep(args.pause_s)
             return replay_once(st, iterlog, prompts_, outputs, arrivals, run_dir, {**meta, "engine": info})
 
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             name = f"rate{rate:g}_r{rep}"
             meta = {"run": name, "rate": rate, "repeat": rep, "seed": args.seed,
                     "num_requests": len(prompts), "workload": wdesc}
-            s = serve(name, prompts, o_len, np.cumsum(gaps) / rate, out_dir / name, meta)
+            s = serve(prompts, o_len, np.cumsum(gaps) / rate, out_dir / name, meta)
             results.append({"run": name, "rate": rate, **s})
             print(f"replay {name}: {s['finished']}/{s['requests']} finished in "
                   f"{s['wall_s']:.1f} s, {s['iterations']} iterations, "
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if cal:  # repeat-major: each round of repeats opens with a calibration piece
             for rep, piece in enumerate(cal):
-                s = serve(piece["name"], piece["prompts"], piece["outputs"], piece["arrivals"],
+                s = serve(piece["prompts"], piece["outputs"], piece["arrivals"],
                           args.calibration_dir / piece["name"], piece["meta"])
                 print(f"replay calibration {piece['name']}: {s['finished']}/{s['requests']} "
                       f"finished in {s['wall_s']:.1f} s, {s['iterations']} iterations", flush=True)

@@ -11,8 +11,8 @@
 # the profile), RATES (explicit req/s list, overrides LOAD_FACTORS), LENGTHS (trace|synthetic),
 # ARCH (llama|qwen2: make_model.py --arch; qwen2 lives in work/model-qwen2),
 # CALIBRATION (1: CAL_NREQ=100 requests of their own, seed 1, at CAL_LOAD=0.6 x capacity,
-# served by the validation's engine in one piece before each round of repeats, whose steps join
-# the profile; separate: the same requests in one replay of their own engine before the
+# served by the validation's engine split into one piece per round of repeats, each before its
+# round, whose steps join the profile; separate: the same requests in one replay of their own engine before the
 # validation (runs 3-5); 0: the profile alone),
 # OUT (default benchmarks/vllm_cpu/work/validation), SKIP_SETUP=1, SKIP_PROFILE=1.
 set -euo pipefail

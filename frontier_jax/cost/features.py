@@ -311,7 +311,13 @@ def shifted_decode_features(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw,
     cols = shifted_decode_columns(x0, c, decode, shifts, xp, peak_flops=peak_flops,
                                   mem_bw=mem_bw, dtype_bytes=dtype_bytes, block_size=block_size,
                                   aligned=aligned)
-    return x0[None, :] * SHIFT_KEEP + cols @ SHIFT_EMBED  # exact: one-hot
+    return with_shifted(x0, cols)
+
+
+def with_shifted(x0, cols):
+    """Attention feature rows ``[A, F]``: ``x0`` ``[F]`` with its :data:`SHIFTED_COLUMNS`
+    replaced by ``cols`` ``[A, S]`` (exact: the embedding is one-hot)."""
+    return x0[None, :] * SHIFT_KEEP + cols @ SHIFT_EMBED
 
 
 def shifted_decode_columns(x0, c, decode, shifts, xp=np, *, peak_flops, mem_bw, dtype_bytes=2,

@@ -73,15 +73,14 @@ from frontier_jax.cost import mlp
 from frontier_jax.cost.batch import BatchSlots, BatchTotals, batch_totals, grow_decode
 from frontier_jax.cost.compose import iteration_seconds
 from frontier_jax.cost.features import (
-    ATTENTION_FEATURES,
     SHIFT_KEEP,
-    SHIFTED_COLUMNS,
     SHIFTED_INDEX,
     attention_columns,
     collective_features,
     gemm_features,
     shifted_decode_columns,
     stack_attention,
+    with_shifted,
 )
 from frontier_jax.cost.params import SCALAR_FIELDS, CostParams
 from frontier_jax.cost.roofline import _expert_rank_seconds, _gemm, _keys, moe_seconds, op_times
@@ -447,17 +446,8 @@ class SurrogateCost:
         """The ratio of network ``op`` (:func:`mlp.ratio_column`: its ratio column, or its
         linear ratio) at the batch and at each anchor ([1 + A]); the anchors differ from the
         batch in :data:`SHIFTED_COLUMNS` only."""
-        w = self.w[op]
-        sel = np.asarray(w["ratio_select"], np.float64)
-        bias = float(np.asarray(w["ratio_bias"], np.float64))
-        base = xp.asarray(bias, dtype=xp.float64)
-        at = xp.full(xs.shape[:1], bias, dtype=xp.float64)
-        for i in np.nonzero(sel > 0)[0]:  # host constants: the terms a ratio has
-            name, c = ATTENTION_FEATURES[i], float(sel[i])
-            base = base + c * x0.cols[name]
-            at = at + c * (xs[:, SHIFTED_COLUMNS.index(name)] if name in SHIFTED_COLUMNS
-                           else x0.cols[name])
-        return xp.concatenate([base[None], at])
+        rows = xp.concatenate([x0.x[None], with_shifted(x0.x, xs)])
+        return mlp.ratio_column(self.w[op], rows, xp)
 
     def _attention_stack(self, n_anchor: int):
         """Prefill and decode networks stacked as rows [prefill, decode x n_anchor] (None

@@ -132,7 +132,7 @@ def fit_surrogate(op: str, family: str, X: np.ndarray, log_t: np.ndarray, *,
     x_mean = Z.mean(0)
     x_std = Z.std(0)
     x_std = np.where(x_std > 1e-6, x_std, 1.0)
-    ratio = float(bias) + np.where(sel > 0, X * sel, 0.0).sum(-1)
+    ratio = mlp.ratio_column({"ratio_select": sel, "ratio_bias": np.float64(bias)}, X, np)
     y = log_t - np.where(sel.any() or bias > 0, np.log(np.maximum(ratio, TINY_S)), 0.0)
     y_mean, y_std = float(y.mean()), float(max(y.std(), 1e-6))
     Zs = ((Z - x_mean) / x_std).astype(np.float32)
