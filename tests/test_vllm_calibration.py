@@ -191,6 +191,7 @@ def test_calibration_pieces_are_their_own_requests_split_over_the_rounds(tmp_pat
 @pytest.mark.parametrize("extra, msg", [
     (["--calibration-requests", "2", "--repeats", "3"], "at least one per round"),
     (["--calibration-requests", "-1"], "at least one per round"),
+    (["--repeats", "0", "--calibration-requests", "10"], "--repeats 0: at least 1"),
     (["--calibration-requests", "10"], "needs --rates-from-profile"),
     (["--calibration-requests", "10", "--calibration-dir", "x", "--seed", "1"], "must differ"),
 ])

@@ -271,7 +271,7 @@ def calibration_pieces(args: argparse.Namespace) -> list[dict[str, Any]]:
                             args.max_num_seqs)
     rate = round(args.calibration_load_factor * cap, 3)
     pieces = []
-    for k, idx in enumerate(np.array_split(np.arange(len(prompts)), max(args.repeats, 1))):
+    for k, idx in enumerate(np.array_split(np.arange(len(prompts)), args.repeats)):
         name = f"rate{rate:g}_r{k}"
         pieces.append({"name": name, "prompts": [prompts[i] for i in idx], "outputs": o_len[idx],
                        "arrivals": np.cumsum(gaps[idx]) / rate,
@@ -317,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.rates is None and args.rates_from_profile is None:
         ap.error("give --rates or --rates-from-profile")
+    if args.repeats < 1:
+        ap.error(f"--repeats {args.repeats}: at least 1 (runs per rate)")
     if args.calibration_requests < 0 or 0 < args.calibration_requests < args.repeats:
         ap.error(f"--calibration-requests {args.calibration_requests}: 0, or at least one per "
                  f"round of repeats ({args.repeats})")
