@@ -24,8 +24,10 @@ differ by more than a constant); for MoE, the near-repeat ceiling per model, tim
 (``by_model_tp``); and the accuracy split by the measurement's own repetition spread
 (``rel_std <= 2%`` vs ``> 2%``).
 
-Usage: ``python benchmarks/predictor_accuracy.py --json [--data ROOT] [--out DIR]``;
-``--noise-only`` prints the noise figures alone (seconds, no training).
+Usage: ``python benchmarks/predictor_accuracy.py --json [--data ROOT] [--out DIR] [--device
+DEV ...]`` (A800 and H800 by default; ``--device all`` takes every device folder, A100, H100
+and RTX PRO 6000 included); ``--noise-only`` prints the noise figures alone (seconds, no
+training).
 
 ``--skew`` runs the skew experiment instead: the attention test rows of the heterogeneous
 and mixed batches split into terciles of the coefficient of variation of their sequence
@@ -300,7 +302,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print JSON (the only output format)")
     ap.add_argument("--data", default=None, help="shared data root (default $FRONTIER_SHARED_DATA or ../shared/data)")
     ap.add_argument("--out", default=None, help="where to write the predictor sets (default: a temp folder)")
-    ap.add_argument("--device", action="append", help="a800 / h800 (repeatable; default both)")
+    ap.add_argument("--device", action="append",
+                    help="a device folder of the Frontier profiles (a800, h800, a100, h100, rtx_pro_6000; "
+                         "repeatable; 'all': every folder; default a800 and h800)")
     ap.add_argument("--quick", action="store_true", help="small surrogates (smoke run)")
     ap.add_argument("--noise-only", action="store_true",
                     help="only the data's noise figures (replicates, cross-measurement): no training")
@@ -314,19 +318,21 @@ def main(argv=None) -> int:
     if not (root / "frontier" / "data" / "profiling" / "compute").exists():
         print(json.dumps({"skipped": f"no Frontier profiles under {root}"}))
         return 0
+    compute = root / "frontier" / "data" / "profiling" / "compute"
+    devices = tuple(args.device or (("a800",) if args.skew else ("a800", "h800")))
+    if "all" in devices:
+        devices = tuple(sorted(p.name for p in compute.iterdir() if p.is_dir()))
     t0 = time.time()
     if args.noise_only:
-        res = noise(root, tuple(args.device or ("a800", "h800")))
+        res = noise(root, devices)
     elif args.skew:
         with tempfile.TemporaryDirectory() as tmp:
-            res = skew(root, Path(args.out or tmp), tuple(args.device or ("a800",)), quick=args.quick)
+            res = skew(root, Path(args.out or tmp), devices, quick=args.quick)
     elif args.out:
-        res = run(root, Path(args.out), tuple(args.device or ("a800", "h800")), quick=args.quick,
-                  surrogate=arch)
+        res = run(root, Path(args.out), devices, quick=args.quick, surrogate=arch)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            res = run(root, Path(tmp), tuple(args.device or ("a800", "h800")), quick=args.quick,
-                      surrogate=arch)
+            res = run(root, Path(tmp), devices, quick=args.quick, surrogate=arch)
     res["wall_seconds"] = round(time.time() - t0, 1)
     if not args.noise_only:
         res["surrogate_arch"] = arch or "train's default"
