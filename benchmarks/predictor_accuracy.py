@@ -315,10 +315,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     arch = {k: v for k, v in (("width", args.width), ("depth", args.depth)) if v} or None
     root = Path(args.data or os.environ.get("FRONTIER_SHARED_DATA") or REPO.parent / "shared" / "data")
-    if not (root / "frontier" / "data" / "profiling" / "compute").exists():
+    compute = root / "frontier" / "data" / "profiling" / "compute"
+    if not compute.exists():
         print(json.dumps({"skipped": f"no Frontier profiles under {root}"}))
         return 0
-    compute = root / "frontier" / "data" / "profiling" / "compute"
     devices = tuple(args.device or (("a800",) if args.skew else ("a800", "h800")))
     if "all" in devices:
         devices = tuple(sorted(p.name for p in compute.iterdir() if p.is_dir()))
