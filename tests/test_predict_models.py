@@ -345,6 +345,40 @@ def test_frontier_head_to_head_reimplementation():
     assert small.n_estimators == 10
 
 
+
+def test_gemm_distillation_probe_interpolation_baseline():
+    """benchmarks/gemm_distillation_probe.py --interpolate: a GEMM that follows a power law in
+    its token count is interpolated exactly from its training rows; a test row off the law is
+    missed; a shape with one training row is left out."""
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gemm_distillation_probe as probe
+
+    from frontier_jax.predict.train import holdout_mask
+
+    m = np.arange(16, 16 * 41, 16)
+    keys = [f"linear|dev|tp=1|m={x}" for x in m]
+    rows = [{"op": op, "config_key": k, "model": "x", "tp": 1, "n": n, "k": 64, "dtype_bytes": 2,
+             "m": x, "time_s": 1e-6 * x ** 0.8 * n / 64}
+            for op, n in (("attn_pre_proj", 64), ("mlp_up_proj", 128)) for k, x in zip(keys, m, strict=True)]
+    df = pd.DataFrame(rows)
+    te = holdout_mask(df["config_key"], probe.SEED, 0.2)
+    inner = te & (df["m"] > m.min()) & (df["m"] < m.max())  # between two training rows
+    assert inner.any()
+    exact = df[~te | inner]
+    res = probe.interpolate(exact)["cuda_event"]
+    assert res == {"test_rows": int(inner.sum()), "interpolation_within_5": 1.0, "left_out": 0}
+    off = exact.copy()
+    first = off.index[inner[off.index]][0]
+    off.loc[first, "time_s"] *= 1.2  # one test row 20% off the law
+    assert probe.interpolate(off)["cuda_event"]["interpolation_within_5"] < 1.0
+    lone = pd.concat([exact, pd.DataFrame([{**rows[0], "n": 999, "config_key": df.loc[inner.idxmax(), "config_key"]}])],
+                     ignore_index=True)  # a shape whose only row is a test row
+    assert probe.interpolate(lone)["cuda_event"]["left_out"] == 1
+
 def _engine_profile(rng: np.random.Generator) -> pd.DataFrame:
     """Native rows of a CPU engine's whole steps ("iteration") on a sparse probe grid, as
     benchmarks/vllm_cpu/profile_engine.py measures them: prefill chunks of 32, 128 and 512
