@@ -181,11 +181,15 @@ def test_grouped_gemm_launch_features_follow_vllm_default_config():
     assert small[M["ctas_up"]] == 3 * (2 * 768 // 32) and small[M["ctas_down"]] == 3 * (2048 // 32)
     assert small[M["waves_up"]] == 2 and small[M["waves_down"]] == 2  # 144 and 192 CTAs on 108 SMs
     assert small[M["grid_m"]] == 6  # ceil((3 x 8 + 4 x 15) / 16)
+    # K-loops: waves x BLOCK_SIZE_K steps, 64-wide K blocks: 2048 / 64 up, 768 / 64 down
+    assert small[M["kloop_up"]] == 2 * 32 and small[M["kloop_down"]] == 2 * 12
     assert small[M["warm_context"]] == 1
     large = F.grouped_gemm_features(counts, mask, np, num_tokens=5, tp=2, warm=0, **kw)
     assert large[M["small_m_config"]] == 0 and large[M["block_m"]] == 64 and large[M["block_tiles"]] == 3
     assert large[M["expert_hidden_shard"]] == 384 and large[M["ctas_up"]] == 3 * (2 * 384 // 64)
     assert large[M["warm_context"]] == 0
+    # 32-wide K blocks; 36 and 96 CTAs fit one wave: 2048 / 32 up, 384 / 32 down
+    assert large[M["kloop_up"]] == 64 and large[M["kloop_down"]] == 12
     # padded rows: 3 tiles of 64 for 20 rows, FLOPs at the shard width
     assert large[M["block_pad_ratio"]] == pytest.approx(3 * 64 / 20)
     assert large[M["block_roofline_s"]] == pytest.approx(

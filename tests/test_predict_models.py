@@ -539,3 +539,68 @@ def test_measured_steps_weigh_by_their_time(tmp_path, monkeypatch):
                        surrogate_params={"steps": 50, "width": 8, "depth": 1})
     t, w = seen["iteration"]
     assert w is not None and np.allclose(w, t / t.mean())
+
+
+def _kloop_moe_rows(rng, n=400):
+    """Synthetic kernel-only GroupedGEMM rows of a small MoE layer, latency-bound as H800's
+    5-60 us kernels are: a launch, a fixed time per K-loop step of each GEMM, and the padded
+    blocks' roofline; half the rows timed warm (the same time: kernel-only timing)."""
+    from frontier_jax.predict.importers import moe_stats_from_counts
+
+    kw = dict(hidden=2048, expert_hidden=768, topk=8, gated=1, peak_flops=989e12, mem_bw=3.35e12, num_sms=132)
+    rows = []
+    for _ in range(n):
+        tp, ep = int(rng.choice([1, 2, 4, 8])), int(rng.choice([1, 2, 4]))
+        local = 16 // ep
+        tokens = int(rng.choice([1, 2, 4, 8, 16, 32, 64]))
+        counts = rng.multinomial(tokens * 8 // ep, np.full(local, 1.0 / local))
+        mask = np.ones(local, bool)
+        x = F.grouped_gemm_features(counts, mask, np, num_tokens=tokens, tp=tp, ep=ep, **kw)
+        col = {n: x[i] for i, n in enumerate(F.MOE_FEATURES)}
+        t = 6e-6 + 1.5e-7 * (col["kloop_up"] + col["kloop_down"]) + 0.5 * col["block_roofline_s"]
+        rows.append(dict(family="moe", op="moe_grouped_gemm", device="h800", num_tokens=tokens,
+                         **moe_stats_from_counts(counts), hidden=2048, expert_hidden=768, topk=8,
+                         gated=1, tp=tp, ep=ep, num_experts=16, dtype_bytes=2,
+                         warm_context=int(rng.random() < 0.5), time_s=t * rng.lognormal(0, 0.005)))
+    return pd.DataFrame(rows)
+
+
+def test_moe_models_correct_the_kernel_physics(tmp_path):
+    """MoE forests and surrogates learn a correction to a linear physics of the kernel
+    (PHYSICS_COLUMNS: the K-loops and the padded roofline), fitted on the training rows: on
+    rows that follow such a law both predict held-out rows within 3%, and the card, the
+    forest and the network carry the same physics, over those columns only."""
+    from frontier_jax.predict.train import PHYSICS_COLUMNS
+
+    df = _kloop_moe_rows(np.random.default_rng(0))
+    (tmp_path / "prof").mkdir()
+    save_profiles(df, tmp_path / "prof" / "moe.csv")
+    card = train_predictors(tmp_path / "prof", "native", tmp_path / "set", seed=0,
+                            forest_params=TINY_FOREST, surrogate_params={**TINY_SUR, "steps": 1500})
+    info = card["models"]["moe_grouped_gemm"]
+    assert info["forest"]["target"].startswith("log(time / physics)")
+    lin = info["surrogate"]["linear_ratio"]
+    assert lin["coefficients"] and set(lin["coefficients"]) <= set(PHYSICS_COLUMNS["moe"])
+    forest = __import__("joblib").load(tmp_path / "set" / "forests" / "moe_grouped_gemm.joblib")["forest"]
+    names = F.MOE_FEATURES
+    outside = [i for i, n in enumerate(names) if n not in PHYSICS_COLUMNS["moe"]]
+    assert forest.ratio_coef is not None and not forest.ratio_coef[outside].any()
+    assert forest.ratio_bias == pytest.approx(lin["bias_s"], rel=1e-6)
+    acc = info["accuracy"]
+    assert acc["forest"]["within_5"] >= 0.97 and acc["surrogate"]["within_5"] >= 0.97, acc
+    # the law's constant is the launch
+    assert lin["bias_s"] == pytest.approx(6e-6, rel=0.25)
+
+
+def test_moe_copies_visit_the_other_timing_context():
+    """Half the augmented MoE copies flip the timing context (warm <-> standalone); every
+    other configuration field stays as the training row had it."""
+    from frontier_jax.predict.train import augment_rows
+
+    df = _kloop_moe_rows(np.random.default_rng(1), n=50).assign(warm_context=1)
+    out = augment_rows("moe", df, copies=8, sigma=0.15, rng=np.random.default_rng(2))
+    assert len(out) == 8 * len(df)
+    share = (out["warm_context"] == 0).mean()
+    assert 0.4 < share < 0.6
+    for c in ("tp", "ep", "hidden", "expert_hidden", "topk", "num_experts", "local_experts"):
+        np.testing.assert_array_equal(out[c].to_numpy(), np.tile(df[c].to_numpy(), 8))

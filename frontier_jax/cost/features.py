@@ -24,10 +24,11 @@ MOE_TILE_M = 64  # vLLM fused_moe BLOCK_SIZE_M for large batches
 MOE_TILE_N = 128
 # vLLM fused_moe's default launch config (get_default_config, used where no tuned JSON
 # exists for the device and shape, as for A800 / H800 at these shapes): BLOCK_SIZE_M 16 and
-# BLOCK_SIZE_N 32 while the tokens entering the layer do not outnumber the local experts,
-# else 64 and 64. Each expert's rows are padded to BLOCK_SIZE_M (moe_align_block_size).
-MOE_SMALL_BLOCK = (16, 32)
-MOE_LARGE_BLOCK = (64, 64)
+# BLOCK_SIZE_N 32 (BLOCK_SIZE_K 64) while the tokens entering the layer do not outnumber the
+# local experts, else 64 and 64 (BLOCK_SIZE_K 32). Each expert's rows are padded to
+# BLOCK_SIZE_M (moe_align_block_size). Blocks are (BLOCK_SIZE_M, BLOCK_SIZE_N, BLOCK_SIZE_K).
+MOE_SMALL_BLOCK = (16, 32, 64)
+MOE_LARGE_BLOCK = (64, 64, 32)
 DECODE_KV_ROUND = 64  # Vidur's decode-proxy rounding of the mean KV length
 
 ATTENTION_FEATURES: tuple[str, ...] = (
@@ -65,6 +66,9 @@ MOE_FEATURES: tuple[str, ...] = (
     "small_m_config", "block_m", "block_tiles", "block_pad_ratio", "expert_hidden_shard",
     "ctas_up", "ctas_down", "waves_up", "waves_down", "grid_m", "block_roofline_s",
     "block_roofline_max_s",
+    # the latency-bound length of each GEMM: waves x the K-loop steps of one CTA (a small
+    # kernel streams its weights one BLOCK_SIZE_K slice per step, too few CTAs to hide it)
+    "kloop_up", "kloop_down",
     # 1 = timed warm, after an FFN-like prefix (Frontier's "prefill_hot" context), as the
     # kernel runs inside a served step; 0 = timed standalone
     "warm_context",
@@ -466,6 +470,7 @@ def moe_features_from_stats(num_tokens, routed_tokens, local_experts, active_exp
     small = (T <= L).astype(T.dtype)
     bm = xp.where(small > 0, float(MOE_SMALL_BLOCK[0]), float(MOE_LARGE_BLOCK[0]))
     bn = xp.where(small > 0, float(MOE_SMALL_BLOCK[1]), float(MOE_LARGE_BLOCK[1]))
+    bk = xp.where(small > 0, float(MOE_SMALL_BLOCK[2]), float(MOE_LARGE_BLOCK[2]))
     btiles = xp.maximum(A * xp.ceil(mean_a / bm), xp.ceil(mx / bm))
     bpad = xp.where(R > 0, btiles * bm / xp.maximum(R, 1.0), 0.0)
     ehs = eh / xp.maximum(tpv, 1.0)
@@ -476,11 +481,13 @@ def moe_features_from_stats(num_tokens, routed_tokens, local_experts, active_exp
     bwbytes = db * A * h * ehs * mats
     broof = xp.maximum(bflops / pf, (bwbytes + abytes) / bw)
     broof_max = xp.maximum(2.0 * xp.ceil(mx / bm) * bm * h * ehs * mats / pf, db * h * ehs * mats / bw)
+    waves_up, waves_down = xp.ceil(ctas_up / sms), xp.ceil(ctas_down / sms)
     cols = [T, R, L, A, util, mean, mean_a, mx, mn, cv, gini, ent, ent_n, mlr,
             tiles_max, tiles_est, pad, ctas, waves, h, eh, kk, g, tpv, epv,
             flops, wbytes, abytes, roof, roof_max, db, pf * 1e-12, bw * 1e-12, sms,
-            small, bm, btiles, bpad, ehs, ctas_up, ctas_down, xp.ceil(ctas_up / sms),
-            xp.ceil(ctas_down / sms), grid_m, broof, broof_max, _f(warm, xp) + 0 * T]
+            small, bm, btiles, bpad, ehs, ctas_up, ctas_down, waves_up, waves_down, grid_m,
+            broof, broof_max, waves_up * xp.ceil(h / bk), waves_down * xp.ceil(ehs / bk),
+            _f(warm, xp) + 0 * T]
     return xp.stack(cols, axis=-1)
 
 

@@ -47,9 +47,15 @@ class ForestModel:
     feature_names: tuple[str, ...]
     estimator: object = field(repr=False)
     aggregate: str = "median"
+    # a linear physics model the forest corrects (``ratio_bias + X @ ratio_coef``, seconds;
+    # see frontier_jax.predict.train.physics_ratio); None: the ``target`` alone decides
+    ratio_coef: np.ndarray | None = field(default=None, repr=False)
+    ratio_bias: float = 0.0
 
     def offset(self, X: np.ndarray) -> np.ndarray:
-        """Log-offset added to the regressor output (log roofline or 0)."""
+        """Log-offset added to the regressor output (log physics, log roofline or 0)."""
+        if self.ratio_coef is not None:
+            return np.log(np.maximum(self.ratio_bias + X @ self.ratio_coef, TINY_S))
         if self.target == "log_ratio":
             return np.log(np.maximum(X[:, self.ratio_index], TINY_S))
         return np.zeros(len(X))
@@ -96,8 +102,13 @@ def fit_forest(op: str, family: str, X: np.ndarray, time_s: np.ndarray, *,
                kind: str = "extra", seed: int = 0, n_estimators: int = 200,
                min_samples_leaf: int = 1, max_features: float | str | None = 1.0,
                sample_weight: np.ndarray | None = None, aggregate: str = "median",
-               n_jobs: int = 1) -> ForestModel:
+               n_jobs: int = 1, ratio_coef: np.ndarray | None = None,
+               ratio_bias: float = 0.0) -> ForestModel:
     """Fit a forest on raw features ``X`` ``[N, F]`` and measured times (seconds).
+
+    Given ``ratio_coef`` ``[F]`` (and ``ratio_bias``, seconds), the trees learn
+    ``log(time / (ratio_bias + X @ ratio_coef))``, a correction to that linear physics,
+    whatever ``target`` says.
 
     Returns:
         the fitted :class:`ForestModel` (predicts seconds).
@@ -109,7 +120,12 @@ def fit_forest(op: str, family: str, X: np.ndarray, time_s: np.ndarray, *,
     X = np.asarray(X, dtype=np.float64)
     est = make_estimator(kind, seed=seed, n_estimators=n_estimators,
                          min_samples_leaf=min_samples_leaf, max_features=max_features, n_jobs=n_jobs)
-    model = ForestModel(op, family, target, ratio_index, tuple(feature_names), est, aggregate)
+    coef = None if ratio_coef is None else np.asarray(ratio_coef, dtype=np.float64)
+    if coef is not None and (coef.shape != (X.shape[1],) or not np.all(np.isfinite(coef))
+                             or (coef < 0).any() or not ratio_bias >= 0):
+        raise ValueError(f"ratio_coef must be {X.shape[1]} finite values >= 0 and ratio_bias >= 0")
+    model = ForestModel(op, family, target, ratio_index, tuple(feature_names), est, aggregate,
+                        coef, float(ratio_bias))
     y = np.log(np.asarray(time_s, dtype=np.float64)) - model.offset(X)
     est.fit(transform_features(X), y, sample_weight=sample_weight)
     return model
