@@ -32,7 +32,8 @@ Frontier's grid. Attention is not compared: Frontier's attention models price a 
 its simulator's query path (rounded KV sizes, a 1.1 factor for multi-request decode, the
 mixed-batch features), which this script does not re-implement.
 
-    python benchmarks/frontier_head_to_head.py [--data ROOT] [--device a800 --device h800] [--grid small|full] [--json]
+    python benchmarks/frontier_head_to_head.py [--data ROOT] [--device a800 --device h800] [--grid small|full]
+        [--group gemm|moe] [--json]
 
 prints the README's table (``--json``: everything, per model and TP too); ``table(json.load(f))``
 renders a saved JSON.
@@ -108,13 +109,16 @@ def _test_rows(frame: pd.DataFrame, ops) -> pd.DataFrame:
         ["source", "source_row", "op", "base", "test", "time_s", "tp", "model"]]
 
 
-def frontier_predictions(folder: Path, frames: dict, grid: dict, log) -> pd.DataFrame:
+FAMILY_OPS = {"gemm": ("linear", GEMM_OPS), "moe": ("moe", (MOE_OP,))}
+
+
+def frontier_predictions(folder: Path, frames: dict, grid: dict, log, groups=tuple(FAMILY_OPS)) -> pd.DataFrame:
     """Frontier's prediction (seconds) of every test row of the GEMM and GroupedGEMM groups,
     trained on the training rows of its own slice; NaN where the slice has no training row.
     ``folder``: the device folder the frames were loaded from (their ``source`` paths are
-    relative to it)."""
+    relative to it). ``groups``: which of :data:`FAMILY_OPS` to price."""
     out = []
-    for family, ops in (("linear", GEMM_OPS), ("moe", (MOE_OP,))):
+    for family, ops in (FAMILY_OPS[g] for g in groups):
         if family not in frames:
             continue
         rows = _test_rows(frames[family], ops)
@@ -148,7 +152,7 @@ def frontier_predictions(folder: Path, frames: dict, grid: dict, log) -> pd.Data
         columns=["source", "source_row", "base", "frontier_s"])
 
 
-def compare(root: Path, devices, grid_name: str, verbose: bool = False) -> dict:
+def compare(root: Path, devices, grid_name: str, verbose: bool = False, only=tuple(FAMILY_OPS)) -> dict:
     compute = root / "frontier" / "data" / "profiling" / "compute"
     grid = GRIDS[grid_name]
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if verbose else (lambda s: None)
@@ -162,10 +166,10 @@ def compare(root: Path, devices, grid_name: str, verbose: bool = False) -> dict:
             result["devices"][dev] = {"skipped": f"{path} not found"}
             continue
         t0 = time.time()
-        frames = load_profiles(path, include=["linear_op", "moe"])
-        fr = frontier_predictions(path, frames, grid, log)
+        frames = load_profiles(path, include=[{"gemm": "linear_op", "moe": "moe"}[g] for g in only])
+        fr = frontier_predictions(path, frames, grid, log, only)
         t_frontier = time.time() - t0
-        ops = list(GEMM_OPS) + [MOE_OP]
+        ops = [op for g in only for op in FAMILY_OPS[g][1]]
         with tempfile.TemporaryDirectory() as tmp:
             train_predictors(frames, out_dir=tmp, ops=ops, seed=0)
             rows = eval_predictors(tmp, frames, split="test", ops=ops, return_rows=True).pop("_rows")
@@ -220,6 +224,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None, help="shared data root (default $FRONTIER_SHARED_DATA or ../shared/data)")
     ap.add_argument("--device", action="append", help="a800 / h800 (repeatable; default both)")
     ap.add_argument("--grid", choices=sorted(GRIDS), default="small")
+    ap.add_argument("--group", action="append", choices=sorted(FAMILY_OPS),
+                    help="operator group to compare (repeatable; default both: gemm, moe)")
     ap.add_argument("--json", action="store_true", help="print the JSON (default: a table)")
     ap.add_argument("-v", "--verbose", action="store_true", help="progress per Frontier forest on stderr")
     a = ap.parse_args(argv)
@@ -228,7 +234,7 @@ def main(argv=None) -> int:
         print(json.dumps({"skipped": f"no Frontier profiles under {root}"}))
         return 0
     t0 = time.time()
-    res = compare(root, tuple(a.device or ("a800", "h800")), a.grid, a.verbose)
+    res = compare(root, tuple(a.device or ("a800", "h800")), a.grid, a.verbose, tuple(a.group or FAMILY_OPS))
     res["wall_seconds"] = round(time.time() - t0, 1)
     if a.json:
         print(json.dumps(res, indent=1))
