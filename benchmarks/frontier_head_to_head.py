@@ -109,7 +109,8 @@ def _test_rows(frame: pd.DataFrame, ops) -> pd.DataFrame:
         ["source", "source_row", "op", "base", "test", "time_s", "tp", "model"]]
 
 
-FAMILY_OPS = {"gemm": ("linear", GEMM_OPS), "moe": ("moe", (MOE_OP,))}
+# group -> (profile family, operator base names, substring of its profile files)
+FAMILY_OPS = {"gemm": ("linear", GEMM_OPS, "linear_op"), "moe": ("moe", (MOE_OP,), "moe")}
 
 
 def frontier_predictions(folder: Path, frames: dict, grid: dict, log, groups=tuple(FAMILY_OPS)) -> pd.DataFrame:
@@ -118,7 +119,7 @@ def frontier_predictions(folder: Path, frames: dict, grid: dict, log, groups=tup
     ``folder``: the device folder the frames were loaded from (their ``source`` paths are
     relative to it). ``groups``: which of :data:`FAMILY_OPS` to price."""
     out = []
-    for family, ops in (FAMILY_OPS[g] for g in groups):
+    for family, ops, _ in (FAMILY_OPS[g] for g in groups):
         if family not in frames:
             continue
         rows = _test_rows(frames[family], ops)
@@ -166,7 +167,7 @@ def compare(root: Path, devices, grid_name: str, verbose: bool = False, only=tup
             result["devices"][dev] = {"skipped": f"{path} not found"}
             continue
         t0 = time.time()
-        frames = load_profiles(path, include=[{"gemm": "linear_op", "moe": "moe"}[g] for g in only])
+        frames = load_profiles(path, include=[FAMILY_OPS[g][2] for g in only])
         fr = frontier_predictions(path, frames, grid, log, only)
         t_frontier = time.time() - t0
         ops = [op for g in only for op in FAMILY_OPS[g][1]]

@@ -321,7 +321,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0,
                     help="split and training seed (default 0, the README's tables)")
     ap.add_argument("--group", action="append", choices=sorted(TARGETS),
-                    help="score only this group (repeatable; default all). Fewer groups train fewer "
+                    help="score only this group (repeatable; default all; --skew and --noise-only ignore it). Fewer groups train fewer "
                          "operators, and the shared random stream then draws other augmented copies")
     ap.add_argument("--skew", action="store_true",
                     help="the skew experiment: attention error per tercile of batch length CV")
@@ -341,7 +341,7 @@ def main(argv=None) -> int:
         res = noise(root, devices)
     elif args.skew:
         with tempfile.TemporaryDirectory() as tmp:
-            res = skew(root, Path(args.out or tmp), devices, quick=args.quick)
+            res = skew(root, Path(args.out or tmp), devices, args.seed, quick=args.quick)
     elif args.out:
         res = run(root, Path(args.out), devices, args.seed, quick=args.quick, surrogate=arch, only=groups)
     else:

@@ -202,7 +202,8 @@ PHYSICS_FLOOR = 1e-3  # smallest physics / measured time accepted on a training 
 
 def physics_ratio(X: np.ndarray, time_s: np.ndarray, names,
                   columns: tuple[str, ...] = ITERATION_FEATURES) -> tuple[np.ndarray, float] | None:
-    """The linear physics a whole-step network (``ITERATION_OP``) corrects: non-negative
+    """The linear physics a model corrects (the whole-step ``ITERATION_OP`` network; the
+    forest and network of a family in :data:`PHYSICS_COLUMNS`, given its ``columns``): non-negative
     coefficients ``[F]`` (zero outside ``columns``) and a constant (seconds) of
     ``time ~ bias + X @ coef``, fitted by non-negative least squares on the relative error
     weighted by time (``sum (pred - t)^2 / t``, as :func:`measured_weights`). None when no
